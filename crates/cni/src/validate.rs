@@ -1,0 +1,157 @@
+//! Checks for the names that reach paths, netlink messages and nftables
+//! names: a hostile container id or interface name stops here.
+
+use crate::error::{code, Error};
+
+/// Whether `s` matches `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, the spec's pattern
+/// for container ids and network names.
+pub fn is_valid_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+}
+
+/// Validates `CNI_CONTAINERID` (code 4 on bad characters, as the reference).
+pub fn container_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::invalid_env(
+            "required env variables [CNI_CONTAINERID] missing",
+        ));
+    }
+    if !is_valid_id(id) {
+        return Err(
+            Error::new(code::INVALID_ENV, "invalid characters in containerID").with_details(id),
+        );
+    }
+    Ok(())
+}
+
+/// Validates a network `name` (code 7): it becomes a directory name.
+pub fn network_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::invalid_config("missing network name"));
+    }
+    if name.len() > 253 || !is_valid_id(name) {
+        return Err(
+            Error::invalid_config("invalid characters in network name (field \"name\")")
+                .with_details(format!(
+                    "{name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"
+                )),
+        );
+    }
+    Ok(())
+}
+
+/// Why an interface name is unusable, or `None` when the kernel takes it.
+pub fn interface_name_problem(name: &str) -> Option<(&'static str, String)> {
+    if name.is_empty() {
+        return Some(("interface name is empty", String::new()));
+    }
+    if name.len() > 15 {
+        return Some((
+            "interface name is too long",
+            "interface name should be less than 16 characters".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Some(("interface name is . or ..", String::new()));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Some((
+            "interface name contains / or : or whitespace characters",
+            String::new(),
+        ));
+    }
+    None
+}
+
+/// Validates `CNI_IFNAME` (code 4).
+pub fn interface_name(name: &str) -> Result<(), Error> {
+    match interface_name_problem(name) {
+        None => Ok(()),
+        Some((msg, details)) => {
+            Err(Error::invalid_env(format!("CNI_IFNAME {name:?}: {msg}")).with_details(details))
+        }
+    }
+}
+
+/// Validates an interface name that comes from a config field (code 7).
+pub fn config_interface_name(field: &str, name: &str) -> Result<(), Error> {
+    match interface_name_problem(name) {
+        None => Ok(()),
+        Some((msg, details)) => Err(Error::invalid_config(format!(
+            "field {field:?} ({name:?}): {msg}"
+        ))
+        .with_details(details)),
+    }
+}
+
+/// Validates a plugin `type` (code 7): it is looked up as a file in CNI_PATH.
+pub fn plugin_type(field: &str, t: &str) -> Result<(), Error> {
+    if t.is_empty() {
+        return Err(Error::invalid_config(format!(
+            "missing plugin type (field {field:?})"
+        )));
+    }
+    if t.contains('/') || t.contains('\\') || t == "." || t == ".." || t.contains('\0') {
+        return Err(
+            Error::invalid_config(format!("invalid plugin name {t:?} in field {field:?}"))
+                .with_details(
+                    "a plugin type is a file name in CNI_PATH and may not contain a path separator",
+                ),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("abc-1.2_3"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("-abc"));
+        assert!(!is_valid_id("a/b"));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id("../x"));
+        assert_eq!(container_id("a/b").unwrap_err().code, 4);
+        assert_eq!(container_id("").unwrap_err().code, 4);
+        assert_eq!(network_name("").unwrap_err().code, 7);
+        assert_eq!(network_name("../etc").unwrap_err().code, 7);
+        assert!(network_name("podman").is_ok());
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(interface_name("eth0").is_ok());
+        assert!(interface_name("123456789012345").is_ok());
+        let e = interface_name("1234567890123456").unwrap_err();
+        assert_eq!(e.code, 4);
+        assert!(e.msg.contains("too long"));
+        assert!(interface_name("a/b").is_err());
+        assert!(interface_name("a:b").is_err());
+        assert!(interface_name("a b").is_err());
+        assert!(interface_name(".").is_err());
+        assert!(interface_name("..").is_err());
+        assert!(interface_name("").is_err());
+        assert_eq!(config_interface_name("bridge", "x/y").unwrap_err().code, 7);
+    }
+
+    #[test]
+    fn plugin_types() {
+        assert!(plugin_type("type", "bridge").is_ok());
+        assert!(plugin_type("ipam.type", "../host-local")
+            .unwrap_err()
+            .msg
+            .contains("ipam.type"));
+        assert!(plugin_type("type", "").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Kernel access shared by every plugin.
