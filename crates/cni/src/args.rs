@@ -17,9 +17,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Ok(true),
         "0" | "f" | "false" | "" => Ok(false),
-        _ => Err(Error::invalid_env(format!(
-            "ARGS: {key}={v:?} is not a boolean"
-        ))),
+        _ => Err(Error::invalid_env(format!("ARGS: {key}={v:?} is not a boolean"))),
     }
 }
 
@@ -32,12 +30,10 @@ impl CniArgs {
                 continue;
             }
             let Some((k, v)) = pair.split_once('=') else {
-                return Err(Error::invalid_env(format!("ARGS: invalid pair {pair:?}"))
-                    .with_details("CNI_ARGS"));
+                return Err(Error::invalid_env(format!("ARGS: invalid pair {pair:?}")).with_details("CNI_ARGS"));
             };
             if k.is_empty() {
-                return Err(Error::invalid_env(format!("ARGS: invalid pair {pair:?}"))
-                    .with_details("CNI_ARGS"));
+                return Err(Error::invalid_env(format!("ARGS: invalid pair {pair:?}")).with_details("CNI_ARGS"));
             }
             if k == "IgnoreUnknown" {
                 args.ignore_unknown = parse_bool(k, v)?;
@@ -50,11 +46,7 @@ impl CniArgs {
 
     /// The value of `key` (case-sensitive, as the Go reference); the last one wins.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Fails on keys outside `known` unless `IgnoreUnknown` was set.
@@ -71,12 +63,8 @@ impl CniArgs {
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(
-                Error::invalid_env(format!("ARGS: unknown args [{}]", unknown.join(" ")))
-                    .with_details(
-                        "set IgnoreUnknown=1 in CNI_ARGS to ignore keys this plugin does not use",
-                    ),
-            )
+            Err(Error::invalid_env(format!("ARGS: unknown args [{}]", unknown.join(" ")))
+                .with_details("set IgnoreUnknown=1 in CNI_ARGS to ignore keys this plugin does not use"))
         }
     }
 }
@@ -104,17 +92,10 @@ mod tests {
 
     #[test]
     fn malformed_pairs() {
-        assert_eq!(
-            CniArgs::parse("FOO").unwrap_err().msg,
-            "ARGS: invalid pair \"FOO\""
-        );
+        assert_eq!(CniArgs::parse("FOO").unwrap_err().msg, "ARGS: invalid pair \"FOO\"");
         assert!(CniArgs::parse("=x").is_err());
         assert!(CniArgs::parse("IgnoreUnknown=maybe").is_err());
         assert_eq!(CniArgs::parse("").unwrap(), CniArgs::default());
-        assert!(
-            CniArgs::parse("IgnoreUnknown=TRUE;")
-                .unwrap()
-                .ignore_unknown
-        );
+        assert!(CniArgs::parse("IgnoreUnknown=TRUE;").unwrap().ignore_unknown);
     }
 }

@@ -72,10 +72,7 @@ pub struct Dns {
 impl Dns {
     /// Whether nothing is set (an empty `dns` is printed as `{}`).
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty()
-            && self.domain.is_empty()
-            && self.search.is_empty()
-            && self.options.is_empty()
+        self.nameservers.is_empty() && self.domain.is_empty() && self.search.is_empty() && self.options.is_empty()
     }
 }
 
@@ -102,11 +99,7 @@ pub struct IpRange {
     /// The subnet addresses come from.
     pub subnet: IpNetwork,
     /// First address handed out (inclusive).
-    #[serde(
-        rename = "rangeStart",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "rangeStart", default, skip_serializing_if = "Option::is_none")]
     pub range_start: Option<IpAddr>,
     /// Last address handed out (inclusive).
     #[serde(rename = "rangeEnd", default, skip_serializing_if = "Option::is_none")]
@@ -218,8 +211,7 @@ impl NetConf {
         let Some(cni) = self.args.as_ref().and_then(|a| a.get("cni")) else {
             return Ok(ArgsCni::default());
         };
-        serde_json::from_value(cni.clone())
-            .map_err(|e| Error::invalid_config(format!("invalid args.cni: {e}")))
+        serde_json::from_value(cni.clone()).map_err(|e| Error::invalid_config(format!("invalid args.cni: {e}")))
     }
 
     /// The IPAM plugin to delegate to, if any (validated: a file name only).
@@ -255,19 +247,11 @@ pub struct NetConfList {
 impl NetConfList {
     /// Parses a conflist, or a single `.conf` wrapped as a list of one.
     pub fn from_bytes(bytes: &[u8], single: bool) -> Result<NetConfList, Error> {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::decode(format!("error parsing configuration: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::decode(format!("error parsing configuration: {e}")))?;
         if single {
-            let name = v
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let version = v
-                .get("cniVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let version = v.get("cniVersion").and_then(Value::as_str).unwrap_or_default().to_string();
             let list = NetConfList {
                 cni_version: version,
                 cni_versions: Vec::new(),
@@ -279,8 +263,8 @@ impl NetConfList {
             list.validate()?;
             return Ok(list);
         }
-        let list: NetConfList = serde_json::from_value(v)
-            .map_err(|e| Error::invalid_config(format!("invalid conflist: {e}")))?;
+        let list: NetConfList =
+            serde_json::from_value(v).map_err(|e| Error::invalid_config(format!("invalid conflist: {e}")))?;
         list.validate()?;
         Ok(list)
     }
@@ -288,10 +272,7 @@ impl NetConfList {
     fn validate(&self) -> Result<(), Error> {
         validate::network_name(&self.name)?;
         if self.plugins.is_empty() {
-            return Err(Error::invalid_config(format!(
-                "network {:?}: \"plugins\" is empty",
-                self.name
-            )));
+            return Err(Error::invalid_config(format!("network {:?}: \"plugins\" is empty", self.name)));
         }
         for (i, p) in self.plugins.iter().enumerate() {
             let t = p.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -311,19 +292,14 @@ impl NetConfList {
         }
         match best {
             Some(v) => Ok(v),
-            None if self.cni_version.is_empty() && self.cni_versions.is_empty() => {
-                Ok(crate::Version::V010)
-            }
+            None if self.cni_version.is_empty() && self.cni_versions.is_empty() => Ok(crate::Version::V010),
             None => Err(crate::version::incompatible(&self.cni_version)),
         }
     }
 
     /// The capabilities a plugin declared (`"capabilities": {"portMappings": true}`).
     pub fn declared_capabilities(plugin: &Value) -> BTreeMap<String, bool> {
-        plugin
-            .get("capabilities")
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default()
+        plugin.get("capabilities").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default()
     }
 }
 
@@ -360,8 +336,7 @@ mod tests {
 
     #[test]
     fn ipam_type_checked() {
-        let c: NetConf =
-            serde_json::from_value(serde_json::json!({"ipam": {"type": "../x"}})).unwrap();
+        let c: NetConf = serde_json::from_value(serde_json::json!({"ipam": {"type": "../x"}})).unwrap();
         assert!(c.ipam_type().unwrap_err().msg.contains("ipam.type"));
         let c: NetConf = serde_json::from_value(serde_json::json!({"ipam": {}})).unwrap();
         assert_eq!(c.ipam_type().unwrap(), None);
@@ -375,28 +350,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.selected_version().unwrap(), crate::Version::V110);
-        let l = NetConfList::from_bytes(
-            br#"{"cniVersion":"7.0.0","name":"n","plugins":[{"type":"bridge"}]}"#,
-            false,
-        )
-        .unwrap();
+        let l = NetConfList::from_bytes(br#"{"cniVersion":"7.0.0","name":"n","plugins":[{"type":"bridge"}]}"#, false)
+            .unwrap();
         assert_eq!(l.selected_version().unwrap_err().code, 1);
     }
 
     #[test]
     fn conflist_validation() {
         assert!(NetConfList::from_bytes(br#"{"name":"n","plugins":[]}"#, false).is_err());
-        assert!(
-            NetConfList::from_bytes(br#"{"name":"n","plugins":[{"type":"../x"}]}"#, false).is_err()
-        );
-        assert!(
-            NetConfList::from_bytes(br#"{"name":"a/b","plugins":[{"type":"x"}]}"#, false).is_err()
-        );
-        let single = NetConfList::from_bytes(
-            br#"{"cniVersion":"0.4.0","name":"n","type":"bridge"}"#,
-            true,
-        )
-        .unwrap();
+        assert!(NetConfList::from_bytes(br#"{"name":"n","plugins":[{"type":"../x"}]}"#, false).is_err());
+        assert!(NetConfList::from_bytes(br#"{"name":"a/b","plugins":[{"type":"x"}]}"#, false).is_err());
+        let single = NetConfList::from_bytes(br#"{"cniVersion":"0.4.0","name":"n","type":"bridge"}"#, true).unwrap();
         assert_eq!(single.plugins.len(), 1);
         assert_eq!(single.cni_version, "0.4.0");
     }

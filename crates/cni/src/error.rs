@@ -57,11 +57,7 @@ pub struct Error {
 impl Error {
     /// An error with a code and a message.
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Error {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        Error { code, msg: msg.into(), details: String::new() }
     }
     /// Adds the long form.
     pub fn with_details(mut self, details: impl Into<String>) -> Self {

@@ -24,11 +24,7 @@ pub struct Interface {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sandbox: String,
     /// vhost-user socket path (1.1).
-    #[serde(
-        rename = "socketPath",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(rename = "socketPath", default, skip_serializing_if = "String::is_empty")]
     pub socket_path: String,
     /// PCI address (1.1).
     #[serde(rename = "pciID", default, skip_serializing_if = "String::is_empty")]
@@ -76,15 +72,7 @@ pub struct Route {
 impl Route {
     /// A plain route to `dst`, optionally via `gw`.
     pub fn new(dst: IpNetwork, gw: Option<IpAddr>) -> Route {
-        Route {
-            dst,
-            gw,
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: None,
-            scope: None,
-        }
+        Route { dst, gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
     }
 }
 
@@ -187,11 +175,8 @@ impl CniResult {
         let any: AnyResult = serde_json::from_value(value.clone())
             .map_err(|e| Error::decode(format!("could not parse prevResult: {e}")))?;
         if let Some(v) = any.cni_version.as_deref().filter(|v| !v.is_empty()) {
-            let own = Version::parse(v).ok_or_else(|| {
-                Error::decode(format!(
-                    "could not parse prevResult: unknown cniVersion {v:?}"
-                ))
-            })?;
+            let own = Version::parse(v)
+                .ok_or_else(|| Error::decode(format!("could not parse prevResult: unknown cniVersion {v:?}")))?;
             if own.is_legacy() != declared.is_legacy() {
                 return Err(Error::decode(format!(
                     "could not parse prevResult: result has cniVersion {v:?}, config has {:?}",
@@ -206,17 +191,8 @@ impl CniResult {
             dns: any.dns.unwrap_or_default(),
         };
         for legacy in [any.ip4, any.ip6].into_iter().flatten() {
-            r.ips.push(IpConfig {
-                interface: None,
-                address: legacy.ip,
-                gateway: legacy.gateway,
-            });
-            r.routes.extend(
-                legacy
-                    .routes
-                    .into_iter()
-                    .map(|lr| Route::new(lr.dst, lr.gw)),
-            );
+            r.ips.push(IpConfig { interface: None, address: legacy.ip, gateway: legacy.gateway });
+            r.routes.extend(legacy.routes.into_iter().map(|lr| Route::new(lr.dst, lr.gw)));
         }
         Ok(r)
     }
@@ -244,13 +220,7 @@ impl CniResult {
             let routes: Vec<Route> = self
                 .routes
                 .iter()
-                .map(|r| {
-                    if version < Version::V110 {
-                        Route::new(r.dst, r.gw)
-                    } else {
-                        r.clone()
-                    }
-                })
+                .map(|r| if version < Version::V110 { Route::new(r.dst, r.gw) } else { r.clone() })
                 .collect();
             if version < Version::V100 {
                 let ips: Vec<VersionedIp> = self
@@ -263,13 +233,7 @@ impl CniResult {
                         gateway: &ip.gateway,
                     })
                     .collect();
-                serde_json::to_value(Current {
-                    cni_version: v,
-                    interfaces,
-                    ips,
-                    routes,
-                    dns: &self.dns,
-                })
+                serde_json::to_value(Current { cni_version: v, interfaces, ips, routes, dns: &self.dns })
             } else {
                 serde_json::to_value(Current {
                     cni_version: v,
@@ -291,34 +255,17 @@ impl CniResult {
                 .routes
                 .iter()
                 .filter(|r| r.dst.is_ipv4() == v4)
-                .map(|r| LegacyRoute {
-                    dst: r.dst,
-                    gw: r.gw,
-                })
+                .map(|r| LegacyRoute { dst: r.dst, gw: r.gw })
                 .collect();
-            Some(LegacyIp {
-                ip: ip.address,
-                gateway: ip.gateway,
-                routes,
-            })
+            Some(LegacyIp { ip: ip.address, gateway: ip.gateway, routes })
         };
         let (ip4, ip6) = (pick(true), pick(false));
         if ip4.is_none() && ip6.is_none() {
-            return Err(Error::new(
-                code::INCOMPATIBLE_VERSION,
-                "cannot convert: no valid IP addresses",
-            )
-            .with_details(format!(
-                "a {version} result carries only ip4/ip6; this result has no address"
-            )));
+            return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses")
+                .with_details(format!("a {version} result carries only ip4/ip6; this result has no address")));
         }
-        serde_json::to_value(Legacy {
-            cni_version: version.as_str(),
-            ip4,
-            ip6,
-            dns: &self.dns,
-        })
-        .map_err(|e| Error::plugin(format!("encoding result: {e}")))
+        serde_json::to_value(Legacy { cni_version: version.as_str(), ip4, ip6, dns: &self.dns })
+            .map_err(|e| Error::plugin(format!("encoding result: {e}")))
     }
 
     /// Pretty JSON with a 4-space indent and no trailing newline, as the
@@ -329,9 +276,7 @@ impl CniResult {
 
     /// The index of the interface named `ifname` that lives in a sandbox.
     pub fn sandbox_interface(&self, ifname: &str) -> Option<usize> {
-        self.interfaces
-            .iter()
-            .position(|i| i.name == ifname && !i.sandbox.is_empty())
+        self.interfaces.iter().position(|i| i.name == ifname && !i.sandbox.is_empty())
     }
 
     /// Addresses that belong to the container interface `ifname`: those that
@@ -366,11 +311,7 @@ mod tests {
     fn dual() -> CniResult {
         CniResult {
             interfaces: vec![
-                Interface {
-                    name: "cni0".into(),
-                    mac: "aa:bb:cc:dd:ee:01".into(),
-                    ..Default::default()
-                },
+                Interface { name: "cni0".into(), mac: "aa:bb:cc:dd:ee:01".into(), ..Default::default() },
                 Interface {
                     name: "eth0".into(),
                     mac: "aa:bb:cc:dd:ee:02".into(),
@@ -392,10 +333,7 @@ mod tests {
                 },
             ],
             routes: vec![
-                Route {
-                    priority: Some(5),
-                    ..Route::new("0.0.0.0/0".parse().unwrap(), None)
-                },
+                Route { priority: Some(5), ..Route::new("0.0.0.0/0".parse().unwrap(), None) },
                 Route::new("::/0".parse().unwrap(), Some("fd00:88::1".parse().unwrap())),
             ],
             dns: Dns::default(),
@@ -440,10 +378,7 @@ mod tests {
             assert_eq!(v["ip4"]["ip"], "10.88.0.2/24");
             assert_eq!(v["ip4"]["gateway"], "10.88.0.1");
             assert_eq!(v["ip4"]["routes"][0], json!({"dst": "0.0.0.0/0"}));
-            assert_eq!(
-                v["ip6"]["routes"][0],
-                json!({"dst": "::/0", "gw": "fd00:88::1"})
-            );
+            assert_eq!(v["ip6"]["routes"][0], json!({"dst": "::/0", "gw": "fd00:88::1"}));
             assert!(v.get("interfaces").is_none());
         }
     }
@@ -451,10 +386,7 @@ mod tests {
     #[test]
     fn legacy_without_ips_is_an_error() {
         let r = CniResult {
-            interfaces: vec![Interface {
-                name: "eth0".into(),
-                ..Default::default()
-            }],
+            interfaces: vec![Interface { name: "eth0".into(), ..Default::default() }],
             ..Default::default()
         };
         let e = r.to_value(Version::V020).unwrap_err();
@@ -467,11 +399,7 @@ mod tests {
     fn legacy_only_first_ip_per_family_and_routes_need_an_ip() {
         let mut r = dual();
         r.ips.remove(1);
-        r.ips.push(IpConfig {
-            interface: Some(1),
-            address: "10.88.0.3/24".parse().unwrap(),
-            gateway: None,
-        });
+        r.ips.push(IpConfig { interface: Some(1), address: "10.88.0.3/24".parse().unwrap(), gateway: None });
         let v = r.to_value(Version::V020).unwrap();
         assert_eq!(v["ip4"]["ip"], "10.88.0.2/24");
         assert!(v.get("ip6").is_none());
@@ -479,10 +407,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_version() {
-        for ver in crate::version::SUPPORTED
-            .iter()
-            .map(|s| Version::parse(s).unwrap())
-        {
+        for ver in crate::version::SUPPORTED.iter().map(|s| Version::parse(s).unwrap()) {
             let out = dual().to_value(ver).unwrap();
             let back = CniResult::parse(&out, ver).unwrap();
             if ver.is_legacy() {
@@ -507,9 +432,7 @@ mod tests {
         assert!(CniResult::parse(&legacy, Version::V100).is_err());
         let modern = dual().to_value(Version::V040).unwrap();
         assert!(CniResult::parse(&modern, Version::V100).is_ok());
-        assert!(
-            CniResult::parse(&json!({"ips": [{"address": "nonsense"}]}), Version::V100).is_err()
-        );
+        assert!(CniResult::parse(&json!({"ips": [{"address": "nonsense"}]}), Version::V100).is_err());
     }
 
     #[test]
@@ -524,10 +447,7 @@ mod tests {
         let r = dual();
         assert_eq!(r.container_ips("eth0").len(), 2);
         assert_eq!(r.container_ips("eth1").len(), 0);
-        let ipam_only = CniResult {
-            ips: r.ips.clone(),
-            ..Default::default()
-        };
+        let ipam_only = CniResult { ips: r.ips.clone(), ..Default::default() };
         assert_eq!(ipam_only.container_ips("eth0").len(), 2);
     }
 }

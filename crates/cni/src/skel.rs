@@ -94,9 +94,8 @@ impl Context {
     /// Reads this plugin's own options from the config; a type mismatch is
     /// code 7 with serde's message, which names the field.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.raw.clone()).map_err(|e| {
-            Error::invalid_config(format!("invalid {} config: {e}", self.conf.plugin_type))
-        })
+        serde_json::from_value(self.raw.clone())
+            .map_err(|e| Error::invalid_config(format!("invalid {} config: {e}", self.conf.plugin_type)))
     }
 
     /// The previous result in the internal form, if the config carries one.
@@ -109,23 +108,19 @@ impl Context {
 
     /// The previous result, which CHECK (and chained plugins) require.
     pub fn require_prev_result(&self) -> Result<CniResult, Error> {
-        self.prev_result()?
-            .ok_or_else(|| Error::invalid_config("Required prevResult missing"))
+        self.prev_result()?.ok_or_else(|| Error::invalid_config("Required prevResult missing"))
     }
 
     /// GC's list of live attachments: `cni.dev/valid-attachments`, or the
     /// legacy `cni.dev/attachments`. `None` when neither key is present,
     /// which GC must read as "remove nothing".
     pub fn valid_attachments(&self) -> Result<Option<Vec<Attachment>>, Error> {
-        let v = self
-            .raw
-            .get("cni.dev/valid-attachments")
-            .or_else(|| self.raw.get("cni.dev/attachments"));
+        let v = self.raw.get("cni.dev/valid-attachments").or_else(|| self.raw.get("cni.dev/attachments"));
         match v {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
-                Error::invalid_config(format!("invalid cni.dev/valid-attachments: {e}"))
-            }),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| Error::invalid_config(format!("invalid cni.dev/valid-attachments: {e}"))),
         }
     }
 }
@@ -177,20 +172,13 @@ pub fn about(name: &str) -> String {
 }
 
 fn fail(err: &Error, version: &str) -> Outcome {
-    Outcome {
-        stdout: pretty(&err.to_json(version)),
-        stderr: String::new(),
-        exit: 1,
-    }
+    Outcome { stdout: pretty(&err.to_json(version)), stderr: String::new(), exit: 1 }
 }
 
 /// Whether `path` is the calling process's own network namespace.
 fn is_own_netns(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (
-        std::fs::metadata(path),
-        std::fs::metadata("/proc/self/ns/net"),
-    ) {
+    match (std::fs::metadata(path), std::fs::metadata("/proc/self/ns/net")) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
@@ -219,10 +207,7 @@ pub fn build_context(
         }
         if !missing.is_empty() {
             return Err((
-                Error::invalid_env(format!(
-                    "required env variables [{}] missing",
-                    missing.join(" ")
-                )),
+                Error::invalid_env(format!("required env variables [{}] missing", missing.join(" "))),
                 current,
             ));
         }
@@ -232,12 +217,7 @@ pub fn build_context(
     stdin
         .take(MAX_STDIN as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| {
-            (
-                Error::io(format!("error reading from stdin: {e}")),
-                current.clone(),
-            )
-        })?;
+        .map_err(|e| (Error::io(format!("error reading from stdin: {e}")), current.clone()))?;
     if buf.len() > MAX_STDIN {
         return Err((
             Error::decode("stdin is too large")
@@ -245,37 +225,22 @@ pub fn build_context(
             current,
         ));
     }
-    let raw: Value = serde_json::from_slice(&buf).map_err(|e| {
-        (
-            Error::decode(format!("error unmarshall network config: {e}")),
-            current.clone(),
-        )
-    })?;
+    let raw: Value = serde_json::from_slice(&buf)
+        .map_err(|e| (Error::decode(format!("error unmarshall network config: {e}")), current.clone()))?;
     if !raw.is_object() {
-        return Err((
-            Error::decode("error unmarshall network config: not a JSON object"),
-            current,
-        ));
+        return Err((Error::decode("error unmarshall network config: not a JSON object"), current));
     }
     let version_str = match raw.get("cniVersion") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => {
-            return Err((
-                Error::decode("field \"cniVersion\" must be a string"),
-                current,
-            ))
-        }
+        Some(_) => return Err((Error::decode("field \"cniVersion\" must be a string"), current)),
     };
     let version = Version::from_config(version_str).map_err(|e| (e, current.clone()))?;
     let label = version.as_str().to_string();
     let with_label = |e: Error| (e, label.clone());
 
-    let conf: NetConf = serde_json::from_value(raw.clone()).map_err(|e| {
-        with_label(Error::decode(format!(
-            "error unmarshall network config: {e}"
-        )))
-    })?;
+    let conf: NetConf = serde_json::from_value(raw.clone())
+        .map_err(|e| with_label(Error::decode(format!("error unmarshall network config: {e}"))))?;
     validate::network_name(&conf.name).map_err(with_label)?;
     validate::plugin_type("type", &conf.plugin_type).map_err(with_label)?;
     conf.ipam_type().map_err(with_label)?;
@@ -288,14 +253,8 @@ pub fn build_context(
     if let Some(min) = needs {
         if version < min {
             return Err(with_label(
-                Error::new(
-                    code::INCOMPATIBLE_VERSION,
-                    format!("config version does not allow {}", command.as_str()),
-                )
-                .with_details(format!(
-                    "{} needs cniVersion {min} or later, config is {version}",
-                    command.as_str()
-                )),
+                Error::new(code::INCOMPATIBLE_VERSION, format!("config version does not allow {}", command.as_str()))
+                    .with_details(format!("{} needs cniVersion {min} or later, config is {version}", command.as_str())),
             ));
         }
     }
@@ -307,20 +266,11 @@ pub fn build_context(
         validate::interface_name(&ifname).map_err(with_label)?;
         let netns = var("CNI_NETNS").map(PathBuf::from);
         if let Some(ns) = &netns {
-            let override_ok = matches!(
-                var("CNI_NETNS_OVERRIDE").as_deref(),
-                Some("1") | Some("true")
-            );
+            let override_ok = matches!(var("CNI_NETNS_OVERRIDE").as_deref(), Some("1") | Some("true"));
             if matches!(command, Command::Add | Command::Del) && !override_ok && is_own_netns(ns) {
                 return Err(with_label(
-                    Error::new(
-                        code::INVALID_NETNS,
-                        "netns is the plugin's own network namespace",
-                    )
-                    .with_details(format!(
-                        "CNI_NETNS={} (set CNI_NETNS_OVERRIDE=1 if intended)",
-                        ns.display()
-                    )),
+                    Error::new(code::INVALID_NETNS, "netns is the plugin's own network namespace")
+                        .with_details(format!("CNI_NETNS={} (set CNI_NETNS_OVERRIDE=1 if intended)", ns.display())),
                 ));
             }
         }
@@ -331,54 +281,23 @@ pub fn build_context(
 
     let args = CniArgs::parse(&var("CNI_ARGS").unwrap_or_default()).map_err(with_label)?;
     let cni_path = var("CNI_PATH")
-        .map(|p| {
-            p.split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
+        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
         .unwrap_or_default();
 
-    Ok(Context {
-        command,
-        container_id,
-        netns,
-        ifname,
-        cni_path,
-        args,
-        stdin: buf,
-        raw,
-        conf,
-        version,
-    })
+    Ok(Context { command, container_id, netns, ifname, cni_path, args, stdin: buf, raw, conf, version })
 }
 
 /// Runs one invocation against injected I/O: the whole protocol, testable
 /// without a process.
-pub fn execute<P: Plugin>(
-    plugin: &P,
-    env: &dyn Fn(&str) -> Option<String>,
-    stdin: &mut dyn Read,
-) -> Outcome {
+pub fn execute<P: Plugin>(plugin: &P, env: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcome {
     let Some(cmd) = env("CNI_COMMAND") else {
-        return Outcome {
-            stdout: String::new(),
-            stderr: about(plugin.name()),
-            exit: 0,
-        };
+        return Outcome { stdout: String::new(), stderr: about(plugin.name()), exit: 0 };
     };
     let Some(command) = Command::parse(&cmd) else {
-        return fail(
-            &Error::invalid_env(format!("unknown CNI_COMMAND: {cmd}")),
-            CURRENT,
-        );
+        return fail(&Error::invalid_env(format!("unknown CNI_COMMAND: {cmd}")), CURRENT);
     };
     if command == Command::Version {
-        return Outcome {
-            stdout: version_info(),
-            stderr: String::new(),
-            exit: 0,
-        };
+        return Outcome { stdout: version_info(), stderr: String::new(), exit: 0 };
     }
     let ctx = match build_context(env, stdin, command) {
         Ok(ctx) => ctx,
@@ -386,20 +305,12 @@ pub fn execute<P: Plugin>(
     };
     let label = ctx.version.as_str();
     let done = |r: Result<(), Error>| match r {
-        Ok(()) => Outcome {
-            stdout: String::new(),
-            stderr: String::new(),
-            exit: 0,
-        },
+        Ok(()) => Outcome { stdout: String::new(), stderr: String::new(), exit: 0 },
         Err(e) => fail(&e, label),
     };
     match command {
         Command::Add => match plugin.add(&ctx).and_then(|r| r.to_pretty(ctx.version)) {
-            Ok(s) => Outcome {
-                stdout: s,
-                stderr: String::new(),
-                exit: 0,
-            },
+            Ok(s) => Outcome { stdout: s, stderr: String::new(), exit: 0 },
             Err(e) => fail(&e, label),
         },
         Command::Del => done(plugin.del(&ctx)),
@@ -412,13 +323,8 @@ pub fn execute<P: Plugin>(
 
 /// Sets up logging to stderr, level from `CNI_LOG_LEVEL` or `RUST_LOG`.
 pub fn init_logging() {
-    let level = std::env::var("CNI_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn".into());
-    let _ = env_logger::Builder::new()
-        .parse_filters(&level)
-        .target(env_logger::Target::Stderr)
-        .try_init();
+    let level = std::env::var("CNI_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "warn".into());
+    let _ = env_logger::Builder::new().parse_filters(&level).target(env_logger::Target::Stderr).try_init();
 }
 
 /// The `main` of every plugin: runs the invocation against the real
@@ -427,20 +333,16 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     init_logging();
     std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
     let env = |k: &str| std::env::var(k).ok();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        execute(&plugin, &env, &mut std::io::stdin().lock())
-    }))
-    .unwrap_or_else(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        fail(
-            &Error::new(code::INTERNAL, format!("internal error: {what}")),
-            CURRENT,
-        )
-    });
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&plugin, &env, &mut std::io::stdin().lock())))
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                fail(&Error::new(code::INTERNAL, format!("internal error: {what}")), CURRENT)
+            });
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(outcome.stdout.as_bytes());
     let _ = out.flush();
@@ -465,16 +367,8 @@ mod tests {
                 panic!("boom");
             }
             Ok(CniResult {
-                interfaces: vec![Interface {
-                    name: ctx.ifname.clone(),
-                    sandbox: "/x".into(),
-                    ..Default::default()
-                }],
-                ips: vec![IpConfig {
-                    interface: Some(0),
-                    address: "10.0.0.2/24".parse().unwrap(),
-                    gateway: None,
-                }],
+                interfaces: vec![Interface { name: ctx.ifname.clone(), sandbox: "/x".into(), ..Default::default() }],
+                ips: vec![IpConfig { interface: Some(0), address: "10.0.0.2/24".parse().unwrap(), gateway: None }],
                 ..Default::default()
             })
         }
@@ -487,20 +381,13 @@ mod tests {
     }
 
     fn run_with(vars: &[(&str, &str)], stdin: &str) -> Outcome {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let env = move |k: &str| map.get(k).cloned();
         execute(&Fake, &env, &mut stdin.as_bytes())
     }
 
-    const ADD: [(&str, &str); 4] = [
-        ("CNI_COMMAND", "ADD"),
-        ("CNI_CONTAINERID", "c1"),
-        ("CNI_NETNS", "/nonexistent/ns"),
-        ("CNI_IFNAME", "eth0"),
-    ];
+    const ADD: [(&str, &str); 4] =
+        [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c1"), ("CNI_NETNS", "/nonexistent/ns"), ("CNI_IFNAME", "eth0")];
     const CONF: &str = r#"{"cniVersion":"1.0.0","name":"net","type":"fake"}"#;
 
     fn err(o: &Outcome) -> Value {
@@ -526,10 +413,7 @@ mod tests {
     #[test]
     fn version_lists_all_seven_and_ignores_stdin() {
         for stdin in ["", "not json", r#"{"cniVersion":"9.9.9"}"#] {
-            let o = run_with(
-                &[("CNI_COMMAND", "VERSION"), ("CNI_CONTAINERID", "/x/y")],
-                stdin,
-            );
+            let o = run_with(&[("CNI_COMMAND", "VERSION"), ("CNI_CONTAINERID", "/x/y")], stdin);
             assert_eq!(o.exit, 0);
             assert!(o.stdout.ends_with('\n'));
             let v: Value = serde_json::from_str(&o.stdout).unwrap();
@@ -557,60 +441,30 @@ mod tests {
     fn missing_env() {
         let v = err(&run_with(&[("CNI_COMMAND", "ADD")], CONF));
         assert_eq!(v["code"], 4);
-        assert_eq!(
-            v["msg"],
-            "required env variables [CNI_CONTAINERID CNI_NETNS CNI_IFNAME] missing"
-        );
+        assert_eq!(v["msg"], "required env variables [CNI_CONTAINERID CNI_NETNS CNI_IFNAME] missing");
         let v = err(&run_with(
-            &[
-                ("CNI_COMMAND", "ADD"),
-                ("CNI_CONTAINERID", ""),
-                ("CNI_NETNS", "/x"),
-                ("CNI_IFNAME", "e"),
-            ],
+            &[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", ""), ("CNI_NETNS", "/x"), ("CNI_IFNAME", "e")],
             CONF,
         ));
         assert_eq!(v["msg"], "required env variables [CNI_CONTAINERID] missing");
-        let v = err(&run_with(
-            &[
-                ("CNI_COMMAND", "CHECK"),
-                ("CNI_CONTAINERID", "c"),
-                ("CNI_IFNAME", "e"),
-            ],
-            CONF,
-        ));
+        let v = err(&run_with(&[("CNI_COMMAND", "CHECK"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "e")], CONF));
         assert!(v["msg"].as_str().unwrap().contains("CNI_NETNS"));
     }
 
     #[test]
     fn del_without_netns_is_fine() {
         let o = run_with(
-            &[
-                ("CNI_COMMAND", "DEL"),
-                ("CNI_CONTAINERID", "c"),
-                ("CNI_IFNAME", "eth0"),
-                ("CNI_NETNS", ""),
-            ],
+            &[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "")],
             CONF,
         );
-        assert_eq!(
-            o,
-            Outcome {
-                stdout: String::new(),
-                stderr: String::new(),
-                exit: 0
-            }
-        );
+        assert_eq!(o, Outcome { stdout: String::new(), stderr: String::new(), exit: 0 });
     }
 
     #[test]
     fn bad_names() {
         let mut vars = ADD.to_vec();
         vars[3] = ("CNI_IFNAME", "0123456789abcdef");
-        assert!(err(&run_with(&vars, CONF))["msg"]
-            .as_str()
-            .unwrap()
-            .contains("too long"));
+        assert!(err(&run_with(&vars, CONF))["msg"].as_str().unwrap().contains("too long"));
         for bad in ["a/b", "a:b", "a b", ".."] {
             vars[3] = ("CNI_IFNAME", bad);
             assert_eq!(err(&run_with(&vars, CONF))["code"], 4, "{bad}");
@@ -620,10 +474,7 @@ mod tests {
         let v = err(&run_with(&vars, CONF));
         assert_eq!(v["code"], 4);
         assert_eq!(v["msg"], "invalid characters in containerID");
-        let v = err(&run_with(
-            &ADD,
-            r#"{"cniVersion":"1.0.0","name":"../x","type":"fake"}"#,
-        ));
+        let v = err(&run_with(&ADD, r#"{"cniVersion":"1.0.0","name":"../x","type":"fake"}"#));
         assert_eq!(v["code"], 7);
         assert!(v["msg"].as_str().unwrap().contains("name"));
     }
@@ -632,38 +483,20 @@ mod tests {
     fn bad_stdin() {
         let v = err(&run_with(&ADD, "not json"));
         assert_eq!(v["code"], 6);
-        assert!(v["msg"]
-            .as_str()
-            .unwrap()
-            .starts_with("error unmarshall network config"));
-        let big = format!(
-            r#"{{"name":"n","type":"fake","pad":"{}"}}"#,
-            "x".repeat(MAX_STDIN)
-        );
+        assert!(v["msg"].as_str().unwrap().starts_with("error unmarshall network config"));
+        let big = format!(r#"{{"name":"n","type":"fake","pad":"{}"}}"#, "x".repeat(MAX_STDIN));
         let v = err(&run_with(&ADD, &big));
         assert!(v["msg"].as_str().unwrap().contains("too large"));
         let v = err(&run_with(&ADD, r#"{"cniVersion":"1.0.0","type":"fake"}"#));
-        assert_eq!(
-            (v["code"].as_u64(), v["msg"].as_str()),
-            (Some(7), Some("missing network name"))
-        );
+        assert_eq!((v["code"].as_u64(), v["msg"].as_str()), (Some(7), Some("missing network name")));
         let v = err(&run_with(&ADD, r#"{"cniVersion":"1.0.0","name":"n"}"#));
         assert_eq!(v["code"], 7);
         assert!(v["msg"].as_str().unwrap().contains("type"));
-        let v = err(&run_with(
-            &ADD,
-            r#"{"cniVersion":"1.0.0","name":"n","type":"a/b"}"#,
-        ));
+        let v = err(&run_with(&ADD, r#"{"cniVersion":"1.0.0","name":"n","type":"a/b"}"#));
         assert_eq!(v["code"], 7);
-        let v = err(&run_with(
-            &ADD,
-            r#"{"cniVersion":"1.0.0","name":"n","type":"x","ipam":{"type":"../host-local"}}"#,
-        ));
+        let v = err(&run_with(&ADD, r#"{"cniVersion":"1.0.0","name":"n","type":"x","ipam":{"type":"../host-local"}}"#));
         assert!(v["msg"].as_str().unwrap().contains("ipam.type"));
-        let v = err(&run_with(
-            &ADD,
-            r#"{"cniVersion":"9.9.9","name":"n","type":"x"}"#,
-        ));
+        let v = err(&run_with(&ADD, r#"{"cniVersion":"9.9.9","name":"n","type":"x"}"#));
         assert_eq!(v["code"], 1);
         let v = err(&run_with(&ADD, r#"{"cniVersion":1,"name":"n","type":"x"}"#));
         assert_eq!(v["code"], 6);
@@ -674,49 +507,26 @@ mod tests {
     #[test]
     fn cni_args() {
         let mut vars = ADD.to_vec();
-        vars.push((
-            "CNI_ARGS",
-            "IgnoreUnknown=1;K8S_POD_NAME=web1;IP=10.89.77.50",
-        ));
+        vars.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web1;IP=10.89.77.50"));
         assert_eq!(run_with(&vars, CONF).exit, 0);
         vars.pop();
         vars.push(("CNI_ARGS", "K8S_POD_NAME=web1"));
-        assert!(err(&run_with(&vars, CONF))["msg"]
-            .as_str()
-            .unwrap()
-            .contains("unknown args"));
+        assert!(err(&run_with(&vars, CONF))["msg"].as_str().unwrap().contains("unknown args"));
         vars.pop();
         vars.push(("CNI_ARGS", "FOO"));
-        assert!(err(&run_with(&vars, CONF))["msg"]
-            .as_str()
-            .unwrap()
-            .contains("invalid pair"));
+        assert!(err(&run_with(&vars, CONF))["msg"].as_str().unwrap().contains("invalid pair"));
     }
 
     #[test]
     fn version_gates() {
-        let check = [
-            ("CNI_COMMAND", "CHECK"),
-            ("CNI_CONTAINERID", "c"),
-            ("CNI_NETNS", "/x"),
-            ("CNI_IFNAME", "e"),
-        ];
-        let v = err(&run_with(
-            &check,
-            r#"{"cniVersion":"0.3.1","name":"n","type":"x"}"#,
-        ));
-        assert_eq!(
-            (v["code"].as_u64(), v["msg"].as_str()),
-            (Some(1), Some("config version does not allow CHECK"))
-        );
+        let check = [("CNI_COMMAND", "CHECK"), ("CNI_CONTAINERID", "c"), ("CNI_NETNS", "/x"), ("CNI_IFNAME", "e")];
+        let v = err(&run_with(&check, r#"{"cniVersion":"0.3.1","name":"n","type":"x"}"#));
+        assert_eq!((v["code"].as_u64(), v["msg"].as_str()), (Some(1), Some("config version does not allow CHECK")));
         let v = err(&run_with(&check, CONF));
         assert_eq!(v["msg"], "Required prevResult missing");
         let v = err(&run_with(&[("CNI_COMMAND", "GC")], CONF));
         assert_eq!(v["msg"], "config version does not allow GC");
-        let o = run_with(
-            &[("CNI_COMMAND", "STATUS")],
-            r#"{"cniVersion":"1.1.0","name":"n","type":"x"}"#,
-        );
+        let o = run_with(&[("CNI_COMMAND", "STATUS")], r#"{"cniVersion":"1.1.0","name":"n","type":"x"}"#);
         assert_eq!(o.exit, 0);
         assert!(o.stdout.is_empty());
     }
@@ -742,10 +552,7 @@ mod tests {
         };
         let conf = r#"{"cniVersion":"1.1.0","name":"n","type":"x","cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]}"#;
         let ctx = build_context(&env, &mut conf.as_bytes(), Command::Gc).unwrap();
-        assert_eq!(
-            ctx.valid_attachments().unwrap().unwrap()[0].container_id,
-            "a"
-        );
+        assert_eq!(ctx.valid_attachments().unwrap().unwrap()[0].container_id, "a");
         let conf = r#"{"cniVersion":"1.1.0","name":"n","type":"x"}"#;
         let ctx = build_context(&env, &mut conf.as_bytes(), Command::Gc).unwrap();
         assert!(ctx.valid_attachments().unwrap().is_none());

@@ -17,14 +17,10 @@ pub fn is_valid_id(s: &str) -> bool {
 /// Validates `CNI_CONTAINERID` (code 4 on bad characters, as the reference).
 pub fn container_id(id: &str) -> Result<(), Error> {
     if id.is_empty() {
-        return Err(Error::invalid_env(
-            "required env variables [CNI_CONTAINERID] missing",
-        ));
+        return Err(Error::invalid_env("required env variables [CNI_CONTAINERID] missing"));
     }
     if !is_valid_id(id) {
-        return Err(
-            Error::new(code::INVALID_ENV, "invalid characters in containerID").with_details(id),
-        );
+        return Err(Error::new(code::INVALID_ENV, "invalid characters in containerID").with_details(id));
     }
     Ok(())
 }
@@ -35,12 +31,8 @@ pub fn network_name(name: &str) -> Result<(), Error> {
         return Err(Error::invalid_config("missing network name"));
     }
     if name.len() > 253 || !is_valid_id(name) {
-        return Err(
-            Error::invalid_config("invalid characters in network name (field \"name\")")
-                .with_details(format!(
-                    "{name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"
-                )),
-        );
+        return Err(Error::invalid_config("invalid characters in network name (field \"name\")")
+            .with_details(format!("{name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$")));
     }
     Ok(())
 }
@@ -51,22 +43,13 @@ pub fn interface_name_problem(name: &str) -> Option<(&'static str, String)> {
         return Some(("interface name is empty", String::new()));
     }
     if name.len() > 15 {
-        return Some((
-            "interface name is too long",
-            "interface name should be less than 16 characters".into(),
-        ));
+        return Some(("interface name is too long", "interface name should be less than 16 characters".into()));
     }
     if name == "." || name == ".." {
         return Some(("interface name is . or ..", String::new()));
     }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return Some((
-            "interface name contains / or : or whitespace characters",
-            String::new(),
-        ));
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+        return Some(("interface name contains / or : or whitespace characters", String::new()));
     }
     None
 }
@@ -75,9 +58,7 @@ pub fn interface_name_problem(name: &str) -> Option<(&'static str, String)> {
 pub fn interface_name(name: &str) -> Result<(), Error> {
     match interface_name_problem(name) {
         None => Ok(()),
-        Some((msg, details)) => {
-            Err(Error::invalid_env(format!("CNI_IFNAME {name:?}: {msg}")).with_details(details))
-        }
+        Some((msg, details)) => Err(Error::invalid_env(format!("CNI_IFNAME {name:?}: {msg}")).with_details(details)),
     }
 }
 
@@ -85,27 +66,20 @@ pub fn interface_name(name: &str) -> Result<(), Error> {
 pub fn config_interface_name(field: &str, name: &str) -> Result<(), Error> {
     match interface_name_problem(name) {
         None => Ok(()),
-        Some((msg, details)) => Err(Error::invalid_config(format!(
-            "field {field:?} ({name:?}): {msg}"
-        ))
-        .with_details(details)),
+        Some((msg, details)) => {
+            Err(Error::invalid_config(format!("field {field:?} ({name:?}): {msg}")).with_details(details))
+        }
     }
 }
 
 /// Validates a plugin `type` (code 7): it is looked up as a file in CNI_PATH.
 pub fn plugin_type(field: &str, t: &str) -> Result<(), Error> {
     if t.is_empty() {
-        return Err(Error::invalid_config(format!(
-            "missing plugin type (field {field:?})"
-        )));
+        return Err(Error::invalid_config(format!("missing plugin type (field {field:?})")));
     }
     if t.contains('/') || t.contains('\\') || t == "." || t == ".." || t.contains('\0') {
-        return Err(
-            Error::invalid_config(format!("invalid plugin name {t:?} in field {field:?}"))
-                .with_details(
-                    "a plugin type is a file name in CNI_PATH and may not contain a path separator",
-                ),
-        );
+        return Err(Error::invalid_config(format!("invalid plugin name {t:?} in field {field:?}"))
+            .with_details("a plugin type is a file name in CNI_PATH and may not contain a path separator"));
     }
     Ok(())
 }
@@ -148,10 +122,7 @@ mod tests {
     #[test]
     fn plugin_types() {
         assert!(plugin_type("type", "bridge").is_ok());
-        assert!(plugin_type("ipam.type", "../host-local")
-            .unwrap_err()
-            .msg
-            .contains("ipam.type"));
+        assert!(plugin_type("ipam.type", "../host-local").unwrap_err().msg.contains("ipam.type"));
         assert!(plugin_type("type", "").is_err());
     }
 }

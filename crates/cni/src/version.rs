@@ -4,9 +4,7 @@ use crate::error::{code, Error};
 use std::fmt;
 
 /// Every spec version this suite speaks, oldest first.
-pub const SUPPORTED: [&str; 7] = [
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
+pub const SUPPORTED: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// The version our own documents (VERSION output, results we build) carry.
 pub const CURRENT: &str = "1.1.0";
@@ -83,10 +81,8 @@ impl fmt::Display for Version {
 /// The code-1 error for a version no plugin of ours supports.
 pub fn incompatible(seen: &str) -> Error {
     let list: Vec<String> = SUPPORTED.iter().map(|v| format!("{v:?}")).collect();
-    Error::new(code::INCOMPATIBLE_VERSION, "incompatible CNI versions").with_details(format!(
-        "config is {seen:?}, plugin supports [{}]",
-        list.join(" ")
-    ))
+    Error::new(code::INCOMPATIBLE_VERSION, "incompatible CNI versions")
+        .with_details(format!("config is {seen:?}, plugin supports [{}]", list.join(" ")))
 }
 
 #[cfg(test)]
@@ -95,10 +91,7 @@ mod tests {
 
     #[test]
     fn every_supported_version_parses_and_orders() {
-        let parsed: Vec<Version> = SUPPORTED
-            .iter()
-            .map(|s| Version::parse(s).unwrap())
-            .collect();
+        let parsed: Vec<Version> = SUPPORTED.iter().map(|s| Version::parse(s).unwrap()).collect();
         let mut sorted = parsed.clone();
         sorted.sort();
         assert_eq!(parsed, sorted);

@@ -1,1 +1,12 @@
-//! Kernel access shared by every plugin.
+//! Everything that talks to the kernel, shared by every plugin: network
+//! namespaces, links, addresses, routes, neighbours, sysctl, nftables and
+//! IPAM delegation. Plugins never shell out; they call this crate.
+
+pub mod error;
+pub mod ipam;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod sysctl;
+
+pub use error::{Error, Kind, OrMissing, Result};

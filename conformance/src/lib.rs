@@ -1,0 +1,1 @@
+//! Test fixtures: namespaces, state witnesses, runtime helpers.
