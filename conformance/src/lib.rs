@@ -1,1 +1,13 @@
-//! Test fixtures: namespaces, state witnesses, runtime helpers.
+//! The conformance harness: throwaway network namespaces that clean up on
+//! drop, independent witnesses of kernel state (`ip -j`, `nft -j`), and
+//! helpers that exec the built plugin binaries the way a runtime does.
+
+pub mod bins;
+pub mod netns;
+pub mod witness;
+
+pub use bins::{bin, run_plugin, PluginRun};
+pub use netns::TestNs;
+
+/// Every plugin binary the suite ships; each must answer VERSION.
+pub const PLUGINS: &[&str] = &["loopback", "host-local"];

@@ -1,0 +1,52 @@
+# The two commands a fresh Debian machine needs: `make demo` and `make test`.
+# Both install the system packages they miss, then build.
+
+PREFIX  ?= /opt/cni/bin
+DESTDIR ?=
+CARGO   ?= cargo
+PLUGINS := loopback host-local
+TOOLS   := cnitool
+
+# Build and run-time packages: libnftnl/libmnl for nftables over netlink,
+# iproute2/nftables as test witnesses, iputils-ping for traffic proofs.
+DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iputils-ping procps
+
+.PHONY: all deps build release install test unit conformance demo lint fmt clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+release: deps
+	$(CARGO) build --release --workspace --bins
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)
+	for b in $(PLUGINS) $(TOOLS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/$$b; done
+
+# Unit tests need no privileges; conformance tests need root (namespaces).
+test: build
+	$(CARGO) test --workspace
+
+demo: release
+	CNI_TEST_BIN_DIR=$(CURDIR)/target/release ./target/release/demo $(if $(SCENE),--scene $(SCENE),)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

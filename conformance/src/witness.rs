@@ -1,0 +1,56 @@
+//! Kernel state read through `ip -j` and `nft -j`: a witness independent
+//! of the code under test.
+
+use crate::netns::TestNs;
+use serde_json::Value;
+
+fn json(out: &str, what: &str) -> Value {
+    if out.trim().is_empty() {
+        return Value::Array(Vec::new());
+    }
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{what} printed invalid JSON ({e}): {out}"))
+}
+
+/// `ip -j <args>` inside `ns`.
+pub fn ip(ns: &TestNs, args: &[&str]) -> Value {
+    let mut argv = vec!["ip", "-j"];
+    argv.extend_from_slice(args);
+    json(&ns.ok(&argv), "ip -j")
+}
+
+/// The link called `name` in `ns` (`ip -j -d link show`), if any.
+pub fn link(ns: &TestNs, name: &str) -> Option<Value> {
+    let out = ns.exec(&["ip", "-j", "-d", "link", "show", "dev", name]);
+    if !out.status.success() {
+        return None;
+    }
+    json(&String::from_utf8_lossy(&out.stdout), "ip -j link").as_array().and_then(|a| a.first().cloned())
+}
+
+/// Names of every link in `ns`.
+pub fn link_names(ns: &TestNs) -> Vec<String> {
+    ip(ns, &["link", "show"])
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Addresses (`addr/prefix`) on `dev` in `ns`.
+pub fn addresses(ns: &TestNs, dev: &str) -> Vec<String> {
+    let v = ip(ns, &["addr", "show", "dev", dev]);
+    let mut out = Vec::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if let (Some(ip), Some(p)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
+                out.push(format!("{ip}/{p}"));
+            }
+        }
+    }
+    out
+}
+
+/// `nft -j list ruleset` inside `ns`, as the array under `nftables`.
+pub fn nft_ruleset(ns: &TestNs) -> Vec<Value> {
+    let v = json(&ns.ok(&["nft", "-j", "list", "ruleset"]), "nft -j");
+    v["nftables"].as_array().cloned().unwrap_or_default()
+}
