@@ -79,3 +79,12 @@ pub fn run_plugin(host_ns: Option<&str>, plugin: &str, env: &[(&str, &str)], std
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The directory of the running binary itself (the demo and the benchmark
+/// sit beside the plugins), unless `CNI_TEST_BIN_DIR` says otherwise.
+pub fn bin_dir_of_exe() -> PathBuf {
+    if let Ok(d) = std::env::var("CNI_TEST_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::current_exe().expect("own path").parent().expect("bin dir").to_path_buf()
+}

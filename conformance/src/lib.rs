@@ -3,10 +3,13 @@
 //! helpers that exec the built plugin binaries the way a runtime does.
 
 pub mod bins;
+pub mod demo;
 pub mod netns;
+pub mod scenes;
+pub mod topology;
 pub mod witness;
 
-pub use bins::{bin, run_plugin, PluginRun};
+pub use bins::{bin, bin_dir, bin_dir_of_exe, run_plugin, PluginRun};
 pub use netns::TestNs;
 
 /// Every plugin binary the suite ships; each must answer VERSION.

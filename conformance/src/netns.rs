@@ -14,15 +14,13 @@ pub struct TestNs {
 }
 
 impl TestNs {
-    /// Creates `<prefix>-<pid>-<n>` with `lo` up.
+    /// Creates `<prefix>-<pid>-<n>`, as the kernel makes it (`lo` down).
     pub fn new(prefix: &str) -> TestNs {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let name = format!("{prefix}-{}-{n}", std::process::id());
         let out = Command::new("ip").args(["netns", "add", &name]).output().expect("running ip netns add");
         assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let ns = TestNs { name };
-        ns.ok(&["ip", "link", "set", "lo", "up"]);
-        ns
+        TestNs { name }
     }
 
     /// The path a runtime passes as `CNI_NETNS`.

@@ -3,8 +3,12 @@
 
 use conformance::{run_plugin, PLUGINS};
 
-const ADD_ENV: [(&str, &str); 4] =
-    [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "ctr1"), ("CNI_NETNS", "/run/netns/does-not-matter"), ("CNI_IFNAME", "eth0")];
+const ADD_ENV: [(&str, &str); 4] = [
+    ("CNI_COMMAND", "ADD"),
+    ("CNI_CONTAINERID", "ctr1"),
+    ("CNI_NETNS", "/run/netns/does-not-matter"),
+    ("CNI_IFNAME", "eth0"),
+];
 const CONF: &str = r#"{"cniVersion":"1.0.0","name":"proto","type":"loopback"}"#;
 
 #[test]
@@ -21,7 +25,8 @@ fn version_of_every_plugin_lists_all_seven() {
         let r = run_plugin(None, p, &env, r#"{"cniVersion":"1.0.0"}"#).ok();
         assert!(r.stdout.ends_with('\n'), "{p}: {r:?}");
         let v = r.json();
-        let versions: Vec<&str> = v["supportedVersions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        let versions: Vec<&str> =
+            v["supportedVersions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert_eq!(versions, ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"], "{p}");
         assert!(r.stderr.is_empty());
     }
@@ -46,7 +51,8 @@ fn unknown_command_is_code_4() {
 #[test]
 fn missing_env_names_each_variable() {
     for (drop, name) in [(1, "CNI_CONTAINERID"), (2, "CNI_NETNS"), (3, "CNI_IFNAME")] {
-        let env: Vec<(&str, &str)> = ADD_ENV.iter().enumerate().filter(|(i, _)| *i != drop).map(|(_, kv)| *kv).collect();
+        let env: Vec<(&str, &str)> =
+            ADD_ENV.iter().enumerate().filter(|(i, _)| *i != drop).map(|(_, kv)| *kv).collect();
         let v = run_plugin(None, "loopback", &env, CONF).err(4);
         assert_eq!(v["msg"], format!("required env variables [{name}] missing"));
     }
@@ -96,7 +102,10 @@ fn bad_stdin_gets_the_right_code_and_names_the_field() {
 #[test]
 fn unsupported_version_lists_ours() {
     let v = run_plugin(None, "loopback", &ADD_ENV, r#"{"cniVersion":"9.9.9","name":"n","type":"loopback"}"#).err(1);
-    assert!(v["details"].as_str().unwrap().contains(r#"plugin supports ["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]"#));
+    assert!(v["details"]
+        .as_str()
+        .unwrap()
+        .contains(r#"plugin supports ["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]"#));
     assert_eq!(v["cniVersion"], "1.1.0");
 }
 
