@@ -1,0 +1,374 @@
+//! The result cache: one file per attachment, `<network>-<containerid>-<ifname>`,
+//! in libcni's `cniCacheV1` format so that caches written by libcni-based
+//! runtimes and by ours can be read by either. DEL and CHECK take their
+//! `prevResult` from it, and GC takes the list of known attachments.
+//!
+//! Writes go to a temporary file in the same directory and are renamed into
+//! place, so a concurrent reader sees the old file or the new one, never a
+//! torn one. (No fsync: like libcni, the cache is not meant to survive a
+//! power loss, only a crash of the runtime.)
+
+use crate::Attachment;
+use base64::Engine;
+use cni::{CniResult, Error, NetConfList, Version};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The `kind` libcni writes and checks.
+pub const CACHE_KIND: &str = "cniCacheV1";
+/// The default cache directory (libcni's `/var/lib/cni` + `results`).
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni/results";
+/// Largest cache file read.
+const MAX_CACHE_FILE: u64 = 4 << 20;
+
+/// Go encodes `[]byte` in JSON as base64 (and nil as `null`).
+mod go_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        match s {
+            None => Ok(Vec::new()),
+            Some(s) => base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One cached attachment, field for field libcni's `cachedInfo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// Always [`CACHE_KIND`].
+    pub kind: String,
+    /// The container id.
+    #[serde(rename = "containerId")]
+    pub container_id: String,
+    /// The network config list as JSON bytes (base64 in the file).
+    #[serde(with = "go_bytes", default)]
+    pub config: Vec<u8>,
+    /// The interface name.
+    #[serde(rename = "ifName")]
+    pub ifname: String,
+    /// The network name.
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    /// The netns path given at ADD.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
+    /// `CNI_ARGS` given at ADD, as pairs.
+    #[serde(rename = "cniArgs", default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_args: Vec<(String, String)>,
+    /// Capability arguments given at ADD (all of them, not per plugin).
+    #[serde(rename = "capabilityArgs", default, skip_serializing_if = "Map::is_empty")]
+    pub capability_args: Map<String, Value>,
+    /// The final ADD result, in the list's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+impl CacheEntry {
+    /// The entry for a successful ADD of `network` with `attachment`.
+    pub fn new(network: &NetConfList, attachment: &Attachment, result: Value) -> crate::Result<CacheEntry> {
+        let config = serde_json::to_vec(network).map_err(|e| Error::io(format!("encoding config for cache: {e}")))?;
+        Ok(CacheEntry {
+            kind: CACHE_KIND.into(),
+            container_id: attachment.container_id.clone(),
+            config,
+            ifname: attachment.ifname.clone(),
+            network_name: network.name.clone(),
+            netns: attachment.netns.clone(),
+            cni_args: attachment.args.clone(),
+            capability_args: attachment.capability_args.clone(),
+            result: Some(result),
+        })
+    }
+
+    /// The attachment as it was at ADD.
+    pub fn attachment(&self) -> Attachment {
+        Attachment {
+            container_id: self.container_id.clone(),
+            netns: self.netns.clone(),
+            ifname: self.ifname.clone(),
+            args: self.cni_args.clone(),
+            capability_args: self.capability_args.clone(),
+        }
+    }
+
+    /// The config list the attachment was made with.
+    pub fn config_list(&self) -> crate::Result<NetConfList> {
+        NetConfList::from_bytes(&self.config, false).map_err(|e| e.context("cached config"))
+    }
+
+    /// The cached result, read in `version` (the list's version now; it
+    /// differs from the cached one only if the config changed meanwhile).
+    pub fn result_in(&self, version: Version) -> crate::Result<Option<CniResult>> {
+        match &self.result {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => CniResult::parse(v, version).map(Some).map_err(|e| e.context("cached result")),
+        }
+    }
+}
+
+/// A directory of cache files.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn key_part(what: &str, s: &str) -> crate::Result<()> {
+    if s.is_empty() || s.contains('/') || s.contains('\0') || s == "." || s == ".." {
+        return Err(Error::invalid_env(format!("cache key: invalid {what} {s:?}")));
+    }
+    Ok(())
+}
+
+impl Cache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of one attachment; every part is checked so that no name
+    /// can reach outside the directory.
+    pub fn path(&self, network: &str, container_id: &str, ifname: &str) -> crate::Result<PathBuf> {
+        key_part("network name", network)?;
+        key_part("container id", container_id)?;
+        key_part("interface name", ifname)?;
+        Ok(self.dir.join(format!("{network}-{container_id}-{ifname}")))
+    }
+
+    /// Writes `entry` atomically (temporary file + rename), mode 0600 in a
+    /// 0700 directory as libcni.
+    pub fn write(&self, entry: &CacheEntry) -> crate::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let path = self.path(&entry.network_name, &entry.container_id, &entry.ifname)?;
+        let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}: {e}", path.display()));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io(format!("creating cache directory {}: {e}", self.dir.display())))?;
+        let bytes = serde_json::to_vec(entry).map_err(|e| io("encoding", std::io::Error::other(e)))?;
+        let tmp = self.dir.join(format!(
+            ".{}.{}.{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let res = (|| {
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            drop(f);
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io("writing cache file", e));
+        }
+        Ok(())
+    }
+
+    /// Reads one entry; `Ok(None)` when there is no file. A file in the
+    /// pre-`cniCacheV1` format (a bare result) is read as an entry holding
+    /// only that result, as libcni reads it.
+    pub fn read(&self, network: &str, container_id: &str, ifname: &str) -> crate::Result<Option<CacheEntry>> {
+        let path = self.path(network, container_id, ifname)?;
+        let bytes = match read_bounded(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading cache file {}: {e}", path.display()))),
+        };
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::decode(format!("cache file {} is not JSON: {e}", path.display())))?;
+        if v.get("kind").is_none() && v.get("cniVersion").is_some() {
+            return Ok(Some(CacheEntry {
+                kind: CACHE_KIND.into(),
+                container_id: container_id.into(),
+                config: Vec::new(),
+                ifname: ifname.into(),
+                network_name: network.into(),
+                netns: String::new(),
+                cni_args: Vec::new(),
+                capability_args: Map::new(),
+                result: Some(v),
+            }));
+        }
+        let entry: CacheEntry =
+            serde_json::from_value(v).map_err(|e| Error::decode(format!("cache file {}: {e}", path.display())))?;
+        if entry.kind != CACHE_KIND {
+            return Err(Error::decode(format!("cache file {} has wrong kind {:?}", path.display(), entry.kind)));
+        }
+        Ok(Some(entry))
+    }
+
+    /// Removes one entry; a missing file is not an error.
+    pub fn remove(&self, network: &str, container_id: &str, ifname: &str) -> crate::Result<()> {
+        let path = self.path(network, container_id, ifname)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("removing cache file {}: {e}", path.display()))),
+        }
+    }
+
+    /// Every readable `cniCacheV1` entry, sorted by file name, optionally
+    /// only those of one network. Unreadable files are skipped, as libcni's
+    /// `GetCachedAttachments` skips them.
+    pub fn list(&self, network: Option<&str>) -> crate::Result<Vec<CacheEntry>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("reading cache directory {}: {e}", self.dir.display()))),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(net) = network {
+                if !name.starts_with(&format!("{net}-")) {
+                    continue;
+                }
+            }
+            let Ok(bytes) = read_bounded(&self.dir.join(&name)) else { continue };
+            let Ok(entry) = serde_json::from_slice::<CacheEntry>(&bytes) else { continue };
+            if entry.kind != CACHE_KIND || entry.ifname.is_empty() || entry.network_name.is_empty() {
+                continue;
+            }
+            if network.is_some_and(|n| n != entry.network_name) {
+                continue;
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(MAX_CACHE_FILE).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Base64 of bytes as Go writes `[]byte`; used by tests and tools that
+/// build cache files by hand.
+pub fn go_base64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list() -> NetConfList {
+        NetConfList::from_bytes(br#"{"cniVersion":"1.0.0","name":"net1","plugins":[{"type":"bridge"}]}"#, false)
+            .unwrap()
+    }
+
+    fn att() -> Attachment {
+        Attachment::new("c1", "/run/netns/x", "eth0")
+            .with_arg("IgnoreUnknown", "1")
+            .with_capability("portMappings", json!([{"hostPort": 80, "containerPort": 80}]))
+    }
+
+    #[test]
+    fn write_read_round_trip_in_libcni_format() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path().join("results"));
+        let result = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2/24"}], "dns": {}});
+        let entry = CacheEntry::new(&list(), &att(), result.clone()).unwrap();
+        cache.write(&entry).unwrap();
+
+        let file = d.path().join("results/net1-c1-eth0");
+        let raw: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(raw["kind"], "cniCacheV1");
+        assert_eq!(raw["containerId"], "c1");
+        assert_eq!(raw["ifName"], "eth0");
+        assert_eq!(raw["networkName"], "net1");
+        assert_eq!(raw["netns"], "/run/netns/x");
+        assert_eq!(raw["cniArgs"], json!([["IgnoreUnknown", "1"]]));
+        assert_eq!(raw["capabilityArgs"]["portMappings"][0]["hostPort"], 80);
+        assert_eq!(raw["result"], result);
+        let config = base64::engine::general_purpose::STANDARD.decode(raw["config"].as_str().unwrap()).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&config).unwrap()["name"], "net1");
+
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let back = cache.read("net1", "c1", "eth0").unwrap().unwrap();
+        assert_eq!(back, entry);
+        assert_eq!(back.attachment(), att());
+        assert_eq!(back.config_list().unwrap().name, "net1");
+        assert_eq!(back.result_in(Version::V100).unwrap().unwrap().ips.len(), 1);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_removed_and_bad_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        assert!(cache.read("net1", "c1", "eth0").unwrap().is_none());
+        cache.remove("net1", "c1", "eth0").unwrap();
+        std::fs::write(d.path().join("net1-c2-eth0"), "{garbage").unwrap();
+        assert_eq!(cache.read("net1", "c2", "eth0").unwrap_err().code, 6);
+        std::fs::write(
+            d.path().join("net1-c3-eth0"),
+            r#"{"kind":"other","containerId":"c3","ifName":"eth0","networkName":"net1"}"#,
+        )
+        .unwrap();
+        assert!(cache.read("net1", "c3", "eth0").is_err());
+        assert!(cache.path("net1", "../c", "eth0").is_err());
+        assert!(cache.path("net1", "c", "").is_err());
+    }
+
+    #[test]
+    fn legacy_bare_result_is_read() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        std::fs::write(
+            d.path().join("net1-c1-eth0"),
+            r#"{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.1.1.2/24"}]}"#,
+        )
+        .unwrap();
+        let e = cache.read("net1", "c1", "eth0").unwrap().unwrap();
+        assert_eq!(e.result_in(Version::V040).unwrap().unwrap().ips.len(), 1);
+    }
+
+    #[test]
+    fn list_filters_by_network() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let l = list();
+        for id in ["b", "a"] {
+            cache.write(&CacheEntry::new(&l, &Attachment::new(id, "", "eth0"), json!({})).unwrap()).unwrap();
+        }
+        let mut other = list();
+        other.name = "net10".into();
+        cache.write(&CacheEntry::new(&other, &Attachment::new("z", "", "eth0"), json!({})).unwrap()).unwrap();
+        std::fs::write(d.path().join("net1-junk-eth0"), "junk").unwrap();
+        let ids: Vec<String> = cache.list(Some("net1")).unwrap().into_iter().map(|e| e.container_id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(cache.list(None).unwrap().len(), 3);
+        assert!(Cache::new(d.path().join("none")).list(None).unwrap().is_empty());
+    }
+}
