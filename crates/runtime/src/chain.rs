@@ -171,7 +171,9 @@ impl Runtime {
 
     /// ADD: runs the plugins in order, each getting the previous one's
     /// result as `prevResult` (re-serialized in the list's version), caches
-    /// the final result and returns it.
+    /// the final result and returns it. On failure nothing is cached and
+    /// nothing is undone here: the caller runs DEL, as the spec asks of
+    /// runtimes.
     pub fn add(&self, network: &NetConfList, attachment: &Attachment) -> crate::Result<CniResult> {
         attachment.validate()?;
         validate::network_name(&network.name)?;

@@ -43,7 +43,8 @@ Environment:
                    whose netns path still exists are kept, and the others are deleted.
   CNI_LOG_LEVEL    log level of cnitool itself (error, warn, info, debug)
 
-add prints the result (in the network's cniVersion) on stdout. On failure, the CNI
+add prints the result (in the network's cniVersion) on stdout, 4-space indented and
+without a trailing newline, as upstream cnitool. On failure, the CNI
 error object is printed on stdout, a one-line message on stderr, and the exit
 status is 1. check, del, gc and status print nothing when they succeed.
 ";
@@ -247,7 +248,7 @@ pub fn run(args: &[String], env: &dyn Fn(&str) -> Option<String>, cwd: &str) -> 
                 .and_then(|n| n.selected_version().ok())
                 .map(|v| v.as_str())
                 .unwrap_or(cni::version::CURRENT);
-            Outcome { stdout: pretty(&e.to_json(version)), stderr: format!("cnitool: {e}\n"), exit: 1 }
+            Outcome { stdout: format!("{}\n", pretty(&e.to_json(version))), stderr: format!("cnitool: {e}\n"), exit: 1 }
         }
     }
 }
