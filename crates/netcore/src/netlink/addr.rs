@@ -1,0 +1,215 @@
+//! IP addresses on links: add the IPAM result, list what is there (with the
+//! flags needed to wait for IPv6 DAD and to tell global from link-local),
+//! and delete.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{Family, Handle};
+use crate::error::Result;
+
+const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_TENTATIVE: u32 = 0x40;
+const IFA_F_PERMANENT: u32 = 0x80;
+
+/// How far an address is valid, as `ip addr` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrScope {
+    /// Global (universe).
+    Global,
+    /// Site-local.
+    Site,
+    /// Link-local (`fe80::/10`, `169.254/16`).
+    Link,
+    /// Host (loopback).
+    Host,
+    /// Any other value.
+    Other(u8),
+}
+
+impl From<AddressScope> for AddrScope {
+    fn from(s: AddressScope) -> AddrScope {
+        match s {
+            AddressScope::Universe => AddrScope::Global,
+            AddressScope::Site => AddrScope::Site,
+            AddressScope::Link => AddrScope::Link,
+            AddressScope::Host => AddrScope::Host,
+            other => AddrScope::Other(u8::from(other)),
+        }
+    }
+}
+
+/// One address on one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// ifindex of the link holding it.
+    pub index: u32,
+    /// The address with its prefix length (`10.1.2.3/24`).
+    pub net: IpNetwork,
+    /// Its scope.
+    pub scope: AddrScope,
+    /// Raw `IFA_F_*` flags.
+    pub flags: u32,
+}
+
+impl Address {
+    /// IPv6 DAD is still running: the address can't be used as a source yet.
+    pub fn is_tentative(&self) -> bool {
+        self.flags & IFA_F_TENTATIVE != 0
+    }
+
+    /// IPv6 DAD found a duplicate.
+    pub fn dad_failed(&self) -> bool {
+        self.flags & IFA_F_DADFAILED != 0
+    }
+
+    /// Configured (not autoconfigured with a lifetime).
+    pub fn is_permanent(&self) -> bool {
+        self.flags & IFA_F_PERMANENT != 0
+    }
+
+    /// Added with DAD disabled.
+    pub fn is_nodad(&self) -> bool {
+        self.flags & IFA_F_NODAD != 0
+    }
+
+    /// The family of the address.
+    pub fn family(&self) -> Family {
+        Family::of(&self.net.ip())
+    }
+
+    /// Reads an `RTM_NEWADDR` reply; `None` for one without an IP.
+    pub(crate) fn from_msg(m: &AddressMessage) -> Option<Address> {
+        let mut local = None;
+        let mut address = None;
+        let mut flags = u32::from(m.header.flags.bits());
+        for a in &m.attributes {
+            match a {
+                AddressAttribute::Local(ip) => local = Some(*ip),
+                AddressAttribute::Address(ip) => address = Some(*ip),
+                AddressAttribute::Flags(f) => flags = f.bits(),
+                _ => {}
+            }
+        }
+        // IPv4: IFA_LOCAL is our address (IFA_ADDRESS is the peer on point-to-point).
+        let ip = local.or(address)?;
+        let net = IpNetwork::new(ip, m.header.prefix_len).ok()?;
+        Some(Address { index: m.header.index, net, scope: m.header.scope.into(), flags })
+    }
+}
+
+/// The address message for `net` on link `index` (pure, for tests): local and
+/// address, plus the broadcast address for IPv4 prefixes shorter than /31.
+pub(crate) fn addr_msg(index: u32, net: &IpNetwork) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.index = index;
+    m.header.prefix_len = net.prefix();
+    let ip = net.ip();
+    m.header.family = Family::of(&ip).af();
+    m.attributes.push(AddressAttribute::Local(ip));
+    m.attributes.push(AddressAttribute::Address(ip));
+    if let (IpNetwork::V4(v4), true) = (net, net.prefix() < 31) {
+        m.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
+    }
+    m
+}
+
+fn dump_msg(family: Option<Family>) -> RouteNetlinkMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = family.map(Family::af).unwrap_or(AddressFamily::Unspec);
+    RouteNetlinkMessage::GetAddress(m)
+}
+
+impl Handle {
+    /// Adds `net` to link `index`; `Kind::Exists` when it is already there.
+    pub fn add_address(&self, index: u32, net: IpNetwork) -> Result<()> {
+        let msg = RouteNetlinkMessage::NewAddress(addr_msg(index, &net));
+        self.ack(msg, NLM_F_CREATE | NLM_F_EXCL, || format!("adding address {net} to link #{index}"))
+    }
+
+    /// Removes `net` from link `index`; `Kind::NotFound` when it is not there.
+    pub fn del_address(&self, index: u32, net: IpNetwork) -> Result<()> {
+        let msg = RouteNetlinkMessage::DelAddress(addr_msg(index, &net));
+        self.ack(msg, 0, || format!("deleting address {net} from link #{index}"))
+    }
+
+    /// Every address of every link, optionally of one family.
+    pub fn all_addresses(&self, family: Option<Family>) -> Result<Vec<Address>> {
+        let replies = self.dump(dump_msg(family), || "listing addresses".into())?;
+        Ok(replies
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewAddress(m) => Address::from_msg(m),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The addresses of link `index` (both families).
+    pub fn addresses(&self, index: u32) -> Result<Vec<Address>> {
+        let mut all = self.all_addresses(None)?;
+        all.retain(|a| a.index == index);
+        Ok(all)
+    }
+
+    /// The IPs of link `index` (without prefix), e.g. to match a previous result.
+    pub fn ips(&self, index: u32) -> Result<Vec<IpAddr>> {
+        Ok(self.addresses(index)?.into_iter().map(|a| a.net.ip()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::fake::Recorder;
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+    use rtnetlink::packet_route::address::AddressFlags;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn v4_address_has_broadcast() {
+        let m = addr_msg(3, &"10.1.2.3/24".parse().unwrap());
+        assert_eq!((m.header.index, m.header.prefix_len, m.header.family), (3, 24, AddressFamily::Inet));
+        assert!(m.attributes.contains(&AddressAttribute::Broadcast(Ipv4Addr::new(10, 1, 2, 255))));
+        let m = addr_msg(3, &"10.1.2.3/32".parse().unwrap());
+        assert!(!m.attributes.iter().any(|a| matches!(a, AddressAttribute::Broadcast(_))));
+    }
+
+    #[test]
+    fn v6_address_has_no_broadcast() {
+        let m = addr_msg(3, &"2001:db8::5/64".parse().unwrap());
+        assert_eq!(m.header.family, AddressFamily::Inet6);
+        assert_eq!(m.attributes.len(), 2);
+    }
+
+    #[test]
+    fn add_is_exclusive_and_exists_is_reported() {
+        let rec = Recorder::new();
+        rec.fail(libc::EEXIST);
+        let e = rec.handle().add_address(3, "10.1.2.3/24".parse().unwrap()).unwrap_err();
+        assert!(e.is_exists());
+        assert_eq!(e.what, "adding address 10.1.2.3/24 to link #3");
+        assert_eq!(rec.requests()[0].flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    }
+
+    #[test]
+    fn list_filters_by_link_and_reads_flags() {
+        let rec = Recorder::new();
+        let mut a = addr_msg(3, &"fe80::1/64".parse().unwrap());
+        a.header.scope = AddressScope::Link;
+        a.attributes.push(AddressAttribute::Flags(AddressFlags::Tentative | AddressFlags::Permanent));
+        let b = addr_msg(4, &"10.0.0.1/8".parse().unwrap());
+        rec.reply(Ok(vec![RouteNetlinkMessage::NewAddress(a), RouteNetlinkMessage::NewAddress(b)]));
+        let got = rec.handle().addresses(3).unwrap();
+        assert_eq!(rec.requests()[0].flags, NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].net, "fe80::1/64".parse::<IpNetwork>().unwrap());
+        assert_eq!(got[0].scope, AddrScope::Link);
+        assert!(got[0].is_tentative() && got[0].is_permanent() && !got[0].dad_failed());
+    }
+}

@@ -1,0 +1,78 @@
+//! How a request reaches the kernel. The [`Transport`] trait separates what to
+//! send (decided by the pure message builders) from sending it, so the real
+//! rtnetlink socket can be swapped for a recorder in unit tests without root.
+
+use futures::StreamExt;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+
+/// One rtnetlink request: the message and its `NLM_F_*` header flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The route-netlink message to send.
+    pub msg: RouteNetlinkMessage,
+    /// `NLM_F_REQUEST` plus `ACK`/`DUMP`/`CREATE`/`EXCL`/`REPLACE`/`APPEND`.
+    pub flags: u16,
+}
+
+/// Why a request failed, before the caller names the object it was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The kernel answered with this (positive) errno.
+    Errno(i32),
+    /// The connection failed without an errno.
+    Other(String),
+}
+
+/// Sends one request and collects every reply message; acks and `NLMSG_DONE`
+/// are consumed, a kernel error becomes [`Fault::Errno`].
+pub trait Transport {
+    /// Sends `req` and waits for the whole answer.
+    fn request(&self, req: Request) -> Result<Vec<RouteNetlinkMessage>, Fault>;
+}
+
+/// The real transport: one rtnetlink connection driven by a tokio
+/// current-thread runtime owned by this value (plugins are single-threaded).
+pub struct Rtnl {
+    rt: tokio::runtime::Runtime,
+    handle: rtnetlink::Handle,
+}
+
+impl Rtnl {
+    /// Opens a NETLINK_ROUTE socket in the calling thread's current network
+    /// namespace; the socket stays in that namespace for its whole life.
+    pub fn new() -> std::io::Result<Rtnl> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let (conn, handle, _) = {
+            let _ctx = rt.enter();
+            rtnetlink::new_connection()?
+        };
+        rt.spawn(conn);
+        Ok(Rtnl { rt, handle })
+    }
+}
+
+impl Transport for Rtnl {
+    fn request(&self, req: Request) -> Result<Vec<RouteNetlinkMessage>, Fault> {
+        let mut msg = NetlinkMessage::from(req.msg);
+        msg.header.flags = req.flags;
+        let mut handle = self.handle.clone();
+        self.rt.block_on(async move {
+            let mut replies = handle.request(msg).map_err(|e| Fault::Other(e.to_string()))?;
+            let mut out = Vec::new();
+            while let Some(reply) = replies.next().await {
+                match reply.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Error(e) => {
+                        if let Some(code) = e.code {
+                            return Err(Fault::Errno(code.get().abs()));
+                        }
+                    }
+                    NetlinkPayload::Overrun(_) => return Err(Fault::Other("netlink buffer overrun".into())),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+}
