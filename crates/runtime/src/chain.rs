@@ -638,6 +638,21 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_attachments_share_one_runtime() {
+        let (_d, rt, exec, net) = setup(vec![]);
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (rt, net) = (&rt, &net);
+                s.spawn(move || rt.add(net, &Attachment::new(format!("c{i}"), "", "eth0")).unwrap());
+            }
+        });
+        assert_eq!(calls(&exec).len(), 16);
+        assert_eq!(rt.cache().list(Some("n")).unwrap().len(), 8);
+        rt.gc(&net, &[]).unwrap();
+        assert!(rt.cache().list(Some("n")).unwrap().is_empty());
+    }
+
+    #[test]
     fn env_carries_the_attachment() {
         let (_d, mut rt, exec, net) = setup(vec![]);
         rt.extra_env.push(("CNI_LOG_LEVEL".into(), "debug".into()));

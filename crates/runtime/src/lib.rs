@@ -19,6 +19,8 @@
 //! Errors are [`cni::Error`] throughout: a plugin's own error object comes
 //! back with its code, prefixed with which plugin failed.
 
+#![warn(missing_docs)]
+
 pub mod attachment;
 pub mod cache;
 pub mod chain;
