@@ -57,6 +57,17 @@ pub fn conflist_from_bytes(bytes: &[u8], dir: Option<&Path>) -> crate::Result<Ne
     let Some(obj) = raw.as_object_mut() else {
         return Err(Error::decode("error parsing configuration list: not a JSON object"));
     };
+    // libcni accepts "true"/"false" strings for the list's booleans.
+    for key in ["disableCheck", "disableGC"] {
+        if let Some(Value::String(s)) = obj.get(key) {
+            let b = match s.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Error::invalid_config(format!("invalid value {s:?} for {key}"))),
+            };
+            obj.insert(key.into(), Value::Bool(b));
+        }
+    }
     let inlined_only = match obj.get("loadOnlyInlinedPlugins") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -213,6 +224,17 @@ mod tests {
         // No inline plugins at all: the directory supplies them.
         write(d.path(), "n.conflist", r#"{"cniVersion":"1.0.0","name":"n"}"#);
         assert_eq!(load_network(d.path(), "n").unwrap().plugins.len(), 2);
+    }
+
+    #[test]
+    fn string_booleans_as_libcni() {
+        let l = conflist_from_bytes(
+            br#"{"cniVersion":"1.1.0","name":"s","disableCheck":"True","disableGC":"false","plugins":[{"type":"a"}]}"#,
+            None,
+        )
+        .unwrap();
+        assert!(l.disable_check && !l.disable_gc);
+        assert!(conflist_from_bytes(br#"{"name":"s","disableGC":"maybe","plugins":[{"type":"a"}]}"#, None).is_err());
     }
 
     #[test]

@@ -71,8 +71,17 @@ pub fn plugin_error(exit: &str, stdout: &[u8], stderr: &[u8]) -> Error {
             Error::new(UNTYPED_FAILURE, format!("netplugin failed: {err:?}: {exit}"))
         };
     }
-    match serde_json::from_slice::<Error>(stdout) {
-        Ok(e) => e,
+    // Lenient as Go's decoder: every field of the error object is optional.
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(Value::Object(obj)) => {
+            let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let code = obj.get("code").and_then(Value::as_u64).and_then(|c| u32::try_from(c).ok()).unwrap_or(0);
+            Error::new(code, text("msg")).with_details(text("details"))
+        }
+        Ok(_) => Error::new(
+            UNTYPED_FAILURE,
+            format!("netplugin failed but error parsing its diagnostic message {:?}: not an object", out.trim()),
+        ),
         Err(perr) => Error::new(
             UNTYPED_FAILURE,
             format!("netplugin failed but error parsing its diagnostic message {:?}: {perr}", out.trim()),
@@ -307,6 +316,8 @@ mod tests {
         assert_eq!(e.msg, "netplugin failed with no error message: exit status 2");
         let e = plugin_error("exit status 2", b"garbage", b"");
         assert!(e.msg.starts_with("netplugin failed but error parsing its diagnostic message \"garbage\""));
+        let e = plugin_error("exit status 1", br#"{"code": 3}"#, b"");
+        assert_eq!((e.code, e.msg.as_str()), (3, ""));
     }
 
     #[test]
