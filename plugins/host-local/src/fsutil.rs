@@ -1,0 +1,132 @@
+//! File primitives the store is built on: a file appears under its final
+//! name with its whole content, or not at all, even if the process is
+//! killed half-way (the content is written to a temp file first).
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Name prefix of temp files; a store treats any such file it finds while
+/// holding the lock as the leftover of a killed call.
+pub const TEMP_PREFIX: &str = "tmp.";
+
+/// A temp path in `dir` that no other call uses (pid + counter).
+fn temp_path(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
+}
+
+/// Writes `content` to a fresh temp file in `dir` and returns its path.
+fn write_temp(dir: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> {
+    let path = temp_path(dir);
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path)?;
+    if let Err(e) = f.write_all(content) {
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+fn cstring(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL"))
+}
+
+/// `renameat2(RENAME_NOREPLACE)`: moves `from` to `to` unless `to` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    const RENAME_NOREPLACE: libc::c_uint = 1;
+    let (from, to) = (cstring(from)?, cstring(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings for the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), RENAME_NOREPLACE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Creates `target` holding `content` if no file of that name exists:
+/// `Ok(true)` when created, `Ok(false)` when the name was taken. The temp
+/// file lives in `tmp_dir` (same file system as `target`).
+pub fn create_new(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
+    let tmp = write_temp(tmp_dir, content, mode)?;
+    let outcome = match rename_noreplace(&tmp, target) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        // File systems without RENAME_NOREPLACE: link() never replaces either.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)) => {
+            match fs::hard_link(&tmp, target) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let _ = fs::remove_file(&tmp);
+    outcome
+}
+
+/// Replaces (or creates) `target` with `content` in one step.
+pub fn replace(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_temp(tmp_dir, content, mode)?;
+    fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// Removes a file; one that is already gone counts as removed.
+pub fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Reads at most `max` bytes of a file; `None` when it does not exist.
+pub fn read_small(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hl-fsutil-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn create_new_never_replaces_and_leaves_no_temp() {
+        let d = tempdir("create");
+        let t = d.join("10.0.0.2");
+        assert!(create_new(&d, &t, b"a\r\neth0", 0o644).unwrap());
+        assert!(!create_new(&d, &t, b"b\r\neth0", 0o644).unwrap());
+        assert_eq!(fs::read(&t).unwrap(), b"a\r\neth0");
+        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        replace(&d, &t, b"c", 0o644).unwrap();
+        assert_eq!(fs::read(&t).unwrap(), b"c");
+        remove(&t).unwrap();
+        remove(&t).unwrap();
+        assert_eq!(read_small(&t, 10).unwrap(), None);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,373 @@
+//! The attachment index: finds the leases of (container id, ifname)
+//! without reading every lease file, so DEL, CHECK and a repeated ADD cost
+//! the same with ten leases or ten thousand.
+//!
+//! Layout, inside the store directory (the reference plugin reads these
+//! files when it walks the store, but their content never equals a lease's,
+//! so it neither matches nor deletes them):
+//!
+//! ```text
+//! .host-local-index/<containerID>:<ifname>   "host-local index v1\n<ip>\n..."
+//! .host-local-index/<containerID>:           the same for legacy id-only leases
+//! .host-local-index/seal                     fingerprint of the store when the
+//!                                            index was last known complete
+//! ```
+//!
+//! Invariant, whenever the seal matches: every lease file held by an
+//! attachment appears in that attachment's index file. An index file may
+//! list more (an address the reference released and gave to someone else,
+//! an ADD killed before its lease was created), so every hit is verified
+//! against the lease file itself. ADD writes the index entry *before* it
+//! creates the lease, so a SIGKILL never leaves a lease the index misses.
+//!
+//! A writer that does not keep the index (the reference plugin, an admin)
+//! changes the store directory's mtime/ctime or a `last_reserved_ip.N`
+//! file; the seal records both, so the next call sees the mismatch and
+//! rebuilds the index from a full walk once, then is flat again.
+
+use crate::fsutil;
+use crate::store::{io_error, Owner, Store, FILE_MODE};
+use cni::{validate, Error};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The index directory's name inside a store.
+pub const INDEX_DIR: &str = ".host-local-index";
+/// The seal file's name inside the index directory.
+const SEAL: &str = "seal";
+/// First line of every index file; it holds a space, which no container id
+/// does, so the reference never takes an index file for a lease.
+const HEADER: &str = "host-local index v1";
+/// Largest index or seal file read.
+const MAX_INDEX: u64 = 64 * 1024;
+
+/// The index file name of an attachment (`ifname` `None`: legacy leases),
+/// or `None` when the pair cannot be a file name, in which case lookups
+/// walk the store as the reference does. `:` separates the two because
+/// neither a container id nor an interface name may contain it.
+pub fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
+    if !validate::is_valid_id(container_id) {
+        return None;
+    }
+    if let Some(i) = ifname {
+        if validate::interface_name_problem(i).is_some() {
+            return None;
+        }
+    }
+    let name = format!("{container_id}:{}", ifname.unwrap_or(""));
+    (name.len() <= 255).then_some(name)
+}
+
+/// Parses an index file: the listed addresses, ignoring anything else.
+fn parse_index(content: &[u8]) -> Vec<IpAddr> {
+    let text = String::from_utf8_lossy(content);
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Vec::new();
+    }
+    lines.filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+impl Store {
+    /// Makes the index trustworthy for this call: when the seal does not
+    /// match the store (another writer, an interrupted call, first use),
+    /// rebuilds it from a full walk.
+    pub fn ensure_index(&self) -> Result<(), Error> {
+        let seal = fsutil::read_small(&self.index_dir.join(SEAL), MAX_INDEX)
+            .map_err(|e| io_error("reading the index seal", e))?;
+        let now = self.fingerprint().map_err(|e| io_error(format!("inspecting {}", self.dir.display()), e))?;
+        if seal.as_deref() == Some(now.as_bytes()) {
+            self.consistent.set(true);
+            return Ok(());
+        }
+        log::info!(
+            "index of {} is not sealed (first use, another writer, or an interrupted call): rebuilding",
+            self.dir.display()
+        );
+        self.rebuild(&|_| true).and_then(|errors| match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        })
+    }
+
+    /// What the seal records: the identity and change times of the store and
+    /// index directories, and the round-robin markers (which the reference
+    /// rewrites on every reservation, even within one clock tick).
+    fn fingerprint(&self) -> io::Result<String> {
+        let st = fs::metadata(&self.dir)?;
+        let mut out = format!(
+            "{HEADER} seal\nstore {} {} {}.{} {}.{}\n",
+            st.dev(),
+            st.ino(),
+            st.mtime(),
+            st.mtime_nsec(),
+            st.ctime(),
+            st.ctime_nsec()
+        );
+        match fs::metadata(&self.index_dir) {
+            Ok(ix) => {
+                out += &format!(
+                    "index {} {}.{} {}.{}\n",
+                    ix.ino(),
+                    ix.mtime(),
+                    ix.mtime_nsec(),
+                    ix.ctime(),
+                    ix.ctime_nsec()
+                )
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => out += "index none\n",
+            Err(e) => return Err(e),
+        }
+        for set in 0..self.set_count {
+            let raw = self.last_reserved_raw(set)?;
+            out += &format!("last {set} {:?}\n", raw.map(|r| String::from_utf8_lossy(&r).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Records that the index is complete for the store as it is now. The
+    /// seal is rewritten in place so that writing it does not itself change
+    /// the index directory; a torn seal just fails to match.
+    fn write_seal(&self) -> io::Result<()> {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(self.index_dir.join(SEAL))?;
+        let now = self.fingerprint()?;
+        f.write_all_at(now.as_bytes(), 0)?;
+        f.set_len(now.len() as u64)
+    }
+
+    /// Rebuilds the index from the lease files, removing on the way every
+    /// lease `keep` rejects (GC). Returns the removal errors (the lease then
+    /// stays, and stays indexed); other failures stop the rebuild.
+    pub fn rebuild(&self, keep: &dyn Fn(&Owner) -> bool) -> Result<Vec<Error>, Error> {
+        self.consistent.set(false);
+        self.dirty.set(true);
+        self.ensure_index_dir()?;
+        let mut errors = Vec::new();
+        let mut want: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for (ip, owner) in self.leases()? {
+            if !keep(&owner) {
+                match self.remove_lease(ip) {
+                    Ok(()) => {
+                        log::info!("released {ip} held by {owner:?}");
+                        continue;
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            if let Some(name) = index_name(&owner.container_id, owner.ifname.as_deref()) {
+                want.entry(name).or_default().push(ip);
+            }
+        }
+        let fail = |e| io_error(format!("listing {}", self.index_dir.display()), e);
+        for entry in fs::read_dir(&self.index_dir).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name == SEAL {
+                continue;
+            }
+            let path = entry.path();
+            if name.starts_with(fsutil::TEMP_PREFIX) {
+                // We hold the lock: no call is using it; a killed one left it.
+                fsutil::remove(&path).map_err(|e| io_error(format!("removing {}", path.display()), e))?;
+                continue;
+            }
+            if !name.contains(':') {
+                continue;
+            }
+            match want.remove(&name) {
+                Some(mut ips) => {
+                    ips.sort();
+                    let mut have = self.read_index(&path)?;
+                    have.sort();
+                    if have != ips {
+                        self.write_index(&name, &ips)?;
+                    }
+                }
+                None => fsutil::remove(&path).map_err(|e| io_error(format!("removing {}", path.display()), e))?,
+            }
+        }
+        for (name, mut ips) in want {
+            ips.sort();
+            self.write_index(&name, &ips)?;
+        }
+        self.consistent.set(true);
+        Ok(errors)
+    }
+
+    fn read_index(&self, path: &Path) -> Result<Vec<IpAddr>, Error> {
+        fsutil::read_small(path, MAX_INDEX)
+            .map(|c| c.map(|c| parse_index(&c)).unwrap_or_default())
+            .map_err(|e| io_error(format!("reading {}", path.display()), e))
+    }
+
+    fn write_index(&self, name: &str, ips: &[IpAddr]) -> Result<(), Error> {
+        self.dirty.set(true);
+        let path = self.index_dir.join(name);
+        if ips.is_empty() {
+            return fsutil::remove(&path).map_err(|e| io_error(format!("removing {}", path.display()), e));
+        }
+        let mut content = format!("{HEADER}\n");
+        for ip in ips {
+            content += &format!("{ip}\n");
+        }
+        fsutil::replace(&self.index_dir, &path, content.as_bytes(), FILE_MODE)
+            .map_err(|e| io_error(format!("writing {}", path.display()), e))
+    }
+
+    /// Addresses that may be held by the attachment (`ifname` `None`:
+    /// legacy leases of the container): the index entry, or a walk when the
+    /// pair is not indexable. Callers verify each against its lease file.
+    pub fn candidates(&self, container_id: &str, ifname: Option<&str>) -> Result<Vec<IpAddr>, Error> {
+        debug_assert!(self.consistent.get(), "ensure_index first");
+        match index_name(container_id, ifname) {
+            Some(name) => self.read_index(&self.index_dir.join(name)),
+            None => Ok(self
+                .leases()?
+                .into_iter()
+                .filter(|(_, o)| o.container_id == container_id && o.ifname.as_deref() == ifname)
+                .map(|(ip, _)| ip)
+                .collect()),
+        }
+    }
+
+    /// The addresses the attachment holds, verified against the leases.
+    pub fn held(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
+        let mut out = Vec::new();
+        for ip in self.candidates(container_id, Some(ifname))? {
+            if self.read_lease(ip)?.is_some_and(|o| o.is(container_id, ifname)) && !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the attachment may hold `ips` (before creating leases,
+    /// and to trim the entry afterwards); an empty list removes the entry.
+    pub fn record(&self, container_id: &str, ifname: &str, ips: &[IpAddr]) -> Result<(), Error> {
+        match index_name(container_id, Some(ifname)) {
+            Some(name) => {
+                let mut ips = ips.to_vec();
+                ips.sort();
+                ips.dedup();
+                self.write_index(&name, &ips)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the index entry of an attachment whose leases are released.
+    pub fn forget(&self, container_id: &str, ifname: Option<&str>) -> Result<(), Error> {
+        match index_name(container_id, ifname) {
+            Some(name) => self.write_index(&name, &[]),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Store {
+    /// Renews the seal after a call that changed the store, before the lock
+    /// is released; a call that failed to keep the index complete leaves the
+    /// seal stale, so the next one rebuilds.
+    fn drop(&mut self) {
+        if self.dirty.get() && self.consistent.get() {
+            if let Err(e) = self.write_seal() {
+                log::warn!("sealing the index of {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{lease_name, Open};
+    use std::path::PathBuf;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hl-index-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(index_name("abc", Some("eth0")).as_deref(), Some("abc:eth0"));
+        assert_eq!(index_name("abc", None).as_deref(), Some("abc:"));
+        assert_eq!(index_name("a/b", Some("eth0")), None);
+        assert_eq!(index_name("abc", Some("a/b")), None);
+        assert_eq!(index_name(&"x".repeat(300), Some("eth0")), None);
+        // One colon never parses as an address, so the reference ignores it.
+        assert_eq!(lease_name(b"fd00:eth0"), None);
+    }
+
+    #[test]
+    fn index_follows_leases_and_detects_foreign_writes() {
+        let d = tempdir("follow");
+        let s = Store::open(&d, "net", 1, Open::Create).unwrap().unwrap();
+        s.ensure_index().unwrap();
+        assert!(s.held("c1", "eth0").unwrap().is_empty());
+        s.record("c1", "eth0", &[ip("10.0.0.2")]).unwrap();
+        assert!(s.create_lease(ip("10.0.0.2"), "c1", "eth0").unwrap());
+        assert!(!s.create_lease(ip("10.0.0.2"), "c2", "eth0").unwrap());
+        assert_eq!(s.held("c1", "eth0").unwrap(), vec![ip("10.0.0.2")]);
+        drop(s);
+
+        // Sealed: the next call trusts the index without a walk.
+        let s = Store::open(&d, "net", 1, Open::Existing).unwrap().unwrap();
+        let sealed = fs::read(s.index_dir.join(SEAL)).unwrap();
+        s.ensure_index().unwrap();
+        assert!(!s.dirty.get());
+        drop(s);
+
+        // A foreign writer (the reference) adds a lease behind our back.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(d.join("net/10.0.0.3"), "c3\r\neth0").unwrap();
+        fs::write(d.join("net/last_reserved_ip.0"), "10.0.0.3").unwrap();
+        let s = Store::open(&d, "net", 1, Open::Existing).unwrap().unwrap();
+        s.ensure_index().unwrap();
+        assert!(s.dirty.get(), "rebuilt");
+        assert_eq!(s.held("c3", "eth0").unwrap(), vec![ip("10.0.0.3")]);
+        drop(s);
+        assert_ne!(fs::read(d.join("net").join(INDEX_DIR).join(SEAL)).unwrap(), sealed);
+
+        // Legacy leases are indexed under the id alone; GC removes by owner.
+        fs::write(d.join("net/10.0.0.4"), "old").unwrap();
+        let s = Store::open(&d, "net", 1, Open::Existing).unwrap().unwrap();
+        s.ensure_index().unwrap();
+        assert_eq!(s.candidates("old", None).unwrap(), vec![ip("10.0.0.4")]);
+        let errors = s.rebuild(&|o| o.container_id != "c3").unwrap();
+        assert!(errors.is_empty());
+        assert!(!d.join("net/10.0.0.3").exists());
+        assert!(s.candidates("c3", Some("eth0")).unwrap().is_empty());
+        drop(s);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stale_entries_are_verified_away() {
+        let d = tempdir("stale");
+        let s = Store::open(&d, "net", 0, Open::Create).unwrap().unwrap();
+        s.ensure_index().unwrap();
+        // An ADD killed after writing its intent but before the lease.
+        s.record("c1", "eth0", &[ip("10.0.0.2"), ip("10.0.0.3")]).unwrap();
+        s.record("c2", "eth0", &[ip("10.0.0.3")]).unwrap();
+        assert!(s.create_lease(ip("10.0.0.3"), "c2", "eth0").unwrap());
+        assert!(s.held("c1", "eth0").unwrap().is_empty());
+        drop(s);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
