@@ -133,3 +133,22 @@ fn add_list_delete_routes() {
     assert_eq!(e.kind, Kind::NotFound, "{e}");
     h.del_route(&v6).unwrap();
 }
+
+#[test]
+fn wait_for_ipv6_dad() {
+    let ns = TestNs::new();
+    let h = ns.handle();
+    let a0 = veth(&h);
+    let target = ns.open();
+    netcore::sysctl::set_in(&target, "net/ipv6/neigh/a0/retrans_time_ms", "100").unwrap();
+    h.add_address(a0, net("2001:db8::7/64")).unwrap();
+    let first = h.addresses(a0).unwrap().into_iter().find(|a| a.net == net("2001:db8::7/64")).unwrap();
+    assert!(first.is_tentative(), "DAD runs on a fresh address: {first:?}");
+    h.wait_dad(a0, std::time::Duration::from_secs(5)).unwrap();
+    let a = h.addresses(a0).unwrap().into_iter().find(|a| a.net == net("2001:db8::7/64")).unwrap();
+    assert!(!a.is_tentative() && !a.dad_failed());
+    let w = ns.ip_json(&["-6", "addr", "show", "dev", "a0"]);
+    let info = w[0]["addr_info"].as_array().unwrap();
+    let e = info.iter().find(|x| x["local"] == "2001:db8::7").unwrap();
+    assert!(e.get("tentative").is_none(), "{e}");
+}

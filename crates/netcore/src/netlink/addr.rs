@@ -3,6 +3,7 @@
 //! and delete.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -10,7 +11,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, Address
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{Family, Handle};
-use crate::error::Result;
+use crate::error::{Error, Kind, Result};
 
 const IFA_F_NODAD: u32 = 0x02;
 const IFA_F_DADFAILED: u32 = 0x08;
@@ -161,6 +162,28 @@ impl Handle {
     pub fn ips(&self, index: u32) -> Result<Vec<IpAddr>> {
         Ok(self.addresses(index)?.into_iter().map(|a| a.net.ip()).collect())
     }
+
+    /// Waits until no IPv6 address of link `index` is tentative, so routes via
+    /// a v6 gateway can be added and the container can send at once. Fails
+    /// when DAD finds a duplicate or `timeout` passes.
+    pub fn wait_dad(&self, index: u32, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let addrs = self.addresses(index)?;
+            if let Some(a) = addrs.iter().find(|a| a.dad_failed()) {
+                let what = format!("IPv6 address {} on link #{index}", a.net);
+                return Err(Error::new(Kind::Other, what, "duplicate address detected (DAD failed)"));
+            }
+            if !addrs.iter().any(Address::is_tentative) {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                let what = format!("waiting for IPv6 DAD on link #{index}");
+                return Err(Error::new(Kind::Busy, what, format!("addresses still tentative after {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +218,29 @@ mod tests {
         assert!(e.is_exists());
         assert_eq!(e.what, "adding address 10.1.2.3/24 to link #3");
         assert_eq!(rec.requests()[0].flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    }
+
+    #[test]
+    fn dad_wait_polls_until_settled_and_reports_failure() {
+        let tentative = |flags: AddressFlags| {
+            let mut a = addr_msg(3, &"2001:db8::5/64".parse().unwrap());
+            a.attributes.push(AddressAttribute::Flags(flags));
+            Ok(vec![RouteNetlinkMessage::NewAddress(a)])
+        };
+        let rec = Recorder::new();
+        rec.reply(tentative(AddressFlags::Tentative)).reply(tentative(AddressFlags::Permanent));
+        rec.handle().wait_dad(3, Duration::from_secs(1)).unwrap();
+        assert_eq!(rec.requests().len(), 2);
+
+        let rec = Recorder::new();
+        rec.reply(tentative(AddressFlags::Dadfailed | AddressFlags::Tentative));
+        let e = rec.handle().wait_dad(3, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("DAD failed"), "{e}");
+
+        let rec = Recorder::new();
+        rec.reply(tentative(AddressFlags::Tentative));
+        let e = rec.handle().wait_dad(3, Duration::ZERO).unwrap_err();
+        assert_eq!(e.kind, Kind::Busy);
     }
 
     #[test]

@@ -56,6 +56,12 @@ fn ip_of(a: &NeighbourAddress) -> Option<IpAddr> {
     match a {
         NeighbourAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
         NeighbourAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        // AF_BRIDGE (FDB) messages carry NDA_DST without telling its family.
+        NeighbourAddress::Other(b) => match b.len() {
+            4 => <[u8; 4]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -254,6 +260,17 @@ mod tests {
         assert_eq!(got[0].ip, "10.244.3.0".parse::<IpAddr>().unwrap());
         assert_eq!(got[0].mac, Some(MAC));
         assert!(got[0].permanent);
+    }
+
+    #[test]
+    fn fdb_dump_reads_untyped_destinations() {
+        let rec = Recorder::new();
+        let mut m = fdb_msg(4, MAC, None);
+        m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Other(vec![192, 0, 2, 7])));
+        rec.reply(Ok(vec![RouteNetlinkMessage::NewNeighbour(m)]));
+        let got = rec.handle().fdb(4).unwrap();
+        assert_eq!(got[0].dst, Some("192.0.2.7".parse().unwrap()));
+        assert!(got[0].is_self && got[0].permanent);
     }
 
     #[test]
