@@ -257,6 +257,7 @@ impl Handle {
 
     /// Creates the bridge, or returns the existing one: `EEXIST` is success when
     /// the link is a bridge (concurrent ADDs), an error when it is something else.
+    /// An existing bridge keeps its MTU and MAC; it is only set up if `spec.up`.
     pub fn create_bridge(&self, spec: &BridgeSpec<'_>) -> Result<Link> {
         let what = || format!("creating bridge {:?}", spec.name);
         match self.create(bridge_msg(spec)?, what) {
