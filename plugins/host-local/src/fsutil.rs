@@ -89,6 +89,30 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Sets the modification time of `path` one nanosecond before its current
+/// value. Any later change to the directory sets its mtime to the current
+/// (coarse) clock, which is never earlier than the old value, so the change
+/// shows even when it happens within the same clock tick.
+pub fn backdate_mtime(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path)?;
+    let (sec, nsec) = match m.mtime_nsec() {
+        0 => (m.mtime() - 1, 999_999_999),
+        n => (m.mtime(), n - 1),
+    };
+    let times = [
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: nsec as _ },
+    ];
+    let c = cstring(path)?;
+    // SAFETY: valid path and a two-element timespec array.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Reads at most `max` bytes of a file; `None` when it does not exist.
 pub fn read_small(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
@@ -124,7 +148,12 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         replace(&d, &t, b"c", 0o644).unwrap();
         assert_eq!(fs::read(&t).unwrap(), b"c");
+        let before = fs::metadata(&d).unwrap().modified().unwrap();
+        backdate_mtime(&d).unwrap();
+        let after = fs::metadata(&d).unwrap().modified().unwrap();
+        assert_eq!(before.duration_since(after).unwrap(), std::time::Duration::from_nanos(1));
         remove(&t).unwrap();
+        assert!(fs::metadata(&d).unwrap().modified().unwrap() > after, "a same-tick change shows");
         remove(&t).unwrap();
         assert_eq!(read_small(&t, 10).unwrap(), None);
         fs::remove_dir_all(&d).unwrap();

@@ -23,7 +23,9 @@
 //! A writer that does not keep the index (the reference plugin, an admin)
 //! changes the store directory's mtime/ctime or a `last_reserved_ip.N`
 //! file; the seal records both, so the next call sees the mismatch and
-//! rebuilds the index from a full walk once, then is flat again.
+//! rebuilds the index from a full walk once, then is flat again. When
+//! sealing, the directories' mtime is set 1 ns back, so that even a change
+//! within the same clock tick as ours moves it.
 
 use crate::fsutil;
 use crate::store::{io_error, Owner, Store, FILE_MODE};
@@ -139,6 +141,14 @@ impl Store {
             .truncate(false)
             .mode(FILE_MODE)
             .open(self.index_dir.join(SEAL))?;
+        // File times come from a coarse clock: a foreign change within the
+        // tick of our last one would leave the mtime as it is. Backdating
+        // it by 1 ns makes every later change visible.
+        for dir in [&self.index_dir, &self.dir] {
+            if let Err(e) = fsutil::backdate_mtime(dir) {
+                log::debug!("backdating {}: {e}", dir.display());
+            }
+        }
         let now = self.fingerprint()?;
         f.write_all_at(now.as_bytes(), 0)?;
         f.set_len(now.len() as u64)
@@ -354,6 +364,27 @@ mod tests {
         assert!(!d.join("net/10.0.0.3").exists());
         assert!(s.candidates("c3", Some("eth0")).unwrap().is_empty());
         drop(s);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_foreign_lease_right_after_ours_is_seen() {
+        let d = tempdir("tick");
+        for round in 0..50 {
+            let s = Store::open(&d, "net", 1, Open::Create).unwrap().unwrap();
+            s.ensure_index().unwrap();
+            let mine = ip(&format!("10.1.0.{}", round + 1));
+            s.record("c", "eth0", &[mine]).unwrap();
+            assert!(s.create_lease(mine, "c", "eth0").unwrap());
+            drop(s);
+            // No sleep, no last_reserved_ip change: only the directory changes,
+            // most likely within the same clock tick as our seal.
+            let theirs = ip(&format!("10.2.0.{}", round + 1));
+            fs::write(d.join("net").join(theirs.to_string()), format!("r{round}\r\neth0")).unwrap();
+            let s = Store::open(&d, "net", 1, Open::Existing).unwrap().unwrap();
+            s.ensure_index().unwrap();
+            assert_eq!(s.held(&format!("r{round}"), "eth0").unwrap(), vec![theirs], "round {round}");
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 
