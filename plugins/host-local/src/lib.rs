@@ -7,6 +7,8 @@
 //! (which addresses exist), [`store`] and [`index`] (what is taken, on
 //! disk), and one module per command.
 
+#![warn(missing_docs)]
+
 pub mod add;
 pub mod check;
 pub mod config;
