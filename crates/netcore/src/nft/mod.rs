@@ -1,1 +1,48 @@
-//! (being written)
+//! nftables through netlink (libnftnl + libmnl), one atomic [`Batch`] per
+//! plugin operation, never through the `nft` binary.
+//!
+//! The vocabulary is small on purpose: tables, base and regular chains, rules
+//! built from a handful of expressions ([`Rule`]), and named sets and maps with
+//! typed, possibly concatenated keys ([`Set`]) whose elements carry an owner
+//! comment ([`Element`]), so DEL and GC can find a container's elements without
+//! knowing its addresses ([`Socket::list_elements`]).
+//!
+//! Everything the kernel sees is described by plain data (`Table`, `Chain`,
+//! `Set`, `Rule`, `Element`); only [`raw`] turns it into netlink messages, and
+//! it is the one place with `unsafe` code.
+//!
+//! A [`Socket`] belongs to the network namespace of the thread that opened
+//! it: enter the host or container namespace, open, and the socket keeps
+//! working there after the thread has left.
+//!
+//! ```no_run
+//! use netcore::nft::*;
+//! # fn main() -> netcore::Result<()> {
+//! let t = Table::new(Family::Inet, "cnirs-nat")?;
+//! let post = t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?;
+//! let net = t.set("net-a_v4", &[DataType::Ipv4Addr])?;
+//! let mut b = Batch::new();
+//! b.add_table(&t).add_chain(&post).add_set(&net);
+//! b.add_element(&net, Element::new([Value::from(std::net::Ipv4Addr::new(10, 1, 0, 2))]).comment("net-a/cid/eth0"));
+//! b.commit()?;
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod expr;
+mod names;
+mod objects;
+mod raw;
+mod rule;
+mod socket;
+mod types;
+mod udata;
+
+pub use batch::Batch;
+pub use expr::{CmpOp, CtKey, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg};
+pub use objects::{
+    priority, BaseChain, Chain, ChainType, ElemData, Element, Family, Hook, Policy, Set, SetData, Table, Verdict,
+};
+pub use rule::{CtState, Field, Rule};
+pub use socket::{RuleInfo, Socket};
+pub use types::{DataType, IpFamily, Value};
