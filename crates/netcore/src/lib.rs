@@ -3,10 +3,14 @@
 //! IPAM delegation. Plugins never shell out; they call this crate.
 
 pub mod error;
+pub mod ifconfig;
 pub mod ipam;
+pub mod masq;
+pub mod naming;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod sandbox;
 pub mod sysctl;
 
 pub use error::{Error, Kind, OrMissing, Result};

@@ -1,1 +1,7 @@
-fn main() {}
+//! loopback: brings `lo` up in the container (`docker run --network none`).
+
+mod plugin;
+
+fn main() {
+    cni::skel::run(plugin::Loopback)
+}

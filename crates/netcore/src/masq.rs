@@ -1,0 +1,192 @@
+//! Masquerade for container networks (`ipMasq`), shared by bridge and vxlan.
+//!
+//! One table, `inet cnirs-nat`. Its postrouting chain sends a packet by its
+//! source address through one verdict map per family (`masq-src4`,
+//! `masq-src6`): each container address is an element pointing at its
+//! network's chain, owned by (network, container id, ifname). A network's
+//! chain returns for destinations in its exempt set (its own subnets, or a
+//! whole cluster CIDR, and multicast) and masquerades the rest. So an ADD
+//! adds elements and a DEL deletes them: the rule count never grows with
+//! containers, and lookup cost stays flat.
+
+use crate::error::Result;
+use crate::nft::{
+    priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
+};
+use ipnetwork::IpNetwork;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// Our NAT table; never the reference plugins' names.
+pub const TABLE: &str = "cnirs-nat";
+
+fn table() -> Result<Table> {
+    Table::new(crate::nft::Family::Inet, TABLE)
+}
+
+fn src_map(t: &Table, v4: bool) -> Result<Set> {
+    if v4 {
+        t.vmap("masq-src4", &[DataType::Ipv4Addr])
+    } else {
+        t.vmap("masq-src6", &[DataType::Ipv6Addr])
+    }
+}
+
+fn exempt_set(t: &Table, network: &str, v4: bool) -> Result<Set> {
+    let (name, ty) = if v4 { ("4", DataType::Ipv4Addr) } else { ("6", DataType::Ipv6Addr) };
+    t.set(format!("masq-{network}-exempt{name}"), &[ty])?.interval()
+}
+
+fn value(ip: IpAddr) -> Value {
+    match ip {
+        IpAddr::V4(a) => Value::Ipv4(a),
+        IpAddr::V6(a) => Value::Ipv6(a),
+    }
+}
+
+/// Multicast is never masqueraded, as the reference plugin excludes it.
+fn multicast(v4: bool) -> IpNetwork {
+    if v4 {
+        "224.0.0.0/4".parse().expect("literal")
+    } else {
+        "ff00::/8".parse().expect("literal")
+    }
+}
+
+/// Adds to `batch` the table, the shared chains and maps, and this
+/// network's chain and exempt sets (rewritten, so repeating it is harmless
+/// and concurrent ADDs of one network converge).
+pub fn ensure_network(batch: &mut Batch, network: &str, exempt: &[IpNetwork]) -> Result<()> {
+    let t = table()?;
+    let post = t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?;
+    let chain = t.chain(format!("masq-{network}"))?;
+    batch.add_table(&t).add_chain(&post).add_chain(&chain);
+    let maps = [src_map(&t, true)?, src_map(&t, false)?];
+    for m in &maps {
+        batch.add_set(m);
+    }
+    // The dispatch rules are written once; the chain is rewritten in full
+    // so it never holds duplicates.
+    batch.flush_chain(&post);
+    batch.add_rule(Rule::new(&post).nfproto(IpFamily::V4).vmap(&[Field::Ip4Saddr], &maps[0]));
+    batch.add_rule(Rule::new(&post).nfproto(IpFamily::V6).vmap(&[Field::Ip6Saddr], &maps[1]));
+    batch.flush_chain(&chain);
+    for v4 in [true, false] {
+        let set = exempt_set(&t, network, v4)?;
+        batch.add_set(&set).flush_set(&set);
+        let mut nets: Vec<IpNetwork> = exempt.iter().filter(|n| n.is_ipv4() == v4).copied().collect();
+        nets.push(multicast(v4));
+        for n in merge(nets) {
+            batch.add_element(&set, Element::prefix(n));
+        }
+        let (fam, field) = if v4 { (IpFamily::V4, Field::Ip4Daddr) } else { (IpFamily::V6, Field::Ip6Daddr) };
+        batch.add_rule(Rule::new(&chain).nfproto(fam).in_set(&[field], &set).ret());
+    }
+    batch.add_rule(Rule::new(&chain).masquerade());
+    Ok(())
+}
+
+/// Drops networks contained in another one: an interval set refuses
+/// overlapping elements.
+fn merge(mut nets: Vec<IpNetwork>) -> Vec<IpNetwork> {
+    nets.sort_by_key(|n| n.prefix());
+    let mut out: Vec<IpNetwork> = Vec::new();
+    for n in nets {
+        let n = IpNetwork::new(n.network(), n.prefix()).unwrap_or(n);
+        if !out.iter().any(|o| o.contains(n.network())) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Adds to `batch` the elements that masquerade `ips` of one attachment.
+pub fn add_container(batch: &mut Batch, network: &str, owner: &str, ips: &[IpAddr]) -> Result<()> {
+    let t = table()?;
+    let chain = t.chain(format!("masq-{network}"))?;
+    for ip in ips {
+        let map = src_map(&t, ip.is_ipv4())?;
+        batch.add_element(&map, Element::new([value(*ip)]).verdict(chain.goto()).comment(owner));
+    }
+    Ok(())
+}
+
+/// The elements owned by `owner`, or by anyone `keep` rejects when
+/// `owner` is `None` (GC); empty when the table does not exist.
+fn owned(sock: &Socket, pick: &dyn Fn(&str) -> bool) -> Result<Vec<(Set, Element)>> {
+    let t = table()?;
+    if !sock.has_table(&t)? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for v4 in [true, false] {
+        let map = src_map(&t, v4)?;
+        if !sock.has_set(&map)? {
+            continue;
+        }
+        for e in sock.list_elements(&map)? {
+            if e.comment.as_deref().is_some_and(pick) {
+                out.push((map.clone(), e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every element owned by `owner`; nothing to remove is success,
+/// so DEL stays idempotent and needs no addresses.
+pub fn del_container(owner: &str) -> Result<usize> {
+    let sock = Socket::open()?;
+    let gone = owned(&sock, &|c| c == owner)?;
+    let mut batch = Batch::new();
+    for (set, e) in &gone {
+        batch.destroy_element(set, e);
+    }
+    sock.commit(&batch)?;
+    Ok(gone.len())
+}
+
+/// Whether every address of `ips` is masqueraded for `owner` (CHECK).
+pub fn has_container(owner: &str, ips: &[IpAddr]) -> Result<bool> {
+    let sock = Socket::open()?;
+    let have: HashSet<Vec<Value>> = owned(&sock, &|c| c == owner)?.into_iter().map(|(_, e)| e.key).collect();
+    Ok(ips.iter().all(|ip| have.contains(&vec![value(*ip)])))
+}
+
+/// GC: removes the elements of `network` whose owner is not in `valid`
+/// (owner keys as [`crate::naming::attachment_key`] makes them).
+pub fn gc_network(network: &str, valid: &HashSet<String>) -> Result<usize> {
+    let sock = Socket::open()?;
+    let prefix = format!("{network}/");
+    let stale = owned(&sock, &|c| c.starts_with(&prefix) && !valid.contains(c))?;
+    let mut batch = Batch::new();
+    for (set, e) in &stale {
+        batch.destroy_element(set, e);
+    }
+    sock.commit(&batch)?;
+    Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_drops_contained_networks() {
+        let nets =
+            vec!["10.0.0.0/24".parse().unwrap(), "10.0.0.0/8".parse().unwrap(), "192.168.1.7/24".parse().unwrap()];
+        let m = merge(nets);
+        assert_eq!(m.len(), 2);
+        assert!(m.contains(&"10.0.0.0/8".parse().unwrap()));
+        assert!(m.contains(&"192.168.1.0/24".parse().unwrap()));
+    }
+
+    #[test]
+    fn batches_build() {
+        let mut b = Batch::new();
+        ensure_network(&mut b, "net1", &["10.88.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()]).unwrap();
+        add_container(&mut b, "net1", "net1/c1/eth0", &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()])
+            .unwrap();
+        assert!(b.len() > 10);
+    }
+}

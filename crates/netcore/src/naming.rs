@@ -1,0 +1,65 @@
+//! Names derived from an attachment (network, container id, ifname), so DEL
+//! and GC find what ADD made without the container's namespace and without
+//! reading state back from the kernel.
+
+/// FNV-1a, 64 bits: stable across releases and platforms, which a name
+/// that must survive upgrades needs (std's hasher is not).
+pub fn fnv1a64(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            // A separator byte that cannot appear in ids or names.
+            h ^= 0xff;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        for b in p.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+/// The host end of a container's veth: `veth` + 11 hex digits (15 bytes,
+/// the kernel's limit). The reference names its veths `veth` + 8 hex, so
+/// the two never collide.
+pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("veth{:011x}", fnv1a64(&[network, container_id, ifname]) >> 20)
+}
+
+/// The owner written into nftables elements and other shared state.
+/// Kept readable when short; hashed when it would not fit a comment.
+pub fn attachment_key(network: &str, container_id: &str, ifname: &str) -> String {
+    let key = format!("{network}/{container_id}/{ifname}");
+    if key.len() <= 120 {
+        key
+    } else {
+        format!("{network:.40}/#{:016x}", fnv1a64(&[network, container_id, ifname]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_and_differ() {
+        let a = host_veth_name("net", "ctr1", "eth0");
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with("veth"));
+        assert_eq!(a, host_veth_name("net", "ctr1", "eth0"));
+        assert_ne!(a, host_veth_name("net", "ctr1", "eth1"));
+        assert_ne!(a, host_veth_name("net2", "ctr1", "eth0"));
+        // The separator keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
+    }
+
+    #[test]
+    fn keys_stay_short() {
+        assert_eq!(attachment_key("n", "c", "eth0"), "n/c/eth0");
+        let long = "x".repeat(200);
+        let k = attachment_key("net", &long, "eth0");
+        assert!(k.len() <= 120);
+        assert_ne!(k, attachment_key("net", &long, "eth1"));
+    }
+}

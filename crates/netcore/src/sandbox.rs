@@ -1,0 +1,44 @@
+//! Opening the container's namespace from `CNI_NETNS` with the semantics
+//! each command needs: ADD and CHECK require it, DEL treats "empty" and
+//! "already gone" as nothing to do.
+
+use crate::netns::Netns;
+use cni::error::code;
+use std::path::Path;
+
+/// Opens the namespace an ADD or CHECK acts on; a missing one is code 3
+/// (the container does not exist), naming the path.
+pub fn open_required(path: Option<&Path>) -> Result<Netns, cni::Error> {
+    let Some(path) = path else {
+        return Err(cni::Error::invalid_env("required env variables [CNI_NETNS] missing"));
+    };
+    Netns::open(path).map_err(|e| {
+        let c = if e.is_not_found() { code::UNKNOWN_CONTAINER } else { code::PLUGIN };
+        cni::Error::new(c, format!("failed to open netns {:?}: {}", path.display().to_string(), e.cause))
+    })
+}
+
+/// Opens the namespace a DEL acts on: `None` when `CNI_NETNS` is empty or
+/// the namespace is already gone, which DEL must treat as success.
+pub fn open_for_del(path: Option<&Path>) -> Result<Option<Netns>, cni::Error> {
+    let Some(path) = path else { return Ok(None) };
+    match Netns::open(path) {
+        Ok(ns) => Ok(Some(ns)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_namespace() {
+        let p = Path::new("/run/netns/surely-not-here-sandbox-test");
+        assert_eq!(open_required(Some(p)).unwrap_err().code, code::UNKNOWN_CONTAINER);
+        assert!(open_for_del(Some(p)).unwrap().is_none());
+        assert!(open_for_del(None).unwrap().is_none());
+        assert_eq!(open_required(None).unwrap_err().code, code::INVALID_ENV);
+    }
+}
