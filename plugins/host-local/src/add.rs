@@ -38,7 +38,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         None => Dns::default(),
     };
     let requests = assign_requests(&conf)?;
-    let store = Store::open(&conf.data_dir, &conf.network, conf.set_count, Open::Create)?
+    let store = Store::open(&conf.data_dir, &conf.network, Open::Create)?
         .ok_or_else(|| Error::io("store vanished while being created"))?;
     store.ensure_index()?;
     let (cid, ifname) = (ctx.container_id.as_str(), ctx.ifname.as_str());

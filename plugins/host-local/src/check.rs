@@ -23,7 +23,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
         Error::plugin(format!("host-local: Failed to find address added by container {cid}"))
             .with_details(format!("no lease of {cid} ({ifname}) in network {:?}", conf.network))
     };
-    let store = Store::open(&conf.data_dir, &conf.network, conf.set_count, Open::Existing)?;
+    let store = Store::open(&conf.data_dir, &conf.network, Open::Existing)?;
     let Some(store) = store else { return Err(not_found()) };
     if ips.is_empty() {
         store.ensure_index()?;

@@ -59,9 +59,6 @@ pub struct Config {
     /// top-level range, then `ranges`). Empty in [`Mode::Release`] when the
     /// ranges do not validate.
     pub sets: Vec<RangeSet>,
-    /// How many range sets the config names (the `last_reserved_ip.N` files
-    /// that may exist), valid in every mode.
-    pub set_count: usize,
     /// Routes returned verbatim in the result.
     pub routes: Vec<Route>,
     /// A resolv.conf whose settings become the result's `dns`.
@@ -94,9 +91,6 @@ impl Config {
         let runtime_ranges = runtime.and_then(|r| r.get("ipRanges")).filter(|v| !v.is_null());
 
         if mode == Mode::Release {
-            let count = |v: Option<&Value>| v.and_then(Value::as_array).map_or(0, Vec::len);
-            let legacy = usize::from(ipam.get("subnet").is_some_and(|s| !s.is_null()));
-            let set_count = count(runtime_ranges) + legacy + count(ipam.get("ranges"));
             let sets = serde_json::from_value::<IpamJson>(ipam.clone())
                 .ok()
                 .and_then(|json| Self::sets(&json, runtime_ranges, ctx.version).ok())
@@ -105,7 +99,6 @@ impl Config {
                 network,
                 data_dir,
                 sets,
-                set_count,
                 routes: Vec::new(),
                 resolv_conf: None,
                 requested: Vec::new(),
@@ -123,15 +116,7 @@ impl Config {
             Some(p) => Some(PathBuf::from(p)),
         };
         let requested = if mode == Mode::Add { requested(ctx)? } else { Vec::new() };
-        Ok(Config {
-            network,
-            data_dir,
-            set_count: sets.len(),
-            sets,
-            routes: json.routes.clone().unwrap_or_default(),
-            resolv_conf,
-            requested,
-        })
+        Ok(Config { network, data_dir, sets, routes: json.routes.clone().unwrap_or_default(), resolv_conf, requested })
     }
 
     /// Builds and validates the range sets.
@@ -296,7 +281,6 @@ mod tests {
         .unwrap();
         let subnets: Vec<String> = c.sets.iter().map(|s| s.ranges[0].subnet.to_string()).collect();
         assert_eq!(subnets, ["10.3.0.0/24", "10.2.0.0/24", "10.1.0.0/24", "fd00::/64"]);
-        assert_eq!(c.set_count, 4);
         assert_eq!(c.routes.len(), 1);
         assert_eq!(c.store_dir(), PathBuf::from("/tmp/x/n"));
     }
@@ -378,7 +362,6 @@ mod tests {
         )
         .unwrap();
         assert!(c.sets.is_empty());
-        assert_eq!(c.set_count, 2);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
     }
 }

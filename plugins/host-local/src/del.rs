@@ -10,7 +10,7 @@ use cni::{Context, Error};
 /// whose ranges no longer validate can still release its addresses.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = Config::load(ctx, Mode::Release)?;
-    let Some(store) = Store::open(&conf.data_dir, &conf.network, conf.set_count, Open::Existing)? else {
+    let Some(store) = Store::open(&conf.data_dir, &conf.network, Open::Existing)? else {
         return Ok(());
     };
     store.ensure_index()?;

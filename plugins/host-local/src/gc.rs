@@ -22,7 +22,7 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         log::info!("GC without cni.dev/valid-attachments: nothing to do");
         return Ok(());
     };
-    let Some(store) = Store::open(&conf.data_dir, &conf.network, conf.set_count, Open::Existing)? else {
+    let Some(store) = Store::open(&conf.data_dir, &conf.network, Open::Existing)? else {
         return Ok(());
     };
     let pairs: HashSet<(&str, &str)> = valid.iter().map(|a| (a.container_id.as_str(), a.ifname.as_str())).collect();

@@ -92,8 +92,6 @@ pub struct Store {
     pub(crate) dir: PathBuf,
     /// The index directory inside it.
     pub(crate) index_dir: PathBuf,
-    /// How many range sets the config names (`last_reserved_ip.0..N`).
-    pub(crate) set_count: usize,
     /// Set by every change; the index seal is renewed on drop.
     pub(crate) dirty: Cell<bool>,
     /// Whether the index is known to list every lease (see `index`).
@@ -106,7 +104,7 @@ impl Store {
     /// Opens (and with [`Open::Create`] creates) the store of `network` and
     /// takes its lock. `None` when the store does not exist and `how` is
     /// [`Open::Existing`].
-    pub fn open(data_dir: &Path, network: &str, set_count: usize, how: Open) -> Result<Option<Store>, Error> {
+    pub fn open(data_dir: &Path, network: &str, how: Open) -> Result<Option<Store>, Error> {
         let dir = data_dir.join(network);
         // The name was validated; this guards the join itself.
         if dir.parent() != Some(data_dir) {
@@ -127,14 +125,7 @@ impl Store {
         }
         let lock = lock(&dir.join(LOCK_FILE))?;
         let index_dir = dir.join(crate::index::INDEX_DIR);
-        Ok(Some(Store {
-            dir,
-            index_dir,
-            set_count,
-            dirty: Cell::new(false),
-            consistent: Cell::new(false),
-            _lock: lock,
-        }))
+        Ok(Some(Store { dir, index_dir, dirty: Cell::new(false), consistent: Cell::new(false), _lock: lock }))
     }
 
     /// The store directory.

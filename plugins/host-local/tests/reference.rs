@@ -106,3 +106,29 @@ fn interleaved_implementations_never_share_an_address() {
         assert_eq!(owners, want.iter().collect::<Vec<_>>(), "step {i}");
     }
 }
+
+#[test]
+fn the_index_is_rebuilt_only_after_a_foreign_writer() {
+    if !have_reference() {
+        return;
+    }
+    let d = DataDir::new("ref-seal");
+    let mut c = dual("net", &d);
+    let rebuilt = |out: &Out| out.stderr.contains("rebuilding");
+    assert!(rebuilt(&Call::new("ADD", "o1").log("info").run(&c)), "first use builds the index");
+    for cid in ["o2", "o3"] {
+        let out = Call::new("ADD", cid).log("info").run(&c);
+        assert!(!rebuilt(&out), "{out:?}");
+    }
+    // Per-call ipRanges change the config, not the store: still sealed.
+    c["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.56.0.0/24"}]]});
+    assert!(!rebuilt(&Call::new("ADD", "o4").log("info").run(&c)));
+    assert!(!rebuilt(&Call::new("DEL", "o4").log("info").run(&c)));
+    c.as_object_mut().unwrap().remove("runtimeConfig");
+    assert!(!rebuilt(&Call::new("DEL", "never-added").log("info").run(&c)));
+    // The reference writes behind our back: one rebuild, then sealed again.
+    Call::new("ADD", "r1").reference().run(&c).ok();
+    assert!(rebuilt(&Call::new("DEL", "o1").log("info").run(&c)));
+    assert!(!rebuilt(&Call::new("DEL", "r1").log("info").run(&c)));
+    assert_eq!(leases(&d.store("net")).len(), 4);
+}

@@ -111,12 +111,13 @@ pub struct Call<'a> {
     pub cid: &'a str,
     pub ifname: &'a str,
     pub args: &'a str,
+    pub log_level: &'a str,
 }
 
 impl<'a> Call<'a> {
     /// `command` of our binary for (cid, eth0).
     pub fn new(command: &'a str, cid: &'a str) -> Call<'a> {
-        Call { bin: OURS, command, cid, ifname: "eth0", args: "" }
+        Call { bin: OURS, command, cid, ifname: "eth0", args: "", log_level: "" }
     }
 
     /// The same with the reference binary.
@@ -137,6 +138,12 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// Sets CNI_LOG_LEVEL (logs go to stderr).
+    pub fn log(mut self, level: &'a str) -> Self {
+        self.log_level = level;
+        self
+    }
+
     /// Starts the process with `stdin` written and closed.
     pub fn spawn(&self, stdin: &Value) -> Child {
         let mut cmd = Command::new(self.bin);
@@ -151,6 +158,9 @@ impl<'a> Call<'a> {
         }
         if !self.args.is_empty() {
             cmd.env("CNI_ARGS", self.args);
+        }
+        if !self.log_level.is_empty() {
+            cmd.env("CNI_LOG_LEVEL", self.log_level);
         }
         let mut child =
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn plugin");
