@@ -287,7 +287,8 @@ impl Batch {
         self.elem(Op::Delete, s, e)
     }
 
-    /// Deletes the element if it exists (Linux 6.3+).
+    /// Deletes the element if it exists (Linux 6.3+); the set itself must
+    /// exist (a missing set is still `Kind::NotFound`).
     pub fn destroy_element(&mut self, s: &Set, e: &Element) -> &mut Batch {
         self.elem(Op::Destroy, s, e)
     }

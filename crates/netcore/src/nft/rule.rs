@@ -438,7 +438,8 @@ impl Rule {
             _ => return self.fail(what, "not a map of addresses"),
         };
         let has_port = matches!(map.data(), Some(SetData::Values(v)) if v.len() == 2);
-        let rule = self.check_set(fields, map, "nat map lookup in");
+        // `dnat ip to ...` only applies to packets of that IP version.
+        let rule = self.dep(Dep::Ip(family)).check_set(fields, map, "nat map lookup in");
         let (rule, _) = rule.load(fields);
         let addr_len = match family {
             IpFamily::V4 => 4,
@@ -451,11 +452,12 @@ impl Rule {
     /// `dnat to <addr>[:<port>]`: a fixed destination.
     pub fn dnat_to(self, addr: IpAddr, port: Option<u16>) -> Rule {
         let family = IpFamily::of(&addr);
+        let rule = self.dep(Dep::Ip(family));
         let data = match addr {
             IpAddr::V4(a) => a.octets().to_vec(),
             IpAddr::V6(a) => a.octets().to_vec(),
         };
-        let mut rule = self.expr(Expr::Immediate { dreg: Reg::R1, data });
+        let mut rule = rule.expr(Expr::Immediate { dreg: Reg::R1, data });
         if let Some(p) = port {
             rule = rule.expr(Expr::Immediate { dreg: Reg::R2, data: p.to_be_bytes().to_vec() });
         }
