@@ -73,9 +73,11 @@ pub fn create_new(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> i
     outcome
 }
 
-/// Replaces (or creates) `target` with `content` in one step.
-pub fn replace(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = write_temp(tmp_dir, content, mode)?;
+/// Replaces (or creates) the symlink `target` with one to `text`, in one
+/// step (a temp symlink in `tmp_dir`, then a rename over the old one).
+pub fn replace_symlink(tmp_dir: &Path, target: &Path, text: &str) -> io::Result<()> {
+    let tmp = temp_path(tmp_dir);
+    std::os::unix::fs::symlink(text, &tmp)?;
     fs::rename(&tmp, target).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
@@ -146,8 +148,11 @@ mod tests {
         assert_eq!(fs::read(&t).unwrap(), b"a\r\neth0");
         let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
-        replace(&d, &t, b"c", 0o644).unwrap();
-        assert_eq!(fs::read(&t).unwrap(), b"c");
+        let l = d.join("link");
+        replace_symlink(&d, &l, "v2=10.0.0.2").unwrap();
+        replace_symlink(&d, &l, "v2=10.0.0.3").unwrap();
+        assert_eq!(fs::read_link(&l).unwrap(), PathBuf::from("v2=10.0.0.3"));
+        remove(&l).unwrap();
         let before = fs::metadata(&d).unwrap().modified().unwrap();
         backdate_mtime(&d).unwrap();
         let after = fs::metadata(&d).unwrap().modified().unwrap();

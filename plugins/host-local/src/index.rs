@@ -2,16 +2,21 @@
 //! without reading every lease file, so DEL, CHECK and a repeated ADD cost
 //! the same with ten leases or ten thousand.
 //!
-//! Layout, inside the store directory (the reference plugin reads these
-//! files when it walks the store, but their content never equals a lease's,
-//! so it neither matches nor deletes them):
+//! Layout, inside the store directory (the reference plugin walks into it,
+//! but nothing in it reads as a lease, so it neither matches nor deletes
+//! anything there):
 //!
 //! ```text
-//! .host-local-index/<containerID>:<ifname>   "host-local index v1\n<ip>\n..."
+//! .host-local-index/<containerID>:<ifname>   symlink to "v2=<ip>,<ip>"
 //! .host-local-index/<containerID>:           the same for legacy id-only leases
 //! .host-local-index/seal                     fingerprint of the store when the
 //!                                            index was last known complete
 //! ```
+//!
+//! An entry is a symlink whose text is the address list: short link texts
+//! live in the inode (no data block on ext4, one `readlink` to read), and a
+//! walker that follows it (the reference's DEL does) finds no such file and
+//! skips it.
 //!
 //! Invariant, whenever the seal matches: every lease file held by an
 //! attachment appears in that attachment's index file. An index file may
@@ -34,6 +39,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -41,9 +47,10 @@ use std::path::Path;
 pub const INDEX_DIR: &str = ".host-local-index";
 /// The seal file's name inside the index directory.
 const SEAL: &str = "seal";
-/// First line of every index file; it holds a space, which no container id
-/// does, so the reference never takes an index file for a lease.
-const HEADER: &str = "host-local index v1";
+/// First line of the seal; the format version of the whole index.
+const HEADER: &str = "host-local index v2";
+/// Start of an index entry's link text (then the addresses, comma-separated).
+const ENTRY_PREFIX: &str = "v2=";
 /// Largest index or seal file read.
 const MAX_INDEX: u64 = 64 * 1024;
 
@@ -64,14 +71,11 @@ pub fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
     (name.len() <= 255).then_some(name)
 }
 
-/// Parses an index file: the listed addresses, ignoring anything else.
-fn parse_index(content: &[u8]) -> Vec<IpAddr> {
-    let text = String::from_utf8_lossy(content);
-    let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Vec::new();
-    }
-    lines.filter_map(|l| l.trim().parse().ok()).collect()
+/// Parses an index entry's link text: the listed addresses.
+fn parse_index(target: &[u8]) -> Vec<IpAddr> {
+    let text = String::from_utf8_lossy(target);
+    let Some(list) = text.strip_prefix(ENTRY_PREFIX) else { return Vec::new() };
+    list.split(',').filter_map(|s| s.parse().ok()).collect()
 }
 
 impl Store {
@@ -217,9 +221,13 @@ impl Store {
     }
 
     fn read_index(&self, path: &Path) -> Result<Vec<IpAddr>, Error> {
-        fsutil::read_small(path, MAX_INDEX)
-            .map(|c| c.map(|c| parse_index(&c)).unwrap_or_default())
-            .map_err(|e| io_error(format!("reading {}", path.display()), e))
+        match fs::read_link(path) {
+            Ok(target) => Ok(parse_index(target.as_os_str().as_bytes())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            // Not a symlink: not an entry we wrote; the rebuild replaces it.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Vec::new()),
+            Err(e) => Err(io_error(format!("reading {}", path.display()), e)),
+        }
     }
 
     fn write_index(&self, name: &str, ips: &[IpAddr]) -> Result<(), Error> {
@@ -228,11 +236,9 @@ impl Store {
         if ips.is_empty() {
             return fsutil::remove(&path).map_err(|e| io_error(format!("removing {}", path.display()), e));
         }
-        let mut content = format!("{HEADER}\n");
-        for ip in ips {
-            content += &format!("{ip}\n");
-        }
-        fsutil::replace(&self.index_dir, &path, content.as_bytes(), FILE_MODE)
+        let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+        let target = format!("{ENTRY_PREFIX}{}", list.join(","));
+        fsutil::replace_symlink(&self.index_dir, &path, &target)
             .map_err(|e| io_error(format!("writing {}", path.display()), e))
     }
 

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,7 +198,10 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if e.file_type().unwrap().is_dir() {
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(rel, std::fs::read_link(&p).unwrap().into_os_string().into_vec());
+            } else if ft.is_dir() {
                 out.insert(format!("{rel}/"), Vec::new());
                 walk(root, &p, out);
             } else if !rel.ends_with(".host-local-index/seal") {
