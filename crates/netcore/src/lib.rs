@@ -2,6 +2,7 @@
 //! namespaces, links, addresses, routes, neighbours, sysctl, nftables and
 //! IPAM delegation. Plugins never shell out; they call this crate.
 
+pub mod attach;
 pub mod error;
 pub mod ifconfig;
 pub mod ipam;

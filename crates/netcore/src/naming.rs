@@ -63,3 +63,25 @@ mod tests {
         assert_ne!(k, attachment_key("net", &long, "eth1"));
     }
 }
+
+/// A stable, locally administered unicast MAC for a bridge made by us. A
+/// bridge without a set MAC takes the lowest MAC of its ports and changes
+/// it as containers come and go, which would break CHECK and flush
+/// neighbours' caches.
+pub fn bridge_mac(bridge: &str) -> [u8; 6] {
+    let h = fnv1a64(&["bridge", bridge]).to_be_bytes();
+    [(h[0] & 0xfe) | 0x02, h[1], h[2], h[3], h[4], h[5]]
+}
+
+#[cfg(test)]
+mod mac_tests {
+    use super::*;
+
+    #[test]
+    fn bridge_mac_is_local_unicast_and_stable() {
+        let m = bridge_mac("cni0");
+        assert_eq!(m[0] & 0x03, 0x02);
+        assert_eq!(m, bridge_mac("cni0"));
+        assert_ne!(m, bridge_mac("cni1"));
+    }
+}

@@ -175,7 +175,10 @@ pub fn load(ctx: &Context) -> Result<BridgeConf, Error> {
         return Err(bad("hairpinMode", "cannot be used together with promiscMode"));
     }
     if raw.disable_container_interface && ctx.conf.ipam_type()?.is_some() {
-        return Err(bad("disableContainerInterface", "cannot be used with an IPAM type: a down interface takes no address"));
+        return Err(bad(
+            "disableContainerInterface",
+            "cannot be used with an IPAM type: a down interface takes no address",
+        ));
     }
     match raw.ip_masq_backend.as_deref() {
         None | Some("") | Some("iptables") | Some("nftables") => {}

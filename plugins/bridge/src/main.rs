@@ -1,1 +1,14 @@
-fn main() {}
+//! bridge: a Linux bridge on the host, a veth pair per container, the
+//! bridge as gateway, masquerade to the outside (the `docker0` model).
+
+mod add;
+mod check;
+mod config;
+mod del;
+mod gateway;
+mod isolation;
+mod plugin;
+
+fn main() {
+    cni::skel::run(plugin::Bridge)
+}

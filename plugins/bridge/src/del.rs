@@ -1,0 +1,69 @@
+//! DEL and GC: release the address first, then remove the veth pair and
+//! the nftables elements by the attachment's identity, so both work when
+//! the container's namespace is already gone. The bridge stays for others.
+
+use crate::config;
+use cni::{Command, Context, Error};
+use netcore::attach::detach_veth;
+use netcore::naming::{attachment_key, host_veth_name};
+use netcore::netlink::Handle;
+use netcore::{ipam, masq};
+use std::collections::HashSet;
+
+/// Runs DEL: every step is tried; the first failure is reported after.
+pub fn del(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let mut first: Option<Error> = None;
+    let mut note = |r: Result<(), Error>| {
+        if let Err(e) = r {
+            log::warn!("DEL: {e}");
+            first.get_or_insert(e);
+        }
+    };
+    if let Some(t) = ipam::configured(ctx)? {
+        note(ipam::forward(ctx, &t, Command::Del));
+    }
+    let host = Handle::new()?;
+    note(detach_veth(&host, &ctx.conf.name, &ctx.container_id, &ctx.ifname).map(drop).map_err(Error::from));
+    if conf.ip_masq {
+        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+        note(masq::del_container(&owner).map(drop).map_err(Error::from));
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Runs GC: releases leases, masquerade elements and host veths of this
+/// network that no valid attachment owns. A missing valid list removes
+/// nothing.
+pub fn gc(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let Some(valid) = ctx.valid_attachments()? else {
+        return Ok(());
+    };
+    let net = &ctx.conf.name;
+    let mut first: Option<Error> = None;
+    if let Some(t) = ipam::configured(ctx)? {
+        if let Err(e) = ipam::forward(ctx, &t, Command::Gc) {
+            first.get_or_insert(e);
+        }
+    }
+    let keys: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
+    if let Err(e) = masq::gc_network(net, &keys) {
+        first.get_or_insert(e.into());
+    }
+    let live: HashSet<String> = valid.iter().map(|a| host_veth_name(net, &a.container_id, &a.ifname)).collect();
+    let host = Handle::new()?;
+    if let Some(br) = host.link_by_name(&conf.bridge)? {
+        for l in host.links()? {
+            let ours = l.name.len() == 15 && l.name.starts_with("veth") && l.is_kind("veth");
+            if ours && l.master == Some(br.index) && !live.contains(&l.name) {
+                if let Err(e) = host.delete_link(l.index) {
+                    if !e.is_not_found() {
+                        first.get_or_insert(e.into());
+                    }
+                }
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
