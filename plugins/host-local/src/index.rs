@@ -19,7 +19,7 @@
 //! skips it.
 //!
 //! Invariant, whenever the seal matches: every lease file held by an
-//! attachment appears in that attachment's index file. An index file may
+//! attachment appears in that attachment's index entry. An entry may
 //! list more (an address the reference released and gave to someone else,
 //! an ADD killed before its lease was created), so every hit is verified
 //! against the lease file itself. ADD writes the index entry *before* it
@@ -51,10 +51,10 @@ const SEAL: &str = "seal";
 const HEADER: &str = "host-local index v2";
 /// Start of an index entry's link text (then the addresses, comma-separated).
 const ENTRY_PREFIX: &str = "v2=";
-/// Largest index or seal file read.
+/// Largest seal file read.
 const MAX_INDEX: u64 = 64 * 1024;
 
-/// The index file name of an attachment (`ifname` `None`: legacy leases),
+/// The index entry name of an attachment (`ifname` `None`: legacy leases),
 /// or `None` when the pair cannot be a file name, in which case lookups
 /// walk the store as the reference does. `:` separates the two because
 /// neither a container id nor an interface name may contain it.
