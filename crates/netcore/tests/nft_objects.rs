@@ -3,7 +3,7 @@
 
 mod nft_support;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use netcore::nft::*;
 use netcore::Kind;
@@ -151,9 +151,9 @@ fn portmap_maps_as_nft_shows_them() {
     let p = Portmap::new("cnirs-portmap");
     ns.run(|| {
         let mut b = p.setup();
-        p.map(&mut b, Value::TCP, Some(ip("198.51.100.1")), 8080, ip("10.88.0.2"), 80, "pm/c1/eth0");
-        p.map(&mut b, Value::UDP, None, 5353, ip("10.88.0.2"), 53, "pm/c1/eth0");
-        p.map(&mut b, Value::SCTP, Some(ip("2001:db8::1")), 9000, ip("fd88::2"), 9001, "pm/c1/eth0");
+        p.map(&mut b, Value::TCP, Some(ip("198.51.100.1")), 8080, SocketAddr::new(ip("10.88.0.2"), 80), "pm/c1/eth0");
+        p.map(&mut b, Value::UDP, None, 5353, SocketAddr::new(ip("10.88.0.2"), 53), "pm/c1/eth0");
+        p.map(&mut b, Value::SCTP, Some(ip("2001:db8::1")), 9000, SocketAddr::new(ip("fd88::2"), 9001), "pm/c1/eth0");
         b.commit().unwrap();
         p.setup().commit().unwrap();
     });

@@ -215,7 +215,11 @@ impl Rule {
         let family = self.family();
         match dep {
             Dep::Ip(ip) => match family {
-                Family::Inet => self.nfproto(ip),
+                Family::Inet => self.expr(Expr::Meta { key: MetaKey::Nfproto, dreg: Reg::R1 }).expr(Expr::Cmp {
+                    sreg: Reg::R1,
+                    op: CmpOp::Eq,
+                    data: vec![ip.nfproto()],
+                }),
                 Family::Bridge | Family::Netdev => self
                     .expr(Expr::Meta { key: MetaKey::Protocol, dreg: Reg::R1 })
                     .expr(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: ip.ethertype().to_be_bytes().to_vec() }),
@@ -251,7 +255,11 @@ impl Rule {
     }
 
     /// `meta nfproto ipv4|ipv6`: only packets of this IP version (inet tables).
-    pub fn nfproto(self, ip: IpFamily) -> Rule {
+    /// Later matchers on fields of that version do not repeat the check.
+    pub fn nfproto(mut self, ip: IpFamily) -> Rule {
+        if self.family() == Family::Inet && !self.deps.contains(&Dep::Ip(ip)) {
+            self.deps.push(Dep::Ip(ip));
+        }
         self.expr(Expr::Meta { key: MetaKey::Nfproto, dreg: Reg::R1 }).expr(Expr::Cmp {
             sreg: Reg::R1,
             op: CmpOp::Eq,
@@ -486,6 +494,8 @@ mod tests {
         let nfproto = r.exprs().iter().filter(|e| matches!(e, Expr::Meta { key: MetaKey::Nfproto, .. })).count();
         assert_eq!(nfproto, 1);
         assert!(r.error().is_none());
+        let explicit = Rule::new(&c).nfproto(IpFamily::V4).in_set(&[Field::Ip4Saddr], &s);
+        assert_eq!(explicit.exprs().len(), 4);
         assert_eq!(r.exprs()[4], Expr::Payload { base: PayloadBase::Network, offset: 16, len: 4, dreg: Reg::R1 });
         assert_eq!(
             r.exprs()[5],

@@ -256,7 +256,7 @@ impl Portmap {
         b
     }
 
-    /// One mapping `proto host_ip:host_port -> container:port` (host_ip
+    /// One mapping `proto host_ip:host_port -> to` (host_ip
     /// `None` = every host address) plus the container's hairpin element.
     pub fn map(
         &self,
@@ -264,10 +264,10 @@ impl Portmap {
         proto: Value,
         host_ip: Option<IpAddr>,
         host_port: u16,
-        container: IpAddr,
-        port: u16,
+        to: std::net::SocketAddr,
         owner: &str,
     ) {
+        let (container, port) = (to.ip(), to.port());
         let value = [Value::from(container), Value::Port(port)];
         let (map, key) = match (host_ip, container.is_ipv4()) {
             (Some(h), true) => (&self.hp4, vec![proto, Value::from(h), Value::Port(host_port)]),
