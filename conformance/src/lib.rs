@@ -4,6 +4,7 @@
 
 pub mod bins;
 pub mod demo;
+pub mod fixture;
 pub mod netns;
 pub mod scenes;
 pub mod topology;

@@ -54,3 +54,28 @@ pub fn nft_ruleset(ns: &TestNs) -> Vec<Value> {
     let v = json(&ns.ok(&["nft", "-j", "list", "ruleset"]), "nft -j");
     v["nftables"].as_array().cloned().unwrap_or_default()
 }
+
+/// The keys of the elements of set or map `set` in table `table` (any
+/// family), as `nft -j` prints them (addresses as text); empty when the
+/// set does not exist.
+pub fn nft_elements(ns: &TestNs, table: &str, set: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in nft_ruleset(ns) {
+        let s = item.get("set").or_else(|| item.get("map"));
+        let Some(s) = s.filter(|s| s["table"] == table && s["name"] == set) else { continue };
+        for e in s["elem"].as_array().into_iter().flatten() {
+            // Plain keys are strings; map entries are [key, value]; keys
+            // with a comment are {"elem": {"val": key, ...}}.
+            let key = match e {
+                Value::Array(pair) => pair[0].clone(),
+                other => other.clone(),
+            };
+            let key = key.get("elem").map(|x| x["val"].clone()).unwrap_or(key);
+            out.push(match key {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
+        }
+    }
+    out
+}

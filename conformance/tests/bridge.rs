@@ -1,0 +1,304 @@
+//! bridge + host-local: traffic, isolation, concurrency, cleanup, every
+//! option's effect in kernel state, and bad input leaving nothing behind.
+
+use conformance::fixture::{with_prev, Host};
+use conformance::{witness, TestNs};
+use serde_json::{json, Value};
+
+fn net(name: &str, bridge: &str, v4: &str, v6: Option<&str>, extra: Value) -> Value {
+    let mut ranges = vec![json!([{ "subnet": v4 }])];
+    if let Some(v6) = v6 {
+        ranges.push(json!([{ "subnet": v6 }]));
+    }
+    let mut v = json!({
+        "cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": bridge,
+        "isGateway": true,
+        "ipam": { "type": "host-local", "ranges": ranges, "routes": [{ "dst": "0.0.0.0/0" }] }
+    });
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    v
+}
+
+fn addr(result: &Value, v4: bool) -> String {
+    let ips = result["ips"].as_array().unwrap();
+    let a = ips.iter().map(|i| i["address"].as_str().unwrap()).find(|a| a.contains('.') == v4).unwrap();
+    a.split('/').next().unwrap().to_string()
+}
+
+fn slave_data(host: &Host, dev: &str) -> Value {
+    witness::link(&host.ns, dev).unwrap()["linkinfo"]["info_slave_data"].clone()
+}
+
+#[test]
+fn two_containers_reach_each_other_and_the_gateway_v4_and_v6() {
+    let host = Host::new("br-ping");
+    let conf = host.conf(net("pingnet", "cni-ping0", "10.51.0.0/24", Some("fd00:51::/64"), json!({})));
+    let (c1, c2) = (TestNs::new("br-ping-c1"), TestNs::new("br-ping-c2"));
+    let r1 = host.run("bridge", "ADD", &c1.path(), "c1", "eth0", &conf).ok().json();
+    let r2 = host.run("bridge", "ADD", &c2.path(), "c2", "eth0", &conf).ok().json();
+    assert_eq!(r1["interfaces"][0]["name"], "cni-ping0");
+    assert_eq!(r1["interfaces"][2]["sandbox"], c1.path().as_str());
+    assert_eq!(r1["ips"][0]["interface"], 2);
+    assert_eq!(r1["ips"][0]["gateway"], "10.51.0.1");
+    assert!(c1.ping(&addr(&r2, true)), "c1 -> c2 over IPv4");
+    assert!(c2.ping(&addr(&r1, false)), "c2 -> c1 over IPv6");
+    assert!(c1.ping("10.51.0.1"), "c1 -> gateway v4");
+    assert!(c1.ping("fd00:51::1"), "c1 -> gateway v6");
+    assert!(witness::addresses(&host.ns, "cni-ping0").contains(&"10.51.0.1/24".to_string()));
+    // CHECK passes for both, also after the second container joined.
+    for (c, r, id) in [(&c1, &r1, "c1"), (&c2, &r2, "c2")] {
+        host.run("bridge", "CHECK", &c.path(), id, "eth0", &with_prev(&conf, r)).ok();
+    }
+    for (c, r, id) in [(&c1, &r1, "c1"), (&c2, &r2, "c2")] {
+        host.run("bridge", "DEL", &c.path(), id, "eth0", &with_prev(&conf, r)).ok();
+    }
+    assert!(host.veths().is_empty(), "veths left: {:?}", host.veths());
+    assert!(host.leases("pingnet").is_empty());
+    assert!(witness::link(&host.ns, "cni-ping0").is_some(), "the bridge stays for other containers");
+}
+
+#[test]
+fn masquerade_reaches_the_outside_and_del_removes_every_element() {
+    let host = Host::new("br-masq");
+    let outside = TestNs::new("br-masq-out");
+    // The host's uplink: a veth to an "outside" namespace that has no
+    // route back to the containers, so only masquerade makes replies work.
+    host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &outside.name]);
+    host.ns.ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", "up0"]);
+    host.ns.ok(&["ip", "link", "set", "up0", "up"]);
+    outside.ok(&["ip", "addr", "add", "192.0.2.2/24", "dev", "up1"]);
+    outside.ok(&["ip", "link", "set", "up1", "up"]);
+    let conf = host.conf(net("masqnet", "cni-masq0", "10.52.0.0/24", None, json!({"ipMasq": true})));
+    let c1 = TestNs::new("br-masq-c1");
+    let r = host.run("bridge", "ADD", &c1.path(), "c1", "eth0", &conf).ok().json();
+    assert!(c1.ping("192.0.2.2"), "the container reaches the outside through masquerade");
+    let rules = serde_json::to_string(&witness::nft_ruleset(&host.ns)).unwrap();
+    assert!(rules.contains("masquerade") && rules.contains("10.52.0.2"), "{rules}");
+    host.run("bridge", "CHECK", &c1.path(), "c1", "eth0", &with_prev(&conf, &r)).ok();
+    // DEL with the namespace already gone still removes the element.
+    let path = c1.path();
+    drop(c1);
+    host.run("bridge", "DEL", &path, "c1", "eth0", &with_prev(&conf, &r)).ok();
+    host.run("bridge", "DEL", "", "c1", "eth0", &conf).ok();
+    assert!(witness::nft_elements(&host.ns, "cnirs-nat", "masq-src4").is_empty());
+    assert!(host.veths().iter().all(|v| v == "up0"), "{:?}", host.veths());
+    assert!(host.leases("masqnet").is_empty());
+}
+
+#[test]
+fn isolation_blocks_other_networks_and_routing_works_without_it() {
+    for isolated in [true, false] {
+        let host = Host::new("br-iso");
+        let a = host.conf(net("isoa", "cni-isoa", "10.53.1.0/24", None, json!({"isolation": isolated})));
+        let b = host.conf(net("isob", "cni-isob", "10.53.2.0/24", None, json!({"isolation": isolated})));
+        let (ca, cb, both) = (TestNs::new("br-iso-a"), TestNs::new("br-iso-b"), TestNs::new("br-iso-ab"));
+        let ra = host.run("bridge", "ADD", &ca.path(), "ca", "eth0", &a).ok().json();
+        let rb = host.run("bridge", "ADD", &cb.path(), "cb", "eth0", &b).ok().json();
+        // A container on both networks, as `docker network connect` makes it.
+        let rab1 = host.run("bridge", "ADD", &both.path(), "cab", "eth0", &a).ok().json();
+        host.run("bridge", "ADD", &both.path(), "cab", "eth1", &b).ok();
+        assert_eq!(ca.ping(&addr(&rb, true)), !isolated, "a -> b with isolation={isolated}");
+        assert_eq!(cb.ping(&addr(&ra, true)), !isolated, "b -> a with isolation={isolated}");
+        assert!(both.ping(&addr(&ra, true)) && both.ping(&addr(&rb, true)), "the two-network container reaches both");
+        assert!(ca.ping(&addr(&rab1, true)));
+        assert!(ca.ping("10.53.1.1"), "the gateway stays reachable");
+    }
+}
+
+#[test]
+fn parallel_adds_create_one_bridge() {
+    let host = Host::new("br-par");
+    let conf = host.conf(net("parnet", "cni-par0", "10.54.0.0/24", None, json!({"ipMasq": true})));
+    let ctrs: Vec<TestNs> = (0..32).map(|_| TestNs::new("br-par-c")).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (host, conf) = (&host, &conf);
+                s.spawn(move || host.run("bridge", "ADD", &c.path(), &format!("p{i}"), "eth0", conf))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().ok();
+        }
+    });
+    let bridges: Vec<Value> = witness::ip(&host.ns, &["link", "show", "type", "bridge"]).as_array().unwrap().clone();
+    assert_eq!(bridges.len(), 1);
+    assert_eq!(host.leases("parnet").len(), 32);
+    assert_eq!(host.veths().len(), 32);
+    for (i, c) in ctrs.iter().enumerate() {
+        host.run("bridge", "DEL", &c.path(), &format!("p{i}"), "eth0", &conf).ok();
+    }
+    assert!(host.veths().is_empty());
+    assert!(host.leases("parnet").is_empty());
+    assert!(witness::nft_elements(&host.ns, "cnirs-nat", "masq-src4").is_empty());
+}
+
+#[test]
+fn options_show_in_kernel_state() {
+    let host = Host::new("br-opt");
+    let conf = host.conf(net(
+        "optnet",
+        "cni-opt0",
+        "10.55.0.0/24",
+        Some("fd00:55::/64"),
+        json!({"mtu": 1400, "hairpinMode": true, "portIsolation": true, "isDefaultGateway": true, "enabledad": true,
+               "runtimeConfig": {"mac": "02:11:22:33:44:55"}}),
+    ));
+    let c = TestNs::new("br-opt-c");
+    let r = host.run("bridge", "ADD", &c.path(), "oc", "eth0", &conf).ok().json();
+    let eth0 = witness::link(&c, "eth0").unwrap();
+    assert_eq!(eth0["mtu"], 1400);
+    assert_eq!(eth0["address"], "02:11:22:33:44:55");
+    assert_eq!(r["interfaces"][2]["mac"], "02:11:22:33:44:55");
+    let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let slave = slave_data(&host, &veth);
+    assert_eq!(slave["hairpin"], true, "{slave}");
+    assert_eq!(slave["isolated"], true, "{slave}");
+    assert_eq!(witness::link(&host.ns, &veth).unwrap()["mtu"], 1400);
+    let routes = witness::ip(&c, &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], "10.55.0.1", "{routes}");
+    let dad = c.ok(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"]);
+    assert_eq!(dad.trim(), "1", "enabledad keeps DAD on");
+    host.run("bridge", "DEL", &c.path(), "oc", "eth0", &conf).ok();
+
+    // Defaults: DAD off, no hairpin, and promiscMode on the bridge.
+    let conf =
+        host.conf(net("optnet2", "cni-opt1", "10.55.1.0/24", Some("fd00:56::/64"), json!({"promiscMode": true})));
+    let c = TestNs::new("br-opt-d");
+    let r = host.run("bridge", "ADD", &c.path(), "od", "eth0", &conf).ok().json();
+    assert_eq!(c.ok(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"]).trim(), "0");
+    let flags = witness::link(&host.ns, "cni-opt1").unwrap()["flags"].clone();
+    assert!(flags.as_array().unwrap().iter().any(|f| f == "PROMISC"), "{flags}");
+    assert_eq!(slave_data(&host, r["interfaces"][1]["name"].as_str().unwrap())["hairpin"], false);
+}
+
+#[test]
+fn l2_only_and_disabled_container_interface() {
+    let host = Host::new("br-l2");
+    let c = TestNs::new("br-l2-c");
+    let l2 =
+        json!({"cniVersion": "1.0.0", "name": "l2net", "type": "bridge", "bridge": "cni-l2", "ipam": {}}).to_string();
+    let r = host.run("bridge", "ADD", &c.path(), "l2", "eth0", &l2).ok().json();
+    assert!(r.get("ips").is_none());
+    assert!(witness::link(&c, "eth0").unwrap()["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
+    host.run("bridge", "CHECK", &c.path(), "l2", "eth0", &with_prev(&l2, &r)).ok();
+    // A 0.2.0 result cannot carry an L2-only attachment: error, nothing left.
+    host.run("bridge", "DEL", &c.path(), "l2", "eth0", &l2).ok();
+    let old = l2.replace("1.0.0", "0.2.0");
+    host.run("bridge", "ADD", &c.path(), "l2", "eth0", &old).err(1);
+    let down = json!({"cniVersion": "1.0.0", "name": "l2net", "type": "bridge", "bridge": "cni-l2", "ipam": {},
+                      "disableContainerInterface": true})
+    .to_string();
+    host.run("bridge", "ADD", &c.path(), "l2d", "eth1", &down).ok();
+    let flags = witness::link(&c, "eth1").unwrap()["flags"].clone();
+    assert!(!flags.as_array().unwrap().iter().any(|f| f == "UP"), "{flags}");
+}
+
+#[test]
+fn force_address_replaces_a_different_gateway() {
+    let host = Host::new("br-force");
+    host.ns.ok(&["ip", "link", "add", "cni-force", "type", "bridge"]);
+    host.ns.ok(&["ip", "addr", "add", "10.56.9.1/24", "dev", "cni-force"]);
+    let c = TestNs::new("br-force-c");
+    let conf = host.conf(net("forcenet", "cni-force", "10.56.0.0/24", None, json!({})));
+    let e = host.run("bridge", "ADD", &c.path(), "f1", "eth0", &conf).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("already has an IP address different"), "{e}");
+    assert!(host.leases("forcenet").is_empty(), "the lease was released");
+    assert_eq!(host.veths(), Vec::<String>::new(), "the veth was removed");
+    let conf = host.conf(net("forcenet", "cni-force", "10.56.0.0/24", None, json!({"forceAddress": true})));
+    host.run("bridge", "ADD", &c.path(), "f1", "eth0", &conf).ok();
+    let v4: Vec<String> = witness::addresses(&host.ns, "cni-force").into_iter().filter(|a| a.contains('.')).collect();
+    assert_eq!(v4, vec!["10.56.0.1/24"]);
+}
+
+#[test]
+fn check_reports_drift() {
+    let host = Host::new("br-drift");
+    let c = TestNs::new("br-drift-c");
+    let conf = host.conf(net("driftnet", "cni-drift", "10.57.0.0/24", None, json!({})));
+    let r = host.run("bridge", "ADD", &c.path(), "d1", "eth0", &conf).ok().json();
+    let prev = with_prev(&conf, &r);
+    host.run("bridge", "CHECK", &c.path(), "d1", "eth0", &prev).ok();
+    c.ok(&["ip", "addr", "flush", "dev", "eth0"]);
+    let e = host.run("bridge", "CHECK", &c.path(), "d1", "eth0", &prev).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("10.57.0.2/24"), "{e}");
+    c.ok(&["ip", "link", "del", "eth0"]);
+    let e = host.run("bridge", "CHECK", &c.path(), "d1", "eth0", &prev).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("missing"), "{e}");
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let host = Host::new("br-bad");
+    let c = TestNs::new("br-bad-c");
+    host.ns.ok(&["ip", "link", "add", "notabridge", "type", "veth", "peer", "name", "nab-peer"]);
+    let cases: Vec<(Value, u64, &str)> = vec![
+        (json!({"bridge": "a-very-long-bridge-name"}), 7, "bridge"),
+        (json!({"bridge": "br/x"}), 7, "bridge"),
+        (json!({"mtu": 60}), 7, "mtu"),
+        (json!({"mtu": 70000}), 7, "mtu"),
+        (json!({"vlan": 5000}), 7, "vlan"),
+        (json!({"vlanTrunk": [{"minID": 10, "maxID": 20}, {"id": 15}]}), 7, "vlanTrunk"),
+        (json!({"bridge": "notabridge"}), 100, "not a bridge"),
+        (json!({"vlan": 10}), 103, "vlan"),
+        (json!({"vlanTrunk": [{"id": 7}]}), 103, "vlanTrunk"),
+    ];
+    for (extra, code, needle) in cases {
+        let bridge = extra.get("bridge").and_then(Value::as_str).unwrap_or("cni-bad0").to_string();
+        let mut extra = extra;
+        extra["bridge"] = bridge.clone().into();
+        let conf = host.conf(net("badnet", &bridge, "10.58.0.0/24", None, extra.clone()));
+        let e = host.run("bridge", "ADD", &c.path(), "b1", "eth0", &conf).err(code);
+        assert!(e["msg"].as_str().unwrap().contains(needle), "{extra}: {e}");
+        assert!(host.leases("badnet").is_empty(), "{extra}: lease left");
+        let mut veths = host.veths();
+        veths.sort();
+        assert_eq!(veths, ["nab-peer", "notabridge"], "{extra}: veth left behind");
+        assert!(witness::link(&host.ns, "cni-bad0").is_none(), "{extra}: bridge left behind");
+        assert_eq!(witness::link_names(&c), vec!["lo"], "{extra}: container changed");
+    }
+    // An IPAM plugin that returns no address.
+    let dir = host.dir.join("fakeipam");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("noaddr");
+    std::fs::write(&fake, "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && echo '{\"cniVersion\":\"1.0.0\",\"dns\":{}}'\nexit 0\n").unwrap();
+    std::process::Command::new("chmod").args(["+x", fake.to_str().unwrap()]).status().unwrap();
+    let conf = json!({"cniVersion": "1.0.0", "name": "noaddr", "type": "bridge", "bridge": "cni-bad0", "ipam": {"type": "noaddr"}});
+    let path = format!("{}", dir.display());
+    let e = conformance::run_plugin(
+        Some(&host.ns.name),
+        "bridge",
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "b2"),
+            ("CNI_NETNS", &c.path()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &path),
+        ],
+        &conf.to_string(),
+    )
+    .err(100);
+    assert!(e["msg"].as_str().unwrap().contains("no IP address"), "{e}");
+    assert!(witness::link(&host.ns, "cni-bad0").is_none());
+    assert_eq!(witness::link_names(&c), vec!["lo"]);
+}
+
+#[test]
+fn gc_removes_what_no_valid_attachment_owns() {
+    let host = Host::new("br-gc");
+    let mut v = net("gcnet", "cni-gc0", "10.59.0.0/24", None, json!({"ipMasq": true}));
+    v["cniVersion"] = "1.1.0".into();
+    let conf = host.conf(v.clone());
+    let (c1, c2) = (TestNs::new("br-gc-c1"), TestNs::new("br-gc-c2"));
+    host.run("bridge", "ADD", &c1.path(), "keep", "eth0", &conf).ok();
+    host.run("bridge", "ADD", &c2.path(), "gone", "eth0", &conf).ok();
+    let mut gc = serde_json::from_str::<Value>(&conf).unwrap();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+    host.run("bridge", "GC", "", "", "", &gc.to_string()).ok();
+    assert_eq!(host.leases("gcnet"), vec!["10.59.0.2"]);
+    assert_eq!(host.veths().len(), 1);
+    assert_eq!(witness::nft_elements(&host.ns, "cnirs-nat", "masq-src4"), vec!["10.59.0.2"]);
+    assert!(c1.ping("10.59.0.1"), "the valid container still works");
+}
