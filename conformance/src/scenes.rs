@@ -17,12 +17,122 @@ pub struct Scene {
 }
 
 /// Every scene, in the order the demo runs them.
-pub const SCENES: &[Scene] = &[Scene {
-    name: "none",
-    title: "none: a container with only lo (loopback plugin)",
-    about: "docker run --network none: the container gets lo and nothing else.",
-    run: none,
-}];
+pub const SCENES: &[Scene] = &[
+    Scene {
+        name: "none",
+        title: "none: a container with only lo (loopback plugin)",
+        about: "docker run --network none: the container gets lo and nothing else.",
+        run: none,
+    },
+    Scene {
+        name: "bridge",
+        title: "bridge: two containers on a bridge with a gateway and masquerade",
+        about: "docker's default network: cni-conf/10-bridge.conflist (bridge + host-local), dual-stack.",
+        run: bridge,
+    },
+    Scene {
+        name: "isolation",
+        title: "isolation: two bridge networks that cannot reach each other",
+        about: "docker network create twice, then docker network connect: isolation: true on both networks.",
+        run: isolation,
+    },
+];
+
+/// The addresses (without prefix) in a result, IPv4 first.
+fn result_ips(r: &Option<serde_json::Value>) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .as_ref()
+        .and_then(|v| v["ips"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i["address"].as_str().map(|a| a.split('/').next().unwrap_or(a).to_string()))
+        .collect();
+    out.sort_by_key(|a| a.contains(':'));
+    out
+}
+
+/// The interface lines for a container's box in a picture.
+fn iface_lines(r: &Option<serde_json::Value>, ifname: &str) -> Vec<String> {
+    result_ips(r).iter().map(|a| format!("{ifname} {a}")).collect()
+}
+
+fn bridge(d: &mut Demo) {
+    let host = d.ns("bridge-host");
+    let (c1, c2) = (d.ns("bridge-c1"), d.ns("bridge-c2"));
+    let r1 = d.cnitool(host, "add", "cni-rs", c1, "eth0", "");
+    let r2 = d.cnitool(host, "add", "cni-rs", c2, "eth0", "");
+    d.proof("cnitool add cni-rs (two containers)", r1.is_some() && r2.is_some());
+    d.show(c1, &["ip", "-br", "addr", "show", "eth0"]);
+    d.show(c1, &["ip", "route"]);
+    d.show(host, &["ip", "-br", "link", "show", "master", "cni0"]);
+    d.show(host, &["nft", "list", "map", "inet", "cnirs-nat", "masq-src4"]);
+    let (ips1, ips2) = (result_ips(&r1), result_ips(&r2));
+    if let (Some(a2), Some(a1v6)) = (ips2.first(), ips1.get(1)) {
+        d.proof(&format!("c1 pings c2 at {a2}"), d.get(c1).ping(a2));
+        d.proof(&format!("c2 pings c1 at {a1v6} (IPv6)"), d.get(c2).ping(a1v6));
+    } else {
+        d.proof("both containers got an IPv4 and an IPv6 address", false);
+    }
+    d.proof("c1 pings the gateway 10.88.0.1", d.get(c1).ping("10.88.0.1"));
+    d.proof("c1 pings the gateway fd00:88::1 (IPv6)", d.get(c1).ping("fd00:88::1"));
+    d.proof("cnitool check (c1)", d.cnitool(host, "check", "cni-rs", c1, "eth0", "").is_some());
+    let del = d.cnitool(host, "del", "cni-rs", c1, "eth0", "").is_some()
+        && d.cnitool(host, "del", "cni-rs", c2, "eth0", "").is_some();
+    d.proof("cnitool del (both)", del);
+    let left = witness::ip(d.get(host), &["link", "show", "type", "veth"]).as_array().map_or(0, Vec::len);
+    d.proof(&format!("no veth left on the host after DEL ({left})"), left == 0);
+    let mut t = Topology::default();
+    let h =
+        t.node("host", vec!["cni0 10.88.0.1/16".into(), "cni0 fd00:88::1/64".into(), "nft: masquerade".into()], None);
+    let n1 = t.node("container c1", iface_lines(&r1, "eth0"), Some(h));
+    let n2 = t.node("container c2", iface_lines(&r2, "eth0"), Some(h));
+    t.link(n1, n2, "via cni0");
+    d.picture("bridge", &t, "bridge: cni0 with two containers");
+}
+
+fn isolation(d: &mut Demo) {
+    let host = d.ns("iso-host");
+    let (ca, cb, cab) = (d.ns("iso-a"), d.ns("iso-b"), d.ns("iso-ab"));
+    let ra = d.cnitool(host, "add", "isolated-a", ca, "eth0", "");
+    let rb = d.cnitool(host, "add", "isolated-b", cb, "eth0", "");
+    let rab1 = d.cnitool(host, "add", "isolated-a", cab, "eth0", "");
+    let rab2 = d.cnitool(host, "add", "isolated-b", cab, "eth1", "");
+    d.proof(
+        "containers on isolated-a, isolated-b, and one on both",
+        [&ra, &rb, &rab1, &rab2].iter().all(|r| r.is_some()),
+    );
+    d.show(cab, &["ip", "-br", "addr"]);
+    d.show(host, &["nft", "list", "table", "inet", "cnirs-isolation"]);
+    let (a, b) = (result_ips(&ra), result_ips(&rb));
+    if let (Some(a), Some(b)) = (a.first(), b.first()) {
+        d.proof(&format!("a cannot reach b ({b}): isolated"), !d.get(ca).ping(b));
+        d.proof(&format!("b cannot reach a ({a}): isolated"), !d.get(cb).ping(a));
+        d.proof("the container on both networks reaches a", d.get(cab).ping(a));
+        d.proof("the container on both networks reaches b", d.get(cab).ping(b));
+    } else {
+        d.proof("every container got an address", false);
+    }
+    let dels = [
+        ("isolated-a", ca, "eth0"),
+        ("isolated-b", cb, "eth0"),
+        ("isolated-a", cab, "eth0"),
+        ("isolated-b", cab, "eth1"),
+    ];
+    let ok = dels.iter().all(|(n, c, i)| d.cnitool(host, "del", n, *c, i, "").is_some());
+    d.proof("cnitool del (all four attachments)", ok);
+    let mut t = Topology::default();
+    let h = t.node(
+        "host",
+        vec!["cni-iso-a 10.91.1.1/24".into(), "cni-iso-b 10.91.2.1/24".into(), "nft: a x b dropped".into()],
+        None,
+    );
+    let na = t.node("container a", iface_lines(&ra, "eth0"), Some(h));
+    let nab = t.node("container a+b", [iface_lines(&rab1, "eth0"), iface_lines(&rab2, "eth1")].concat(), Some(h));
+    let nb = t.node("container b", iface_lines(&rb, "eth0"), Some(h));
+    t.link(na, nab, "isolated-a");
+    t.link(nab, nb, "isolated-b");
+    d.picture("isolation", &t, "isolation: two networks, one container on both");
+}
 
 fn none(d: &mut Demo) {
     let host = d.ns("none-host");

@@ -43,6 +43,7 @@ impl Topology {
     /// row inside them.
     pub fn to_svg(&self, heading: &str) -> String {
         const W: i32 = 230;
+        const GAP: i32 = 100;
         const LINE: i32 = 16;
         let tops: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].inside.is_none()).collect();
         let mut pos = vec![(0, 0, 0, 0); self.nodes.len()];
@@ -52,13 +53,13 @@ impl Topology {
             let kids: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].inside == Some(t)).collect();
             let own_h = 30 + LINE * self.nodes[t].lines.len() as i32;
             let kid_h = kids.iter().map(|&k| 30 + LINE * self.nodes[k].lines.len() as i32).max().unwrap_or(0);
-            let w = (W * kids.len() as i32 + 20 * (kids.len() as i32 + 1)).max(W);
+            let w = (W * kids.len() as i32 + GAP * (kids.len() as i32 - 1) + 40).max(W);
             let h = own_h + if kids.is_empty() { 0 } else { kid_h + 20 };
             pos[t] = (x, 50, w, h);
             for (j, &k) in kids.iter().enumerate() {
-                pos[k] = (x + 20 + j as i32 * (W + 20), 50 + own_h, W, 30 + LINE * self.nodes[k].lines.len() as i32);
+                pos[k] = (x + 20 + j as i32 * (W + GAP), 50 + own_h, W, 30 + LINE * self.nodes[k].lines.len() as i32);
             }
-            x += w + 30;
+            x += w + GAP;
             max_h = max_h.max(h);
         }
         let (width, height) = (x.max(400), max_h + 90);
@@ -69,19 +70,6 @@ impl Topology {
         );
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
         let _ = writeln!(s, r#"<text x="20" y="28" font-size="16" font-weight="bold">{}</text>"#, esc(heading));
-        for (a, b, label) in &self.links {
-            let (ax, ay, aw, ah) = pos[*a];
-            let (bx, by, bw, bh) = pos[*b];
-            let (x1, y1, x2, y2) = (ax + aw / 2, ay + ah / 2, bx + bw / 2, by + bh / 2);
-            let _ = writeln!(s, r##"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#c33" stroke-width="2"/>"##);
-            let _ = writeln!(
-                s,
-                r##"<text x="{}" y="{}" fill="#c33">{}</text>"##,
-                (x1 + x2) / 2 + 4,
-                (y1 + y2) / 2 - 4,
-                esc(label)
-            );
-        }
         for (i, n) in self.nodes.iter().enumerate() {
             let (x, y, w, h) = pos[i];
             let fill = if n.inside.is_none() { "#eef3fb" } else { "#fdf6e3" };
@@ -93,6 +81,26 @@ impl Topology {
             for (j, l) in n.lines.iter().enumerate() {
                 let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, x + 8, y + 36 + j as i32 * LINE, esc(l));
             }
+        }
+        for (a, b, label) in &self.links {
+            let (ax, ay, aw, ah) = pos[*a];
+            let (bx, by, bw, bh) = pos[*b];
+            // Side by side: edge to edge; otherwise centre to centre.
+            let (x1, y1, x2, y2) = if ax + aw <= bx {
+                (ax + aw, ay + ah / 2, bx, by + bh / 2)
+            } else if bx + bw <= ax {
+                (bx + bw, by + bh / 2, ax, ay + ah / 2)
+            } else {
+                (ax + aw / 2, ay + ah, bx + bw / 2, by)
+            };
+            let _ = writeln!(s, r##"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#c33" stroke-width="3"/>"##);
+            let _ = writeln!(
+                s,
+                r##"<text x="{}" y="{}" fill="#c33" text-anchor="middle" font-size="11">{}</text>"##,
+                (x1 + x2) / 2,
+                (y1 + y2) / 2 - 6,
+                esc(label)
+            );
         }
         s.push_str("</svg>\n");
         s
