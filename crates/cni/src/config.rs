@@ -12,6 +12,20 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// Deserialises `v`, naming the offending field in the code-7 error
+/// (`field "mtu": invalid type: string "big", expected i64`).
+pub fn from_value<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, Error> {
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::invalid_config(format!("invalid {what} config: {inner}"))
+        } else {
+            Error::invalid_config(format!("invalid {what} config: field {path:?}: {inner}"))
+        }
+    })
+}
+
 /// The fields of a plugin request that the spec defines for every plugin.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct NetConf {
@@ -201,8 +215,7 @@ impl NetConf {
     pub fn runtime_config(&self) -> Result<RuntimeConfig, Error> {
         match &self.runtime_config {
             None | Some(Value::Null) => Ok(RuntimeConfig::default()),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| Error::invalid_config(format!("invalid runtimeConfig: {e}"))),
+            Some(v) => from_value(v, "runtimeConfig"),
         }
     }
 
@@ -211,7 +224,7 @@ impl NetConf {
         let Some(cni) = self.args.as_ref().and_then(|a| a.get("cni")) else {
             return Ok(ArgsCni::default());
         };
-        serde_json::from_value(cni.clone()).map_err(|e| Error::invalid_config(format!("invalid args.cni: {e}")))
+        from_value(cni, "args.cni")
     }
 
     /// The IPAM plugin to delegate to, if any (validated: a file name only).
@@ -321,6 +334,18 @@ mod tests {
         assert_eq!(rc.ips, vec!["10.0.0.5/24"]);
         assert_eq!(rc.mac.as_deref(), Some("c2:11:22:33:44:55"));
         assert_eq!(rc.ip_ranges[0][0].subnet.to_string(), "10.9.0.0/24");
+    }
+
+    #[test]
+    fn from_value_names_the_field() {
+        #[derive(Debug, Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            mtu: Option<u32>,
+        }
+        let e = from_value::<T>(&serde_json::json!({"mtu": "big"}), "bridge").unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("field \"mtu\""), "{}", e.msg);
     }
 
     #[test]

@@ -94,8 +94,7 @@ impl Context {
     /// Reads this plugin's own options from the config; a type mismatch is
     /// code 7 with serde's message, which names the field.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.raw.clone())
-            .map_err(|e| Error::invalid_config(format!("invalid {} config: {e}", self.conf.plugin_type)))
+        crate::config::from_value(&self.raw, &self.conf.plugin_type)
     }
 
     /// The previous result in the internal form, if the config carries one.
