@@ -399,6 +399,11 @@ fn mac_from_capability_args_and_cni_args_in_that_order() {
         assert!(global_addresses(&c, "eth0").is_empty());
         u.run_with("DEL", &c.path(), "mv-mac", "eth0", cni_args, &conf).ok();
     }
+    // A legacy version can't print an L2-only result: refused before anything is made.
+    let c = TestNs::new("mvc");
+    let v = u.run("ADD", &c, "mv-l2old", &u.conf("0.2.0", json!({"ipam": {}}))).err(1);
+    assert!(v["msg"].as_str().unwrap().contains("no valid IP addresses"), "{v}");
+    assert_eq!(witness::link_names(&c), ["lo"]);
     // CNI_ARGS the plugin does not know are refused unless IgnoreUnknown is set.
     let c = TestNs::new("mvc");
     let conf = u.conf("1.0.0", json!({"ipam": {}}));
