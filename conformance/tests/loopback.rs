@@ -119,3 +119,31 @@ fn works_through_cnitool() {
     assert!(tool("del").status.success());
     let _ = std::fs::remove_dir_all(&confdir);
 }
+
+#[test]
+fn missing_cni_version_means_010() {
+    let ns = TestNs::new("lo-v010");
+    let v = run_plugin(None, "loopback", &env("ADD", &ns.path()), r#"{"name":"lo","type":"loopback"}"#).ok().json();
+    assert_eq!(v["cniVersion"], "0.1.0");
+    assert_eq!(v["ip4"]["ip"], "127.0.0.1/8");
+    assert_eq!(v["ip6"]["ip"], "::1/128");
+}
+
+#[test]
+fn kubelet_cni_args_and_a_prev_result_in_the_config_version() {
+    let ns = TestNs::new("lo-k8s");
+    let mut e = env("ADD", &ns.path());
+    e.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web1;K8S_POD_NAMESPACE=default;IP=10.89.77.50"));
+    for version in ["0.4.0", "1.0.0"] {
+        let add = run_plugin(None, "loopback", &e, &conf(version)).ok();
+        let prev: serde_json::Value = serde_json::from_str(&add.stdout).unwrap();
+        assert_eq!(prev["cniVersion"], version);
+        let with_prev = format!(r#"{{"cniVersion":"{version}","name":"lo","type":"loopback","prevResult":{}}}"#, add.stdout);
+        let mut check = e.clone();
+        check[0] = ("CNI_COMMAND", "CHECK");
+        run_plugin(None, "loopback", &check, &with_prev).ok();
+        let mut del = e.clone();
+        del[0] = ("CNI_COMMAND", "DEL");
+        run_plugin(None, "loopback", &del, &with_prev).ok();
+    }
+}
