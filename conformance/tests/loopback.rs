@@ -132,7 +132,8 @@ fn missing_cni_version_means_010() {
 #[test]
 fn kubelet_cni_args_and_a_prev_result_in_the_config_version() {
     let ns = TestNs::new("lo-k8s");
-    let mut e = env("ADD", &ns.path());
+    let path = ns.path();
+    let mut e = env("ADD", &path);
     e.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web1;K8S_POD_NAMESPACE=default;IP=10.89.77.50"));
     for version in ["0.4.0", "1.0.0"] {
         let add = run_plugin(None, "loopback", &e, &conf(version)).ok();
