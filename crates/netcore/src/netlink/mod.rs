@@ -12,6 +12,7 @@ pub mod neigh;
 pub mod port;
 pub mod route;
 pub mod transport;
+pub mod vlan;
 
 use std::fmt;
 use std::net::IpAddr;
