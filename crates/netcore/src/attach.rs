@@ -122,3 +122,62 @@ pub fn detach_veth(host: &Handle, network: &str, container_id: &str, ifname: &st
         Err(e) => Err(e),
     }
 }
+
+/// CHECK of one attachment's veth pair against the previous result: the
+/// container interface is a veth with the MAC prevResult gives, its host
+/// end (found by name) is its peer and a port of `bridge`, and the
+/// container holds the result's addresses and routes. Each mismatch is a
+/// CNI error (code 100) saying precisely what drifted.
+pub fn verify_veth(
+    host: &Handle,
+    ctr: &Handle,
+    bridge: &Link,
+    attachment: (&str, &str, &str),
+    prev: &cni::CniResult,
+) -> std::result::Result<(), cni::Error> {
+    let (network, container_id, ifname) = attachment;
+    let drift = cni::Error::plugin;
+    let c =
+        ctr.link_by_name(ifname)?.ok_or_else(|| drift(format!("interface {ifname:?} is missing in the container")))?;
+    if !c.is_kind("veth") {
+        return Err(drift(format!("interface {ifname:?} in the container is not a veth")));
+    }
+    let idx = prev
+        .sandbox_interface(ifname)
+        .ok_or_else(|| drift(format!("prevResult has no interface {ifname:?} in a sandbox")))?;
+    let want_mac = &prev.interfaces[idx].mac;
+    if !want_mac.is_empty() && *want_mac != c.mac_string() {
+        return Err(drift(format!("interface {ifname:?} has MAC {}, prevResult says {want_mac}", c.mac_string())));
+    }
+    let host_end = host_veth_name(network, container_id, ifname);
+    let h = host
+        .link_by_name(&host_end)?
+        .ok_or_else(|| drift(format!("host end {host_end:?} of the veth pair is missing")))?;
+    if h.master != Some(bridge.index) {
+        return Err(drift(format!("host end {host_end:?} is not a port of bridge {:?}", bridge.name)));
+    }
+    if h.link != Some(c.index) {
+        return Err(drift(format!("host end {host_end:?} is not the peer of {ifname:?} in the container")));
+    }
+    crate::ifconfig::verify(ctr, c.index, ifname, prev, idx)
+}
+
+/// GC: deletes the host veths on bridge `bridge` that carry our naming
+/// (`veth` + 11 hex) but whose name is not in `live` (the host-end names
+/// of the valid attachments). A missing bridge means nothing to do; the
+/// first failed deletion is returned after trying the others.
+pub fn remove_stale_veths(host: &Handle, bridge: &str, live: &std::collections::HashSet<String>) -> Result<()> {
+    let Some(br) = host.link_by_name(bridge)? else { return Ok(()) };
+    let mut first: Option<Error> = None;
+    for l in host.links()? {
+        let ours = l.name.len() == 15 && l.name.starts_with("veth") && l.is_kind("veth");
+        if ours && l.master == Some(br.index) && !live.contains(&l.name) {
+            if let Err(e) = host.delete_link(l.index) {
+                if !e.is_not_found() {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod error;
+pub mod gateway;
 pub mod ifconfig;
 pub mod ipam;
 pub mod masq;

@@ -3,14 +3,14 @@
 //! after a side effect is undone when a later one fails.
 
 use crate::config::{self, BridgeConf};
-use crate::{gateway, isolation};
+use crate::isolation;
 use cni::error::code;
-use cni::result::{Interface, IpConfig, Route};
 use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, ensure_bridge, Attached, BridgeOptions, VethAttach};
+use netcore::gateway::{self, ResultSpec};
 use netcore::ifconfig::{self, Options};
 use netcore::naming::attachment_key;
-use netcore::netlink::{BridgePortFlags, Family, Handle, Link};
+use netcore::netlink::{BridgePortFlags, Handle, Link};
 use netcore::netns::Netns;
 use netcore::nft::Batch;
 use netcore::{ipam, masq, sandbox};
@@ -83,12 +83,7 @@ impl Env<'_> {
             ifconfig::configure(self.ns, self.ctr, attached.container.index, &ctx.ifname, &result, 2, &opts)?;
         }
         if conf.is_gateway {
-            for ip in &result.ips {
-                if let Some(gw) = gateway::gateway_net(ip) {
-                    gateway::ensure_address(self.host, br, gw, conf.force_address)?;
-                    gateway::enable_forwarding(Family::of(&gw.ip()))?;
-                }
-            }
+            gateway::ensure_gateways(self.host, br, &result.ips, conf.force_address)?;
         }
         let mut batch = Batch::new();
         let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
@@ -109,51 +104,19 @@ impl Env<'_> {
         Ok(result)
     }
 
-    /// The result: `[bridge, host veth, container]`, addresses on the
-    /// container interface (index 2), IPAM routes plus the default route
-    /// when the bridge is the default gateway.
+    /// The result, as every container on a bridge gets it (netcore::gateway).
     fn result(&self, br: &Link, attached: &Attached, lease: CniResult) -> CniResult {
         let (conf, ctx) = (self.conf, self.ctx);
         let sandbox = ctx.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        let interfaces = vec![
-            Interface { name: br.name.clone(), mac: br.mac_string(), ..Default::default() },
-            Interface { name: attached.host.name.clone(), mac: attached.host.mac_string(), ..Default::default() },
-            Interface {
-                name: ctx.ifname.clone(),
-                mac: attached.container.mac_string(),
-                mtu: conf.mtu,
-                sandbox,
-                ..Default::default()
-            },
-        ];
-        let ips: Vec<IpConfig> = lease
-            .ips
-            .into_iter()
-            .map(|ip| {
-                let gateway = if conf.is_gateway {
-                    ip.gateway.or_else(|| gateway::gateway_net(&ip).map(|n| n.ip()))
-                } else {
-                    ip.gateway
-                };
-                IpConfig { interface: Some(2), address: ip.address, gateway }
-            })
-            .collect();
-        let mut routes = lease.routes;
-        if conf.is_default_gateway {
-            for v4 in [true, false] {
-                let has_default = routes.iter().any(|r| r.dst.is_ipv4() == v4 && r.dst.prefix() == 0);
-                let gw = ips.iter().find(|ip| ip.address.is_ipv4() == v4).and_then(|ip| ip.gateway);
-                if let (false, Some(gw)) = (has_default, gw) {
-                    let dst = if v4 { "0.0.0.0/0" } else { "::/0" };
-                    routes.push(Route::new(dst.parse().expect("literal"), Some(gw)));
-                }
-            }
-        }
-        let dns = match &ctx.conf.dns {
-            Some(d) if !d.is_empty() => d.clone(),
-            _ => lease.dns,
+        let spec = ResultSpec {
+            ifname: &ctx.ifname,
+            sandbox: &sandbox,
+            mtu: conf.mtu,
+            is_gateway: conf.is_gateway,
+            is_default_gateway: conf.is_default_gateway,
+            dns: ctx.conf.dns.as_ref(),
         };
-        CniResult { interfaces, ips, routes, dns }
+        gateway::bridge_result(br, attached, lease, &spec)
     }
 }
 

@@ -3,9 +3,10 @@
 
 use crate::config;
 use cni::{Command, Context, Error};
-use netcore::naming::{attachment_key, host_veth_name};
+use netcore::attach::verify_veth;
+use netcore::naming::attachment_key;
 use netcore::netlink::Handle;
-use netcore::{ifconfig, ipam, masq, sandbox};
+use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
 fn drift(msg: String) -> Error {
@@ -40,34 +41,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     }
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    let c = ctr
-        .link_by_name(&ctx.ifname)?
-        .ok_or_else(|| drift(format!("interface {:?} is missing in the container", ctx.ifname)))?;
-    if !c.is_kind("veth") {
-        return Err(drift(format!("interface {:?} in the container is not a veth", ctx.ifname)));
-    }
-    let idx = prev
-        .sandbox_interface(&ctx.ifname)
-        .ok_or_else(|| drift(format!("prevResult has no interface {:?} in a sandbox", ctx.ifname)))?;
-    let want_mac = &prev.interfaces[idx].mac;
-    if !want_mac.is_empty() && *want_mac != c.mac_string() {
-        return Err(drift(format!(
-            "interface {:?} has MAC {}, prevResult says {want_mac}",
-            ctx.ifname,
-            c.mac_string()
-        )));
-    }
-    let host_end = host_veth_name(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
-    let h = host
-        .link_by_name(&host_end)?
-        .ok_or_else(|| drift(format!("host end {host_end:?} of the veth pair is missing")))?;
-    if h.master != Some(br.index) {
-        return Err(drift(format!("host end {host_end:?} is not a port of bridge {:?}", br.name)));
-    }
-    if h.link != Some(c.index) {
-        return Err(drift(format!("host end {host_end:?} is not the peer of {:?} in the container", ctx.ifname)));
-    }
-    ifconfig::verify(&ctr, c.index, &ctx.ifname, &prev, idx)?;
+    verify_veth(&host, &ctr, &br, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
     if conf.ip_masq {
         let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
         let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);

@@ -4,7 +4,7 @@
 
 use crate::config;
 use cni::{Command, Context, Error};
-use netcore::attach::detach_veth;
+use netcore::attach::{detach_veth, remove_stale_veths};
 use netcore::naming::{attachment_key, host_veth_name};
 use netcore::netlink::Handle;
 use netcore::{ipam, masq};
@@ -53,17 +53,8 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     }
     let live: HashSet<String> = valid.iter().map(|a| host_veth_name(net, &a.container_id, &a.ifname)).collect();
     let host = Handle::new()?;
-    if let Some(br) = host.link_by_name(&conf.bridge)? {
-        for l in host.links()? {
-            let ours = l.name.len() == 15 && l.name.starts_with("veth") && l.is_kind("veth");
-            if ours && l.master == Some(br.index) && !live.contains(&l.name) {
-                if let Err(e) = host.delete_link(l.index) {
-                    if !e.is_not_found() {
-                        first.get_or_insert(e.into());
-                    }
-                }
-            }
-        }
+    if let Err(e) = remove_stale_veths(&host, &conf.bridge, &live) {
+        first.get_or_insert(e.into());
     }
     first.map_or(Ok(()), Err)
 }

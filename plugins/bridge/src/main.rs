@@ -5,7 +5,6 @@ mod add;
 mod check;
 mod config;
 mod del;
-mod gateway;
 mod isolation;
 mod plugin;
 
