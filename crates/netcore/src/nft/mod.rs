@@ -8,8 +8,17 @@
 //! knowing its addresses ([`Socket::list_elements`]).
 //!
 //! Everything the kernel sees is described by plain data (`Table`, `Chain`,
-//! `Set`, `Rule`, `Element`); only [`raw`] turns it into netlink messages, and
-//! it is the one place with `unsafe` code.
+//! `Set`, `Rule`, `Element`); only the private `raw` module turns it into
+//! netlink messages, and it is the one place with `unsafe` code.
+//!
+//! Cost model (measured here): a commit is a few µs of kernel time. But a
+//! batch that deletes anything (rules, elements) or updates an existing
+//! chain makes the kernel wait one RCU grace period (~16 ms) when the
+//! socket is closed. So [`Socket::commit`] first plans the batch against the
+//! current state ([`Socket::plan`]): chains that exist are not re-sent, and
+//! [`Batch::replace_rules`] / [`Batch::replace_elements`] only rewrite what
+//! differs. A repeated ADD then costs ~60 µs in total; a DEL, which must
+//! delete, costs the grace period.
 //!
 //! A [`Socket`] belongs to the network namespace of the thread that opened
 //! it: enter the host or container namespace, open, and the socket keeps
@@ -33,6 +42,7 @@ mod expr;
 mod names;
 mod objects;
 mod raw;
+mod resolve;
 mod rule;
 mod socket;
 mod types;

@@ -218,8 +218,9 @@ impl MsgWriter {
         Ok(())
     }
 
-    /// A rule message with its expressions and comment.
-    pub fn rule(&mut self, h: Header, r: &Rule) -> Result<()> {
+    /// A rule message with its expressions, comment and `tag` (more
+    /// userdata records, e.g. our digest).
+    pub fn rule(&mut self, h: Header, r: &Rule, tag: Option<&[u8]>) -> Result<()> {
         let p = new_rule(r.chain(), None)?;
         let result = (|| {
             for e in r.exprs() {
@@ -227,8 +228,9 @@ impl MsgWriter {
                 // SAFETY: the rule takes ownership of the expression.
                 unsafe { sys::nftnl_rule_add_expr(p.as_ptr(), expr.as_ptr()) };
             }
-            if let Some(c) = r.comment_text() {
-                let blob = udata::encode_comment(c);
+            let mut blob = r.comment_text().map(udata::encode_comment).unwrap_or_default();
+            blob.extend_from_slice(tag.unwrap_or_default());
+            if !blob.is_empty() {
                 // SAFETY: libnftnl copies the blob.
                 unsafe {
                     sys::nftnl_rule_set_data(
@@ -608,6 +610,54 @@ pub fn parse_rule(msg: &[u8]) -> Result<(u64, Option<Vec<u8>>)> {
     out.ok_or_else(|| Error::other("reading a rule from the kernel", "malformed rule message"))
 }
 
+/// A chain as the kernel reports it: enough to tell whether an "add" would
+/// change anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// Hook number, for base chains.
+    pub hooknum: Option<u32>,
+    /// Priority, for base chains.
+    pub prio: Option<i32>,
+    /// "filter", "nat" or "route", for base chains.
+    pub kind: Option<String>,
+    /// `NF_ACCEPT`/`NF_DROP`, for base chains.
+    pub policy: Option<u32>,
+    /// Device, for netdev base chains.
+    pub device: Option<String>,
+}
+
+/// Reads one `NFT_MSG_NEWCHAIN` message.
+pub fn parse_chain(msg: &[u8]) -> Result<ChainInfo> {
+    let buf = AlignedBuf::copy_of(msg);
+    let c = NonNull::new(unsafe { sys::nftnl_chain_alloc() }).ok_or_else(oom)?;
+    let p = c.as_ptr();
+    // SAFETY: buf holds one complete aligned message; p is live until freed;
+    // strings are copied before p is freed.
+    let out = unsafe {
+        if sys::nftnl_chain_nlmsg_parse(buf.bytes().as_ptr().cast(), p) < 0 {
+            None
+        } else {
+            let has = |attr: u32| sys::nftnl_chain_is_set(p, attr as u16);
+            let string = |attr: u32| {
+                has(attr)
+                    .then(|| CStr::from_ptr(sys::nftnl_chain_get_str(p, attr as u16)).to_string_lossy().into_owned())
+            };
+            Some(ChainInfo {
+                hooknum: has(sys::NFTNL_CHAIN_HOOKNUM)
+                    .then(|| sys::nftnl_chain_get_u32(p, sys::NFTNL_CHAIN_HOOKNUM as u16)),
+                prio: has(sys::NFTNL_CHAIN_PRIO).then(|| sys::nftnl_chain_get_s32(p, sys::NFTNL_CHAIN_PRIO as u16)),
+                kind: string(sys::NFTNL_CHAIN_TYPE),
+                policy: has(sys::NFTNL_CHAIN_POLICY)
+                    .then(|| sys::nftnl_chain_get_u32(p, sys::NFTNL_CHAIN_POLICY as u16)),
+                device: string(sys::NFTNL_CHAIN_DEV),
+            })
+        }
+    };
+    // SAFETY: allocated above.
+    unsafe { sys::nftnl_chain_free(p) };
+    out.ok_or_else(|| Error::other("reading a chain from the kernel", "malformed chain message"))
+}
+
 /// Reads the ruleset generation from an `NFT_MSG_NEWGEN` message.
 pub fn parse_gen(msg: &[u8]) -> Result<u32> {
     let buf = AlignedBuf::copy_of(msg);
@@ -657,7 +707,7 @@ mod tests {
     fn rule_text(r: &Rule) -> String {
         let mut w = MsgWriter::new();
         let h = Header { kind: libc::NFT_MSG_NEWRULE as u16, family: 1, flags: 0, seq: 1 };
-        w.rule(h, r).unwrap();
+        w.rule(h, r, None).unwrap();
         let msg = w.finish();
         let buf = AlignedBuf::copy_of(&msg);
         let mut text = vec![0u8; 8192];

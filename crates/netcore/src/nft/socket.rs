@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::batch::Batch;
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table, Verdict};
-use super::raw::{self, AlignedBuf, Header, MsgWriter, RawElem};
+use super::raw::{self, AlignedBuf, ChainInfo, Header, MsgWriter, RawElem};
+use super::resolve;
 use super::types::{decode_key, decrement_be, DataType};
 use super::udata::decode_comment;
 use crate::error::{Error, Kind, Result};
@@ -126,7 +127,28 @@ impl Socket {
     /// the error names the first message the kernel refused (`what`) and
     /// carries its errno (`EEXIST` → `Kind::Exists`, `ENOENT` →
     /// `Kind::NotFound`).
+    ///
+    /// The batch is first planned against the kernel's state ([`Socket::plan`]):
+    /// chains already in place are not re-sent and rule lists already
+    /// current are not rewritten. If the commit then fails with `NotFound`
+    /// (a concurrent commit removed what the plan relied on), it is planned
+    /// and sent once more.
     pub fn commit(&self, batch: &Batch) -> Result<()> {
+        let (plan, read_state) = resolve::plan(self, batch)?;
+        match self.commit_exact(&plan) {
+            Err(e) if e.is_not_found() && read_state => self.commit_exact(&resolve::plan(self, batch)?.0),
+            r => r,
+        }
+    }
+
+    /// The messages `commit` would send for `batch` now: for tests, and to
+    /// see why a commit is (or is not) cheap.
+    pub fn plan(&self, batch: &Batch) -> Result<Batch> {
+        Ok(resolve::plan(self, batch)?.0)
+    }
+
+    /// Sends `batch` exactly as it is.
+    fn commit_exact(&self, batch: &Batch) -> Result<()> {
         batch.check()?;
         if batch.is_empty() {
             return Ok(());
@@ -165,7 +187,7 @@ impl Socket {
         }
         match first_err {
             None => Ok(()),
-            Some((seq, errno)) => Err(Error::from_errno(batch.describe((seq - begin) as usize), errno)),
+            Some((seq, errno)) => Err(Error::from_errno(batch.describe_at((seq - begin) as usize), errno)),
         }
     }
 
@@ -280,18 +302,46 @@ impl Socket {
     /// The rules of `chain`, in order, with their handles and comments.
     /// `Kind::NotFound` when the chain does not exist.
     pub fn list_rules(&self, chain: &Chain) -> Result<Vec<RuleInfo>> {
+        Ok(self
+            .rules_raw(chain)?
+            .into_iter()
+            .map(|(handle, udata)| RuleInfo { handle, comment: udata.as_deref().and_then(decode_comment) })
+            .collect())
+    }
+
+    /// The userdata of each rule of `chain`, in order.
+    pub(super) fn rule_udata(&self, chain: &Chain) -> Result<Vec<Option<Vec<u8>>>> {
+        Ok(self.rules_raw(chain)?.into_iter().map(|(_, u)| u).collect())
+    }
+
+    fn rules_raw(&self, chain: &Chain) -> Result<Vec<(u64, Option<Vec<u8>>)>> {
         let what = format!("listing rules of {chain}");
         let family = chain.table().family().raw();
         let msgs = self.request(libc::NFT_MSG_GETRULE, family, NLM_F_DUMP, &what, |w, h| w.rule_ref(h, chain, None))?;
-        let mut out = Vec::new();
-        for m in msgs.iter().filter(|m| nl_header(m).is_some_and(|h| h.kind == nft_type(libc::NFT_MSG_NEWRULE))) {
-            let (handle, udata) = raw::parse_rule(m)?;
-            out.push(RuleInfo { handle, comment: udata.as_deref().and_then(decode_comment) });
-        }
+        let out = msgs
+            .iter()
+            .filter(|m| nl_header(m).is_some_and(|h| h.kind == nft_type(libc::NFT_MSG_NEWRULE)))
+            .map(|m| raw::parse_rule(m))
+            .collect::<Result<Vec<_>>>()?;
         if out.is_empty() && !self.has_chain(chain)? {
             return Err(Error::new(Kind::NotFound, what, "no such chain"));
         }
         Ok(out)
+    }
+
+    /// The chain as the kernel has it, `None` when it does not exist.
+    pub(super) fn chain_info(&self, c: &Chain) -> Result<Option<ChainInfo>> {
+        let what = format!("looking up {c}");
+        let family = c.table().family().raw();
+        let msgs = match self.request(libc::NFT_MSG_GETCHAIN, family, NLM_F_ACK, &what, |w, h| w.chain(h, c, false)) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        msgs.iter()
+            .find(|m| nl_header(m).is_some_and(|h| h.kind == nft_type(libc::NFT_MSG_NEWCHAIN)))
+            .map(|m| raw::parse_chain(m))
+            .transpose()
     }
 }
 

@@ -145,7 +145,7 @@ impl Masq {
     }
 
     /// Everything an ADD needs, idempotent: objects if missing, the fixed
-    /// rules rewritten (flush + add), and the container's addresses.
+    /// rules (rewritten only when they differ), and the container's addresses.
     pub fn add(&self, addrs: &[IpAddr], owner: &str) -> Batch {
         let mut b = Batch::new();
         b.add_table(&self.table)
@@ -155,25 +155,29 @@ impl Masq {
             .add_set(&self.nets6)
             .add_set(&self.v4)
             .add_set(&self.v6)
-            .flush_chain(&self.post)
-            .add_rule(Rule::new(&self.post).vmap(&[Field::Ip4Saddr], &self.nets4))
-            .add_rule(Rule::new(&self.post).vmap(&[Field::Ip6Saddr], &self.nets6))
+            .replace_rules(
+                &self.post,
+                [
+                    Rule::new(&self.post).vmap(&[Field::Ip4Saddr], &self.nets4),
+                    Rule::new(&self.post).vmap(&[Field::Ip6Saddr], &self.nets6),
+                ],
+            )
             .add_element(&self.nets4, Element::prefix(self.subnet4).verdict(self.chain.goto()))
             .add_element(&self.nets6, Element::prefix(self.subnet6).verdict(self.chain.goto()))
-            .flush_chain(&self.chain)
-            .add_rule(
-                Rule::new(&self.chain)
-                    .in_set(&[Field::Ip4Saddr], &self.v4)
-                    .prefix(Field::Ip4Daddr, self.subnet4, CmpOp::Neq)
-                    .prefix(Field::Ip4Daddr, "224.0.0.0/4".parse().unwrap(), CmpOp::Neq)
-                    .masquerade(),
-            )
-            .add_rule(
-                Rule::new(&self.chain)
-                    .in_set(&[Field::Ip6Saddr], &self.v6)
-                    .prefix(Field::Ip6Daddr, self.subnet6, CmpOp::Neq)
-                    .prefix(Field::Ip6Daddr, "ff00::/8".parse().unwrap(), CmpOp::Neq)
-                    .masquerade(),
+            .replace_rules(
+                &self.chain,
+                [
+                    Rule::new(&self.chain)
+                        .in_set(&[Field::Ip4Saddr], &self.v4)
+                        .prefix(Field::Ip4Daddr, self.subnet4, CmpOp::Neq)
+                        .prefix(Field::Ip4Daddr, "224.0.0.0/4".parse().unwrap(), CmpOp::Neq)
+                        .masquerade(),
+                    Rule::new(&self.chain)
+                        .in_set(&[Field::Ip6Saddr], &self.v6)
+                        .prefix(Field::Ip6Daddr, self.subnet6, CmpOp::Neq)
+                        .prefix(Field::Ip6Daddr, "ff00::/8".parse().unwrap(), CmpOp::Neq)
+                        .masquerade(),
+                ],
             );
         for a in addrs {
             let set = if a.is_ipv4() { &self.v4 } else { &self.v6 };
@@ -240,19 +244,29 @@ impl Portmap {
         let mut b = Batch::new();
         b.add_table(&self.table);
         for c in [&self.pre, &self.out, &self.post, &self.hostports] {
-            b.add_chain(c).flush_chain(c);
+            b.add_chain(c);
         }
         for s in [&self.hp4, &self.hp4all, &self.hp6, &self.hp6all, &self.hairpin4, &self.hairpin6] {
             b.add_set(s);
         }
-        b.add_rule(Rule::new(&self.pre).fib_daddr_local().jump(&self.hostports))
-            .add_rule(Rule::new(&self.out).fib_daddr_local().jump(&self.hostports))
-            .add_rule(Rule::new(&self.hostports).dnat_map(&[L4proto, Ip4Daddr, ThDport], &self.hp4))
-            .add_rule(Rule::new(&self.hostports).dnat_map(&[L4proto, ThDport], &self.hp4all))
-            .add_rule(Rule::new(&self.hostports).dnat_map(&[L4proto, Ip6Daddr, ThDport], &self.hp6))
-            .add_rule(Rule::new(&self.hostports).dnat_map(&[L4proto, ThDport], &self.hp6all))
-            .add_rule(Rule::new(&self.post).in_set(&[Ip4Saddr, Ip4Daddr], &self.hairpin4).masquerade())
-            .add_rule(Rule::new(&self.post).in_set(&[Ip6Saddr, Ip6Daddr], &self.hairpin6).masquerade());
+        b.replace_rules(&self.pre, [Rule::new(&self.pre).fib_daddr_local().jump(&self.hostports)])
+            .replace_rules(&self.out, [Rule::new(&self.out).fib_daddr_local().jump(&self.hostports)])
+            .replace_rules(
+                &self.hostports,
+                [
+                    Rule::new(&self.hostports).dnat_map(&[L4proto, Ip4Daddr, ThDport], &self.hp4),
+                    Rule::new(&self.hostports).dnat_map(&[L4proto, ThDport], &self.hp4all),
+                    Rule::new(&self.hostports).dnat_map(&[L4proto, Ip6Daddr, ThDport], &self.hp6),
+                    Rule::new(&self.hostports).dnat_map(&[L4proto, ThDport], &self.hp6all),
+                ],
+            )
+            .replace_rules(
+                &self.post,
+                [
+                    Rule::new(&self.post).in_set(&[Ip4Saddr, Ip4Daddr], &self.hairpin4).masquerade(),
+                    Rule::new(&self.post).in_set(&[Ip6Saddr, Ip6Daddr], &self.hairpin6).masquerade(),
+                ],
+            );
         b
     }
 
