@@ -215,7 +215,22 @@ impl NetConf {
     pub fn runtime_config(&self) -> Result<RuntimeConfig, Error> {
         match &self.runtime_config {
             None | Some(Value::Null) => Ok(RuntimeConfig::default()),
-            Some(v) => from_value(v, "runtimeConfig"),
+            Some(v) => {
+                let rc: RuntimeConfig = from_value(v, "runtimeConfig")?;
+                crate::limits::check(
+                    "runtimeConfig.portMappings",
+                    "port mappings",
+                    rc.port_mappings.len(),
+                    crate::limits::MAX_PORT_MAPPINGS,
+                )?;
+                crate::limits::check(
+                    "runtimeConfig.ipRanges",
+                    "range sets",
+                    rc.ip_ranges.len(),
+                    crate::limits::MAX_RANGE_SETS,
+                )?;
+                Ok(rc)
+            }
         }
     }
 
@@ -346,6 +361,27 @@ mod tests {
         let e = from_value::<T>(&serde_json::json!({"mtu": "big"}), "bridge").unwrap_err();
         assert_eq!(e.code, 7);
         assert!(e.msg.contains("field \"mtu\""), "{}", e.msg);
+    }
+
+    #[test]
+    fn capability_counts_are_bounded() {
+        let pm = |n: usize| -> Vec<Value> {
+            (0..n).map(|i| serde_json::json!({"hostPort": 1000 + i, "containerPort": 80})).collect()
+        };
+        let conf = |rc: Value| -> NetConf {
+            serde_json::from_value(serde_json::json!({"name": "n", "type": "portmap", "runtimeConfig": rc})).unwrap()
+        };
+        let max = crate::limits::MAX_PORT_MAPPINGS;
+        let ok = conf(serde_json::json!({"portMappings": pm(max)}));
+        assert_eq!(ok.runtime_config().unwrap().port_mappings.len(), max);
+        let e = conf(serde_json::json!({"portMappings": pm(max + 1)})).runtime_config().unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.starts_with("too many port mappings in \"runtimeConfig.portMappings\""), "{e}");
+        let sets: Vec<Value> = (0..=crate::limits::MAX_RANGE_SETS)
+            .map(|i| serde_json::json!([{"subnet": format!("10.{i}.0.0/24")}]))
+            .collect();
+        let e = conf(serde_json::json!({"ipRanges": sets})).runtime_config().unwrap_err();
+        assert!(e.msg.starts_with("too many range sets"), "{e}");
     }
 
     #[test]

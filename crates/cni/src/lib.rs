@@ -5,6 +5,7 @@
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod result;
 pub mod skel;
 pub mod validate;

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Largest stdin a plugin accepts; a config is a few KiB.
-pub const MAX_STDIN: usize = 1 << 20;
+pub const MAX_STDIN: usize = crate::limits::MAX_STDIN;
 
 /// The six commands of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

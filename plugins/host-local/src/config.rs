@@ -6,7 +6,7 @@
 use crate::range::{canonical, RangeSet};
 use cni::config::IpRange;
 use cni::result::Route;
-use cni::{validate, Context, Error, Version};
+use cni::{limits, validate, Context, Error, Version};
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde_json::Value;
@@ -116,7 +116,10 @@ impl Config {
             Some(p) => Some(PathBuf::from(p)),
         };
         let requested = if mode == Mode::Add { requested(ctx)? } else { Vec::new() };
-        Ok(Config { network, data_dir, sets, routes: json.routes.clone().unwrap_or_default(), resolv_conf, requested })
+        limits::check("requested IPs", "addresses", requested.len(), limits::MAX_REQUESTED_IPS)?;
+        let routes = json.routes.unwrap_or_default();
+        limits::check("ipam.routes", "routes", routes.len(), limits::MAX_ROUTES)?;
+        Ok(Config { network, data_dir, sets, routes, resolv_conf, requested })
     }
 
     /// Builds and validates the range sets.
@@ -139,6 +142,8 @@ impl Config {
             None => {}
         }
         raw.extend(json.ranges.iter().flatten().cloned());
+        limits::check("ipam.ranges", "range sets", raw.len(), limits::MAX_RANGE_SETS)?;
+        limits::check("ipam.ranges", "ranges", raw.iter().map(Vec::len).sum(), limits::MAX_RANGES)?;
         if raw.is_empty() {
             return Err(Error::invalid_config("no IP ranges specified")
                 .with_details("set ipam.ranges (e.g. [[{\"subnet\": \"10.22.0.0/16\"}]]) or ipam.subnet"));
@@ -308,6 +313,50 @@ mod tests {
         let e = Config::load(&ctx(json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"}), ""), Mode::Add)
             .unwrap_err();
         assert_eq!(e.msg, "IPAM config missing 'ipam' key");
+    }
+
+    #[test]
+    fn counts_are_bounded_with_a_clear_error() {
+        let subnet = |i: usize| json!({"subnet": format!("10.{}.{}.0/24", i / 256, i % 256)});
+        let sets: Vec<Value> = (0..limits::MAX_RANGE_SETS).map(|i| json!([subnet(i)])).collect();
+        assert_eq!(load(json!({"ranges": sets})).unwrap().sets.len(), limits::MAX_RANGE_SETS);
+        let sets: Vec<Value> = (0..=limits::MAX_RANGE_SETS).map(|i| json!([subnet(i)])).collect();
+        let e = err(json!({"ranges": sets}));
+        assert!(e.msg.starts_with("too many range sets in \"ipam.ranges\""), "{e}");
+        // The runtime's ipRanges count too.
+        let sets: Vec<Value> = (0..limits::MAX_RANGE_SETS).map(|i| json!([subnet(i)])).collect();
+        let e = Config::load(
+            &ctx(
+                json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge",
+                       "runtimeConfig": {"ipRanges": [[{"subnet": "10.250.0.0/24"}]]},
+                       "ipam": {"ranges": sets}}),
+                "",
+            ),
+            Mode::Add,
+        )
+        .unwrap_err();
+        assert!(e.msg.contains("range sets"), "{e}");
+        let one_set: Vec<Value> = (0..=limits::MAX_RANGES).map(subnet).collect();
+        let e = err(json!({"ranges": [one_set]}));
+        assert!(e.msg.starts_with("too many ranges in \"ipam.ranges\""), "{e}");
+        let routes: Vec<Value> =
+            (0..=limits::MAX_ROUTES).map(|i| json!({"dst": format!("10.99.{}.{}/32", i / 256, i % 256)})).collect();
+        let ok = &routes[..limits::MAX_ROUTES];
+        assert_eq!(load(json!({"ranges": [[subnet(1)]], "routes": ok})).unwrap().routes.len(), limits::MAX_ROUTES);
+        let e = err(json!({"ranges": [[subnet(1)]], "routes": routes}));
+        assert!(e.msg.starts_with("too many routes in \"ipam.routes\""), "{e}");
+        let ips: Vec<String> = (0..=limits::MAX_REQUESTED_IPS).map(|i| format!("10.0.0.{}", i + 2)).collect();
+        let e = Config::load(
+            &ctx(
+                json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge", "runtimeConfig": {"ips": ips},
+                       "ipam": {"ranges": [[subnet(0)]]}}),
+                "",
+            ),
+            Mode::Add,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.starts_with("too many addresses"), "{e}");
     }
 
     #[test]
