@@ -197,3 +197,76 @@ fn masquerade_by_source_set_with_subnet_exemption() {
     assert!(ask(&t.ctr, sa("198.51.100.2:7000"), FAIL).is_err());
     assert!(ask(&t.ctr, sa("[2001:db8:1::2]:7000"), FAIL).is_err());
 }
+
+#[test]
+fn forward_filter_admits_only_set_members() {
+    let t = topo();
+    let m = Masq::new("cnirs-nat", "n1", "10.88.0.0/24", "fd88::/64");
+    let fw = Table::new(Family::Inet, "cnirs-fw").unwrap();
+    let fwd =
+        fw.base_chain("forward", Hook::Forward, ChainType::Filter, priority::FILTER).unwrap().with_policy(Policy::Drop);
+    let admitted = fw.set("admitted4", &[DataType::Ipv4Addr]).unwrap();
+    t.host.run(|| {
+        m.add(&[ip("10.88.0.2")], "n1/c1/eth0").commit().unwrap();
+        let mut b = Batch::new();
+        b.add_table(&fw).add_chain(&fwd).add_set(&admitted).replace_rules(
+            &fwd,
+            [
+                Rule::new(&fwd).ct_state(CtState::ESTABLISHED | CtState::RELATED).accept(),
+                Rule::new(&fwd)
+                    .cmp(Field::Iifname, CmpOp::Eq, Value::Ifname("to-ctr".into()))
+                    .in_set(&[Field::Ip4Saddr], &admitted)
+                    .counter()
+                    .accept(),
+            ],
+        );
+        b.commit().unwrap();
+    });
+    let _server = Server::start(&t.client, sa("0.0.0.0:7000"));
+    assert!(ask(&t.ctr, sa("198.51.100.2:7000"), FAIL).is_err());
+    t.host.run(|| {
+        Batch::new()
+            .add_element(&admitted, Element::new([Value::from(ip("10.88.0.2"))]).comment("c1"))
+            .commit()
+            .unwrap()
+    });
+    assert_eq!(ask(&t.ctr, sa("198.51.100.2:7000"), OK).unwrap(), "198.51.100.1");
+}
+
+#[test]
+fn bridge_spoofcheck_drops_frames_from_a_foreign_mac() {
+    let (host, ctr) = (TestNs::new(), TestNs::new());
+    host.sh("ip link add br0 type bridge && ip addr add 10.77.0.1/24 dev br0 && ip link set br0 up");
+    link(&host, "veth1", &[], &ctr, "eth0", &["10.77.0.2/24"]);
+    host.sh("ip link set veth1 master br0");
+    ctr.sh("ip link set eth0 address 02:00:00:00:00:01");
+    let t = Table::new(Family::Bridge, "cnirs-spoof").unwrap();
+    let pre = t.base_chain("pre", Hook::Prerouting, ChainType::Filter, priority::BRIDGE_FILTER).unwrap();
+    let ports = t.set("ports", &[DataType::Ifname]).unwrap();
+    let allowed = t.set("allowed", &[DataType::Ifname, DataType::EtherAddr]).unwrap();
+    host.run(|| {
+        let mut b = Batch::new();
+        b.add_table(&t).add_chain(&pre).add_set(&ports).add_set(&allowed).replace_rules(
+            &pre,
+            [Rule::new(&pre)
+                .in_set(&[Field::Iifname], &ports)
+                .not_in_set(&[Field::Iifname, Field::EtherSaddr], &allowed)
+                .drop()],
+        );
+        b.add_element(&ports, Element::new([Value::Ifname("veth1".into())]).comment("c1/eth0"));
+        b.add_element(&allowed, Element::new([Value::Ifname("veth1".into()), Value::Ether([2, 0, 0, 0, 0, 1])]));
+        b.commit().unwrap();
+    });
+    let _server = Server::start(&host, sa("10.77.0.1:7100"));
+    assert_eq!(ask(&ctr, sa("10.77.0.1:7100"), OK).unwrap(), "10.77.0.2");
+    // Same IP, another MAC: the bridge drops it before anything else sees it.
+    ctr.sh("ip neigh flush dev eth0; ip link set eth0 address 02:00:00:00:00:66");
+    host.sh("ip neigh flush dev br0");
+    assert!(ask(&ctr, sa("10.77.0.1:7100"), FAIL).is_err());
+    // Allowing that MAC too lets it through again: the drop was ours.
+    host.run(|| {
+        let e = Element::new([Value::Ifname("veth1".into()), Value::Ether([2, 0, 0, 0, 0, 0x66])]);
+        Batch::new().add_element(&allowed, e).commit().unwrap()
+    });
+    assert_eq!(ask(&ctr, sa("10.77.0.1:7100"), OK).unwrap(), "10.77.0.2");
+}
