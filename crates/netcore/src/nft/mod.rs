@@ -37,15 +37,25 @@
 //! # Ok(()) }
 //! ```
 
+#[deny(unsafe_code)]
 mod batch;
+#[deny(unsafe_code)]
 mod expr;
+#[deny(unsafe_code)]
 mod names;
+#[deny(unsafe_code)]
 mod objects;
+/// The only module allowed `unsafe`: libnftnl calls.
 mod raw;
+#[deny(unsafe_code)]
 mod resolve;
+#[deny(unsafe_code)]
 mod rule;
+#[deny(unsafe_code)]
 mod socket;
+#[deny(unsafe_code)]
 mod types;
+#[deny(unsafe_code)]
 mod udata;
 
 pub use batch::Batch;
