@@ -12,6 +12,7 @@ pub mod naming;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nft_mark;
 pub mod sandbox;
 pub mod sysctl;
 
