@@ -1,0 +1,114 @@
+//! CHECK: every element ADD would install is there, with the same target
+//! and owner, and the table's fixed rules are in place. A missing or
+//! altered mapping is reported by name.
+
+use crate::add::container_addrs;
+use crate::config;
+use crate::nft_maps::{self, describe_key, owner_container, show_data, Layout};
+use cni::{Context, Error};
+use netcore::naming::attachment_key;
+use netcore::nft::{Chain, Element, Set, Socket};
+use std::collections::HashMap;
+
+fn failed(msg: String) -> Error {
+    Error::plugin(format!("portmap CHECK: {msg}"))
+}
+
+/// Lists each map once.
+struct Listing<'a> {
+    sock: &'a Socket,
+    sets: HashMap<String, Vec<Element>>,
+}
+
+impl Listing<'_> {
+    fn get(&mut self, set: &Set) -> Result<&[Element], Error> {
+        if !self.sets.contains_key(set.name()) {
+            let v = match self.sock.list_elements(set) {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            self.sets.insert(set.name().to_string(), v);
+        }
+        Ok(&self.sets[set.name()])
+    }
+}
+
+fn rule_count(sock: &Socket, chain: &Chain) -> Result<usize, Error> {
+    match sock.list_rules(chain) {
+        Ok(r) => Ok(r.len()),
+        Err(e) if e.is_not_found() => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs CHECK.
+pub fn check(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let prev = ctx.require_prev_result()?;
+    let mappings = config::mappings(ctx)?;
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let layout = Layout::new()?;
+    let plan = nft_maps::plan(&layout, &conf, &mappings, &container_addrs(&prev, &ctx.ifname), &owner)?;
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let sock = Socket::open()?;
+    if !sock.has_table(&layout.table)? {
+        return Err(failed(format!("table inet {} is missing", nft_maps::TABLE)));
+    }
+    let mut listing = Listing { sock: &sock, sets: HashMap::new() };
+    for (set, want) in &plan.dnat {
+        let have = listing.get(set)?.iter().find(|h| h.key == want.key).cloned();
+        match have {
+            None => {
+                return Err(failed(format!("mapping {} -> {} is missing", describe_key(&want.key), show_data(want))))
+            }
+            Some(h) if h.data != want.data || h.comment != want.comment => {
+                let by = h.comment.as_deref().map(owner_container).unwrap_or_else(|| "nobody".into());
+                return Err(failed(format!(
+                    "mapping {} was altered: it goes to {} (container {by:?}) instead of {}",
+                    describe_key(&want.key),
+                    show_data(&h),
+                    show_data(want)
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for (set, want) in &plan.cond {
+        if !listing.get(set)?.iter().any(|h| h.key == want.key && h.data == want.data) {
+            return Err(failed(format!("the conditions of {} are not applied", describe_key(&want.key))));
+        }
+    }
+    for (set, want) in &plan.masq {
+        let end = want.key_end.clone().unwrap_or_else(|| want.key.clone());
+        if !listing.get(set)?.iter().any(|h| h.key == want.key && h.key_end.as_ref().unwrap_or(&h.key) == &end) {
+            return Err(failed(format!("masquerade element {want} is missing from {}", set.name())));
+        }
+    }
+    if let Some((chain, rules)) = &plan.chain {
+        if rule_count(&sock, chain)? != rules.len() {
+            return Err(failed(format!("the conditions chain {} is missing or altered", chain.name())));
+        }
+    }
+    let fixed = [
+        (&layout.prerouting, 1),
+        (&layout.output, 1),
+        (&layout.postrouting, 2),
+        (&layout.hostports, layout.hostports_rules().len()),
+    ];
+    for (chain, n) in fixed {
+        if rule_count(&sock, chain)? != n {
+            return Err(failed(format!(
+                "chain {} of table inet {} is missing or altered",
+                chain.name(),
+                nft_maps::TABLE
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! The nftables layout of port mappings, in our own table `inet
+//! cnirs-portmap` (never the reference's `cni_hostport`).
+//!
+//! ```text
+//! chain prerouting  (nat, dstnat)  fib daddr type local jump hostports
+//! chain output      (nat, dstnat)  fib daddr type local jump hostports
+//! chain hostports                  per IP version, in this order:
+//!     meta l4proto . ip daddr . th dport vmap @cond4        (attachments with conditionsV4)
+//!     dnat ip to meta l4proto . ip daddr . th dport map @hp4     (hostIP given)
+//!     meta l4proto . th dport vmap @cond4all
+//!     dnat ip to meta l4proto . th dport map @hp4all             (every host address)
+//! chain postrouting (nat, srcnat)
+//!     ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
+//! ```
+//!
+//! A mapping is one element of `hp4`/`hp4all` (and the `6` twins) whose
+//! key is what the host is asked for (protocol, host address, host port)
+//! and whose value is where it goes (container address and port). So an
+//! ADD adds elements and a DEL deletes them: no rule list grows with the
+//! number of containers, every lookup is one hash probe, and two mappings
+//! of the same key cannot coexist (the kernel refuses the second one).
+//!
+//! `masq4`/`masq6` (interval sets) say which DNATed connections to
+//! masquerade: sources in the container's own network (hairpin, and other
+//! containers of the bridge), `127.0.0.0/8` (the host's localhost), or
+//! every source with `masqAll`, each towards one container address and
+//! port. An attachment with conditions gets a chain `pmc-<hash>` that the
+//! `cond` vmaps jump to: it DNATs only when the conditions hold, and
+//! otherwise accepts (no DNAT).
+//!
+//! Every element carries the owner comment `network/container/ifname`, so
+//! DEL and GC find an attachment's elements without its mappings.
+
+use crate::config::{HostIp, Mapping, PortmapConf};
+use cni::Error;
+use ipnetwork::IpNetwork;
+use netcore::naming::fnv1a64;
+use netcore::nft::{
+    priority, Batch, ChainType, DataType, Element, Family, Field, Hook, IpFamily, Rule, Set, Table, Value,
+};
+use netcore::nft::{Chain, ElemData};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Our table's name.
+pub const TABLE: &str = "cnirs-portmap";
+
+/// `IPS_DST_NAT`: the connection's destination was translated.
+const CT_STATUS_DNAT: u32 = 0x20;
+
+/// The maps and sets of one IP version.
+#[derive(Debug, Clone)]
+pub struct FamilyMaps {
+    /// `proto . host address . host port : container address . port`.
+    pub hp: Set,
+    /// `proto . host port : container address . port` (every host address).
+    pub hp_all: Set,
+    /// `proto . host address . host port : jump pmc-<owner>`.
+    pub cond: Set,
+    /// `proto . host port : jump pmc-<owner>`.
+    pub cond_all: Set,
+    /// `source range . container address . proto . container port`.
+    pub masq: Set,
+}
+
+/// Every object of the table.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `inet cnirs-portmap`.
+    pub table: Table,
+    /// Prerouting DNAT (traffic from elsewhere).
+    pub prerouting: Chain,
+    /// Output DNAT (traffic from the host itself).
+    pub output: Chain,
+    /// Postrouting masquerade.
+    pub postrouting: Chain,
+    /// The lookups, shared by prerouting and output.
+    pub hostports: Chain,
+    /// IPv4 maps.
+    pub v4: FamilyMaps,
+    /// IPv6 maps.
+    pub v6: FamilyMaps,
+}
+
+fn addr_type(f: IpFamily) -> DataType {
+    match f {
+        IpFamily::V4 => DataType::Ipv4Addr,
+        IpFamily::V6 => DataType::Ipv6Addr,
+    }
+}
+
+fn family_maps(t: &Table, f: IpFamily) -> netcore::Result<FamilyMaps> {
+    use DataType::{InetProto, InetService};
+    let n = if f == IpFamily::V4 { "4" } else { "6" };
+    let a = addr_type(f);
+    Ok(FamilyMaps {
+        hp: t.map(format!("hp{n}"), &[InetProto, a, InetService], &[a, InetService])?,
+        hp_all: t.map(format!("hp{n}all"), &[InetProto, InetService], &[a, InetService])?,
+        cond: t.vmap(format!("cond{n}"), &[InetProto, a, InetService])?,
+        cond_all: t.vmap(format!("cond{n}all"), &[InetProto, InetService])?,
+        masq: t.set(format!("masq{n}"), &[a, a, InetProto, InetService])?.interval()?,
+    })
+}
+
+impl Layout {
+    /// The objects, by name only (nothing is sent to the kernel).
+    pub fn new() -> Result<Layout, Error> {
+        Ok(Layout::build()?)
+    }
+
+    fn build() -> netcore::Result<Layout> {
+        let t = Table::new(Family::Inet, TABLE)?;
+        Ok(Layout {
+            prerouting: t.base_chain("prerouting", Hook::Prerouting, ChainType::Nat, priority::DSTNAT)?,
+            output: t.base_chain("output", Hook::Output, ChainType::Nat, priority::DSTNAT)?,
+            postrouting: t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?,
+            hostports: t.chain("hostports")?,
+            v4: family_maps(&t, IpFamily::V4)?,
+            v6: family_maps(&t, IpFamily::V6)?,
+            table: t,
+        })
+    }
+
+    /// The maps of one IP version.
+    pub fn maps(&self, f: IpFamily) -> &FamilyMaps {
+        match f {
+            IpFamily::V4 => &self.v4,
+            IpFamily::V6 => &self.v6,
+        }
+    }
+
+    /// Every set and map, in the order DEL deletes from them (verdict maps
+    /// before the chains they point at are removed).
+    pub fn sets(&self) -> Vec<&Set> {
+        let mut out = Vec::new();
+        for m in [&self.v4, &self.v6] {
+            out.extend([&m.hp, &m.hp_all, &m.cond, &m.cond_all, &m.masq]);
+        }
+        out
+    }
+
+    /// The rules of `hostports`, in order.
+    pub fn hostports_rules(&self) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for f in [IpFamily::V4, IpFamily::V6] {
+            let m = self.maps(f);
+            let specific = [Field::L4proto, Field::daddr(f), Field::ThDport];
+            let all = [Field::L4proto, Field::ThDport];
+            out.push(Rule::new(&self.hostports).vmap(&specific, &m.cond));
+            out.push(Rule::new(&self.hostports).dnat_map(&specific, &m.hp));
+            out.push(Rule::new(&self.hostports).nfproto(f).vmap(&all, &m.cond_all));
+            out.push(Rule::new(&self.hostports).nfproto(f).dnat_map(&all, &m.hp_all));
+        }
+        out
+    }
+
+    /// Adds the table, chains, maps and fixed rules to `b`. The fixed
+    /// rules are rewritten (flush + add) in the same transaction, so
+    /// running it on every ADD is harmless, concurrent ADDs converge, and a
+    /// damaged table heals.
+    pub fn setup(&self, b: &mut Batch) {
+        b.add_table(&self.table);
+        for c in [&self.prerouting, &self.output, &self.postrouting, &self.hostports] {
+            b.add_chain(c).flush_chain(c);
+        }
+        for s in self.sets() {
+            b.add_set(s);
+        }
+        for c in [&self.prerouting, &self.output] {
+            b.add_rule(Rule::new(c).fib_daddr_local().jump(&self.hostports));
+        }
+        for r in self.hostports_rules() {
+            b.add_rule(r);
+        }
+        for f in [IpFamily::V4, IpFamily::V6] {
+            let fields = [Field::saddr(f), Field::daddr(f), Field::L4proto, Field::ThDport];
+            b.add_rule(
+                Rule::new(&self.postrouting).ct_status(CT_STATUS_DNAT).in_set(&fields, &self.maps(f).masq).masquerade(),
+            );
+        }
+    }
+
+    /// The chain holding the conditions of `owner`'s mappings.
+    pub fn owner_chain(&self, owner: &str) -> Result<Chain, Error> {
+        Ok(self.table.chain(format!("pmc-{:016x}", fnv1a64(&[owner])))?)
+    }
+}
+
+/// What one attachment puts in the table.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// DNAT elements of `hp*` (created exclusively: a taken key is a conflict).
+    pub dnat: Vec<(Set, Element)>,
+    /// Verdict elements of `cond*` for attachments with conditions.
+    pub cond: Vec<(Set, Element)>,
+    /// Masquerade elements of `masq*`.
+    pub masq: Vec<(Set, Element)>,
+    /// The conditions chain and its rules, when there are conditions.
+    pub chain: Option<(Chain, Vec<Rule>)>,
+}
+
+/// The first and last address of a prefix, as values.
+fn bounds(net: IpNetwork) -> (Value, Value) {
+    match net {
+        IpNetwork::V4(n) => (Value::Ipv4(n.network()), Value::Ipv4(n.broadcast())),
+        IpNetwork::V6(n) => {
+            let host = u128::MAX.checked_shr(u32::from(n.prefix())).unwrap_or(0);
+            (Value::Ipv6(n.network()), Value::Ipv6(Ipv6Addr::from(u128::from(n.network()) | host)))
+        }
+    }
+}
+
+fn loopback4() -> IpNetwork {
+    IpNetwork::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("literal")
+}
+
+fn overlaps(a: IpNetwork, b: IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// Whether a DNAT element's key is taken by a different target within one
+/// request, which is a mistake in the request itself.
+fn same_key_other_target(plan: &[(Set, Element)], set: &Set, e: &Element) -> Option<Element> {
+    plan.iter().find(|(s, o)| s.name() == set.name() && o.key == e.key && o.data != e.data).map(|(_, o)| o.clone())
+}
+
+/// Describes a DNAT key for messages: `tcp port 8080 on 192.0.2.1`.
+pub fn describe_key(key: &[Value]) -> String {
+    match key {
+        [p, a, port] => format!("{p} port {port} on {a}"),
+        [p, port] => format!("{p} port {port} on every host address"),
+        _ => netcore_display(key),
+    }
+}
+
+fn netcore_display(key: &[Value]) -> String {
+    key.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" . ")
+}
+
+/// Builds the elements for `mappings` towards the container's first
+/// address of each IP version (`addrs`), owned by `owner`.
+pub fn plan(
+    layout: &Layout,
+    conf: &PortmapConf,
+    mappings: &[Mapping],
+    addrs: &[IpNetwork],
+    owner: &str,
+) -> Result<Plan, Error> {
+    let mut p = Plan::default();
+    let chain = if conf.conditions_v4.is_empty() && conf.conditions_v6.is_empty() {
+        None
+    } else {
+        Some(layout.owner_chain(owner)?)
+    };
+    let mut masq_seen: HashSet<String> = HashSet::new();
+    for addr in addrs {
+        let f = IpFamily::of(&addr.ip());
+        let m = layout.maps(f);
+        let cip = Value::from(addr.ip());
+        let conditional = !conf.conditions(f).is_empty();
+        for map in mappings.iter().filter(|mp| mp.host_ip.applies_to(f)) {
+            let proto = map.proto_value();
+            let (set, vset, key) = match map.host_ip {
+                HostIp::Addr(h) => (&m.hp, &m.cond, vec![proto.clone(), Value::from(h), Value::Port(map.host_port)]),
+                _ => (&m.hp_all, &m.cond_all, vec![proto.clone(), Value::Port(map.host_port)]),
+            };
+            let e = Element::new(key.clone()).data([cip.clone(), Value::Port(map.container_port)]).comment(owner);
+            if let Some(other) = same_key_other_target(&p.dnat, set, &e) {
+                return Err(Error::invalid_config(format!(
+                    "runtimeConfig.portMappings: {} is mapped twice, to {} and to {}",
+                    describe_key(&key),
+                    show_data(&other),
+                    show_data(&e)
+                )));
+            }
+            if p.dnat.iter().any(|(s, o)| s.name() == set.name() && o.key == e.key) {
+                continue;
+            }
+            p.dnat.push((set.clone(), e));
+            if conditional {
+                let c = chain.as_ref().expect("a chain when there are conditions");
+                p.cond.push((vset.clone(), Element::new(key).verdict(c.jump()).comment(owner)));
+            }
+            if conf.snat {
+                let mut sources = Vec::new();
+                if conf.masq_all {
+                    let any = if f == IpFamily::V4 { "0.0.0.0/0" } else { "::/0" };
+                    sources.push(any.parse::<IpNetwork>().expect("literal"));
+                } else {
+                    let own = IpNetwork::new(addr.network(), addr.prefix()).unwrap_or(*addr);
+                    sources.push(own);
+                    if f == IpFamily::V4 && !overlaps(own, loopback4()) {
+                        sources.push(loopback4());
+                    }
+                }
+                for src in sources {
+                    let (lo, hi) = bounds(src);
+                    let tail = [cip.clone(), proto.clone(), Value::Port(map.container_port)];
+                    let start: Vec<Value> = std::iter::once(lo).chain(tail.iter().cloned()).collect();
+                    let end: Vec<Value> = std::iter::once(hi).chain(tail.iter().cloned()).collect();
+                    let e = Element::range(start, end).comment(owner);
+                    if masq_seen.insert(format!("{}|{e}", m.masq.name())) {
+                        p.masq.push((m.masq.clone(), e));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(c) = chain {
+        let mut rules = Vec::new();
+        for f in [IpFamily::V4, IpFamily::V6] {
+            let conds = conf.conditions(f);
+            if conds.is_empty() {
+                continue;
+            }
+            let m = layout.maps(f);
+            let with_conds = || conds.iter().fold(Rule::new(&c).nfproto(f), |r, cd| cd.apply(r));
+            rules.push(with_conds().dnat_map(&[Field::L4proto, Field::daddr(f), Field::ThDport], &m.hp));
+            rules.push(with_conds().dnat_map(&[Field::L4proto, Field::ThDport], &m.hp_all));
+        }
+        // Conditions not met: no DNAT, and no later lookup may do it either.
+        rules.push(Rule::new(&c).accept());
+        p.chain = Some((c, rules));
+    }
+    Ok(p)
+}
+
+/// `10.88.0.2:80` for a DNAT element's value.
+pub fn show_data(e: &Element) -> String {
+    match &e.data {
+        Some(ElemData::Values(v)) => match v.as_slice() {
+            [Value::Ipv6(a), Value::Port(p)] => format!("[{a}]:{p}"),
+            [a, p] => format!("{a}:{p}"),
+            other => netcore_display(other),
+        },
+        _ => "?".to_string(),
+    }
+}
+
+impl Plan {
+    /// Whether there is nothing to install.
+    pub fn is_empty(&self) -> bool {
+        self.dnat.is_empty()
+    }
+
+    /// Adds the attachment's objects to `b`. DNAT elements are created
+    /// exclusively, so a key held by anyone makes the commit fail with
+    /// EEXIST (and nothing of the batch is applied); `replace` lists keys
+    /// this owner already holds, deleted first (a repeated ADD).
+    pub fn apply(&self, b: &mut Batch, replace: &[(Set, Element)]) {
+        if let Some((c, rules)) = &self.chain {
+            b.add_chain(c).flush_chain(c);
+            for r in rules {
+                b.add_rule(r.clone());
+            }
+        }
+        for (s, e) in replace {
+            b.destroy_element(s, e);
+        }
+        for (s, e) in &self.dnat {
+            b.create_element(s, e.clone());
+        }
+        for (s, e) in &self.cond {
+            b.add_element(s, e.clone());
+        }
+        for (s, e) in &self.masq {
+            b.add_element(s, e.clone());
+        }
+    }
+}
+
+/// Whether `owner` (an attachment key) belongs to `network`: readable keys
+/// start with `network/`, hashed ones with the first 40 bytes and `/#`.
+pub fn owned_by_network(owner: &str, network: &str) -> bool {
+    owner.starts_with(&format!("{network}/")) || owner.starts_with(&format!("{network:.40}/#"))
+}
+
+/// The container id in an owner key, for messages (the key itself when it
+/// was hashed).
+pub fn owner_container(owner: &str) -> String {
+    let parts: Vec<&str> = owner.split('/').collect();
+    match parts.as_slice() {
+        [_, cid, _] if !cid.starts_with('#') => (*cid).to_string(),
+        _ => owner.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions;
+
+    fn conf(snat: bool, masq_all: bool, v4: &[&str]) -> PortmapConf {
+        let list: Vec<String> = v4.iter().map(|s| s.to_string()).collect();
+        PortmapConf {
+            snat,
+            masq_all,
+            conditions_v4: conditions::parse("conditionsV4", IpFamily::V4, &list).unwrap(),
+            conditions_v6: Vec::new(),
+        }
+    }
+
+    fn m(proto: u8, host_ip: HostIp, hp: u16, cp: u16) -> Mapping {
+        Mapping { proto, host_ip, host_port: hp, container_port: cp }
+    }
+
+    fn addrs() -> Vec<IpNetwork> {
+        vec!["10.88.0.2/16".parse().unwrap(), "fd00:88::2/64".parse().unwrap()]
+    }
+
+    #[test]
+    fn one_mapping_both_families() {
+        let l = Layout::new().unwrap();
+        let p = plan(&l, &conf(true, false, &[]), &[m(6, HostIp::Any, 8080, 80)], &addrs(), "n/c/eth0").unwrap();
+        let shown: Vec<String> = p.dnat.iter().map(|(s, e)| format!("{} {e}", s.name())).collect();
+        assert_eq!(shown, ["hp4all tcp . 8080 : 10.88.0.2 . 80", "hp6all tcp . 8080 : fd00:88::2 . 80"]);
+        let masq: Vec<String> = p.masq.iter().map(|(s, e)| format!("{} {e}", s.name())).collect();
+        assert_eq!(
+            masq,
+            [
+                "masq4 10.88.0.0 . 10.88.0.2 . tcp . 80-10.88.255.255 . 10.88.0.2 . tcp . 80",
+                "masq4 127.0.0.0 . 10.88.0.2 . tcp . 80-127.255.255.255 . 10.88.0.2 . tcp . 80",
+                "masq6 fd00:88:: . fd00:88::2 . tcp . 80-fd00:88::ffff:ffff:ffff:ffff . fd00:88::2 . tcp . 80",
+            ]
+        );
+        assert!(p.chain.is_none() && p.cond.is_empty());
+        assert!(p.dnat.iter().all(|(_, e)| e.comment.as_deref() == Some("n/c/eth0")));
+    }
+
+    #[test]
+    fn host_ip_picks_the_family_and_the_specific_map() {
+        let l = Layout::new().unwrap();
+        let maps = [m(17, HostIp::Addr("192.0.2.1".parse().unwrap()), 53, 53), m(6, HostIp::AnyOf(IpFamily::V6), 1, 2)];
+        let p = plan(&l, &conf(false, false, &[]), &maps, &addrs(), "o").unwrap();
+        let shown: Vec<String> = p.dnat.iter().map(|(s, e)| format!("{} {e}", s.name())).collect();
+        assert_eq!(shown, ["hp4 udp . 192.0.2.1 . 53 : 10.88.0.2 . 53", "hp6all tcp . 1 : fd00:88::2 . 2"]);
+        assert!(p.masq.is_empty(), "snat false: no masquerade");
+    }
+
+    #[test]
+    fn masq_all_and_duplicates() {
+        let l = Layout::new().unwrap();
+        let maps = [m(6, HostIp::Any, 8080, 80), m(6, HostIp::Any, 8081, 80)];
+        let p = plan(&l, &conf(true, true, &[]), &maps, &addrs()[..1], "o").unwrap();
+        assert_eq!(p.dnat.len(), 2);
+        assert_eq!(p.masq.len(), 1, "one masquerade element per container port");
+        assert!(p.masq[0].1.to_string().starts_with("0.0.0.0 . 10.88.0.2"));
+        let clash = [m(6, HostIp::Any, 8080, 80), m(6, HostIp::Any, 8080, 81)];
+        let e = plan(&l, &conf(true, false, &[]), &clash, &addrs(), "o").unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("tcp port 8080"), "{}", e.msg);
+    }
+
+    #[test]
+    fn conditions_make_a_chain() {
+        let l = Layout::new().unwrap();
+        let p = plan(&l, &conf(true, false, &["ip saddr 192.0.2.0/24"]), &[m(6, HostIp::Any, 8080, 80)], &addrs(), "o")
+            .unwrap();
+        let (c, rules) = p.chain.as_ref().unwrap();
+        assert!(c.name().starts_with("pmc-"));
+        assert_eq!(rules.len(), 3);
+        assert_eq!(p.cond.len(), 1, "only the IPv4 mapping is conditional");
+        assert_eq!(p.cond[0].0.name(), "cond4all");
+    }
+
+    #[test]
+    fn owners() {
+        assert!(owned_by_network("net/c1/eth0", "net"));
+        assert!(!owned_by_network("net2/c1/eth0", "net"));
+        let long = "x".repeat(60);
+        let key = netcore::naming::attachment_key(&long, &"c".repeat(100), "eth0");
+        assert!(owned_by_network(&key, &long));
+        assert_eq!(owner_container("net/c1/eth0"), "c1");
+        assert_eq!(owner_container(&key), key);
+    }
+}
