@@ -71,6 +71,11 @@ pub fn ensure_address(h: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> 
             _ => {}
         }
     }
+    if gw.is_ipv6() {
+        // The gateway must answer at once; a tentative address would drop
+        // the containers' first packets for a second or two.
+        sysctl::ensure(&sysctl::conf_key(Family::V6, &bridge.name, "accept_dad"), "0")?;
+    }
     match h.add_address(bridge.index, gw) {
         Err(e) if !e.is_exists() => Err(e.into()),
         _ => Ok(()),

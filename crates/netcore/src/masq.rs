@@ -65,24 +65,26 @@ pub fn ensure_network(batch: &mut Batch, network: &str, exempt: &[IpNetwork]) ->
     for m in &maps {
         batch.add_set(m);
     }
-    // The dispatch rules are written once; the chain is rewritten in full
-    // so it never holds duplicates.
-    batch.flush_chain(&post);
-    batch.add_rule(Rule::new(&post).nfproto(IpFamily::V4).vmap(&[Field::Ip4Saddr], &maps[0]));
-    batch.add_rule(Rule::new(&post).nfproto(IpFamily::V6).vmap(&[Field::Ip6Saddr], &maps[1]));
-    batch.flush_chain(&chain);
+    // Rewritten only where the kernel's copy differs: a flush would make
+    // every ADD wait an RCU grace period (~16 ms) when its socket closes.
+    batch.replace_rules(
+        &post,
+        [
+            Rule::new(&post).nfproto(IpFamily::V4).vmap(&[Field::Ip4Saddr], &maps[0]),
+            Rule::new(&post).nfproto(IpFamily::V6).vmap(&[Field::Ip6Saddr], &maps[1]),
+        ],
+    );
+    let mut rules = Vec::new();
     for v4 in [true, false] {
         let set = exempt_set(&t, network, v4)?;
-        batch.add_set(&set).flush_set(&set);
         let mut nets: Vec<IpNetwork> = exempt.iter().filter(|n| n.is_ipv4() == v4).copied().collect();
         nets.push(multicast(v4));
-        for n in merge(nets) {
-            batch.add_element(&set, Element::prefix(n));
-        }
+        batch.add_set(&set).replace_elements(&set, merge(nets).into_iter().map(Element::prefix));
         let (fam, field) = if v4 { (IpFamily::V4, Field::Ip4Daddr) } else { (IpFamily::V6, Field::Ip6Daddr) };
-        batch.add_rule(Rule::new(&chain).nfproto(fam).in_set(&[field], &set).ret());
+        rules.push(Rule::new(&chain).nfproto(fam).in_set(&[field], &set).ret());
     }
-    batch.add_rule(Rule::new(&chain).masquerade());
+    rules.push(Rule::new(&chain).masquerade());
+    batch.replace_rules(&chain, rules);
     Ok(())
 }
 

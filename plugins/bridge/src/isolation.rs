@@ -21,15 +21,16 @@ pub fn ensure(batch: &mut Batch, network: &str, bridge: &str) -> Result<()> {
     let bridges = t.set("iso-bridges", &[DataType::Ifname])?;
     let chain = t.chain(format!("iso-{network}"))?;
     batch.add_table(&t).add_chain(&forward).add_set(&by_input).add_set(&bridges).add_chain(&chain);
-    batch.flush_chain(&forward);
-    batch.add_rule(Rule::new(&forward).vmap(&[Field::Iifname], &by_input));
-    batch.flush_chain(&chain);
-    batch.add_rule(
-        Rule::new(&chain)
+    // replace_rules writes only what differs from the kernel's copy (no
+    // flush: it would cost an RCU grace period on every ADD).
+    batch.replace_rules(&forward, [Rule::new(&forward).vmap(&[Field::Iifname], &by_input)]);
+    batch.replace_rules(
+        &chain,
+        [Rule::new(&chain)
             .cmp(Field::Oifname, CmpOp::Neq, Value::Ifname(bridge.to_string()))
             .in_set(&[Field::Oifname], &bridges)
             .counter()
-            .drop(),
+            .drop()],
     );
     batch.add_element(&bridges, Element::new([Value::Ifname(bridge.to_string())]).comment(network));
     batch.add_element(
