@@ -302,3 +302,134 @@ fn gc_removes_what_no_valid_attachment_owns() {
     assert_eq!(witness::nft_elements(&host.ns, "cnirs-nat", "masq-src4"), vec!["10.59.0.2"]);
     assert!(c1.ping("10.59.0.1"), "the valid container still works");
 }
+
+/// `ip -d -j link show <dev>` without what changes by itself (timers,
+/// statistics), to compare a link before and after a refused ADD.
+fn stable_link(host: &Host, dev: &str) -> Value {
+    let mut l = witness::link(&host.ns, dev).unwrap_or_else(|| panic!("{dev} is gone"));
+    if let Some(data) = l["linkinfo"]["info_data"].as_object_mut() {
+        data.retain(|k, _| !k.ends_with("_timer"));
+    }
+    l
+}
+
+#[test]
+fn vlans_on_a_kernel_without_vlan_filtering_leave_an_existing_bridge_unchanged() {
+    let host = Host::new("br-vlan");
+    let c = TestNs::new("br-vlan-c");
+    // An existing bridge, down, with an address and a port: none of it may change.
+    host.ns.ok(&["ip", "link", "add", "cni-vlan0", "type", "bridge"]);
+    host.ns.ok(&["ip", "addr", "add", "10.61.0.1/24", "dev", "cni-vlan0"]);
+    host.ns.ok(&["ip", "link", "add", "vl-port", "type", "veth", "peer", "name", "vl-peer"]);
+    host.ns.ok(&["ip", "link", "set", "vl-port", "master", "cni-vlan0"]);
+    let before = stable_link(&host, "cni-vlan0");
+    assert_eq!(before["linkinfo"]["info_data"]["vlan_filtering"], 0);
+    let cases = [
+        (json!({"vlan": 10}), "vlan"),
+        (json!({"vlan": 10, "isGateway": false}), "vlan"),
+        (json!({"vlanTrunk": [{"id": 7}, {"minID": 100, "maxID": 110}]}), "vlanTrunk"),
+        (json!({"vlan": 20, "vlanTrunk": [{"id": 7}], "preserveDefaultVlan": true}), "vlan"),
+    ];
+    for (extra, field) in cases {
+        let conf = host.conf(net("vlannet", "cni-vlan0", "10.61.0.0/24", None, extra.clone()));
+        let e = host.run("bridge", "ADD", &c.path(), "v1", "eth0", &conf).err(103);
+        let msg = e["msg"].as_str().unwrap();
+        assert!(msg.contains(&format!("field \"{field}\"")), "{extra}: {e}");
+        assert!(msg.contains("VLAN filtering"), "{extra}: {e}");
+        assert_eq!(stable_link(&host, "cni-vlan0"), before, "{extra}: the existing bridge changed");
+        assert!(host.leases("vlannet").is_empty(), "{extra}: lease left");
+        let mut veths = host.veths();
+        veths.sort();
+        assert_eq!(veths, ["vl-peer", "vl-port"], "{extra}: veth left behind");
+        assert_eq!(witness::link_names(&c), vec!["lo"], "{extra}: container changed");
+        // A bridge the refused ADD would have made is not left behind.
+        let conf = host.conf(net("vlannet", "cni-vlan9", "10.61.0.0/24", None, extra.clone()));
+        host.run("bridge", "ADD", &c.path(), "v2", "eth0", &conf).err(103);
+        assert!(witness::link(&host.ns, "cni-vlan9").is_none(), "{extra}: new bridge left behind");
+        assert!(host.leases("vlannet").is_empty(), "{extra}: lease left");
+        // DEL after a refused ADD is still fine.
+        host.run("bridge", "DEL", &c.path(), "v2", "eth0", &conf).ok();
+    }
+}
+
+/// The owner comments of the elements of set `set` of the spoof-check
+/// table, sorted.
+fn spoof_owners(host: &Host, set: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in witness::nft_ruleset(&host.ns) {
+        let Some(s) = item.get("set").filter(|s| s["table"] == "cnirs-spoofchk" && s["name"] == set) else { continue };
+        for e in s["elem"].as_array().into_iter().flatten() {
+            out.push(e["elem"]["comment"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn macspoofchk_drops_frames_from_a_changed_mac() {
+    let host = Host::new("br-spoof");
+    let mut v = net("spoofnet", "cni-spoof0", "10.62.0.0/24", None, json!({"macspoofchk": true}));
+    v["cniVersion"] = "1.1.0".into();
+    let conf = host.conf(v);
+    let (c1, c2, c3) = (TestNs::new("br-spoof-c1"), TestNs::new("br-spoof-c2"), TestNs::new("br-spoof-c3"));
+    let r1 = host.run("bridge", "ADD", &c1.path(), "s1", "eth0", &conf).ok().json();
+    let r2 = host.run("bridge", "ADD", &c2.path(), "s2", "eth0", &conf).ok().json();
+    host.run("bridge", "ADD", &c3.path(), "s3", "eth0", &conf).ok();
+    let port1 = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let mac1 = r1["interfaces"][2]["mac"].as_str().unwrap().to_string();
+    assert_eq!(mac1, witness::link(&c1, "eth0").unwrap()["address"], "the result has the real MAC");
+    // nft 1.0.6 prints the keys of a plain ifname set as "" (it reads
+    // them as big-endian numbers); the owners tell the elements apart.
+    let ports = spoof_owners(&host, "ports");
+    assert_eq!(ports, ["spoofnet/s1/eth0", "spoofnet/s2/eth0", "spoofnet/s3/eth0"]);
+    let allowed = witness::nft_elements(&host.ns, "cnirs-spoofchk", "allowed");
+    assert_eq!(allowed.len(), 3, "{allowed:?}");
+    assert!(allowed.iter().any(|a| a.contains(&port1) && a.contains(&mac1)), "{allowed:?}");
+
+    assert!(c1.ping(&addr(&r2, true)), "c1 -> c2 with its own MAC");
+    assert!(c2.ping(&addr(&r1, true)), "c2 -> c1 with its own MAC");
+    for (c, r, id) in [(&c1, &r1, "s1"), (&c2, &r2, "s2")] {
+        host.run("bridge", "CHECK", &c.path(), id, "eth0", &with_prev(&conf, r)).ok();
+    }
+
+    // c1 takes another MAC: its frames no longer enter the bridge, while
+    // c2, with the right MAC, still gets through.
+    c1.ok(&["ip", "link", "set", "eth0", "address", "02:00:00:5e:66:66"]);
+    assert!(!c1.ping(&addr(&r2, true)), "c1 with a spoofed MAC still reaches c2");
+    assert!(!c1.ping("10.62.0.1"), "c1 with a spoofed MAC still reaches the gateway");
+    assert!(c2.ping("10.62.0.1"), "c2 no longer reaches the gateway");
+    let counters = serde_json::to_string(&witness::nft_ruleset(&host.ns)).unwrap();
+    assert!(counters.contains("\"drop\""), "{counters}");
+    // Back to its own MAC, c1 is let through again.
+    c1.ok(&["ip", "link", "set", "eth0", "address", &mac1]);
+    assert!(c1.ping(&addr(&r2, true)), "c1 with its MAC back");
+
+    // GC removes the elements no valid attachment owns.
+    let mut gc = serde_json::from_str::<Value>(&conf).unwrap();
+    gc["cni.dev/valid-attachments"] =
+        json!([{"containerID": "s1", "ifname": "eth0"}, {"containerID": "s2", "ifname": "eth0"}]);
+    host.run("bridge", "GC", "", "", "", &gc.to_string()).ok();
+    assert_eq!(spoof_owners(&host, "ports"), ["spoofnet/s1/eth0", "spoofnet/s2/eth0"]);
+    assert_eq!(spoof_owners(&host, "allowed"), ["spoofnet/s1/eth0", "spoofnet/s2/eth0"]);
+    assert!(c1.ping(&addr(&r2, true)), "GC kept the valid containers' elements");
+
+    // CHECK notices a missing element.
+    let elem = format!("{{ \"{port1}\" . {mac1} }}");
+    host.ns.ok(&["nft", "delete", "element", "bridge", "cnirs-spoofchk", "allowed", &elem]);
+    let e = host.run("bridge", "CHECK", &c1.path(), "s1", "eth0", &with_prev(&conf, &r1)).err(100);
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("macspoofchk") && msg.contains(&mac1), "{e}");
+    assert!(!c1.ping(&addr(&r2, true)), "without its allowed element c1 is dropped");
+
+    // DEL removes the elements, also when the namespace is already gone.
+    let path1 = c1.path();
+    drop(c1);
+    host.run("bridge", "DEL", &path1, "s1", "eth0", &with_prev(&conf, &r1)).ok();
+    host.run("bridge", "DEL", &c2.path(), "s2", "eth0", &with_prev(&conf, &r2)).ok();
+    host.run("bridge", "DEL", &c2.path(), "s2", "eth0", &with_prev(&conf, &r2)).ok();
+    assert!(witness::nft_elements(&host.ns, "cnirs-spoofchk", "ports").is_empty());
+    assert!(witness::nft_elements(&host.ns, "cnirs-spoofchk", "allowed").is_empty());
+    assert!(host.leases("spoofnet").is_empty());
+    assert!(host.veths().is_empty(), "{:?}", host.veths());
+}

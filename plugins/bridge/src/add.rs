@@ -3,8 +3,9 @@
 //! after a side effect is undone when a later one fails.
 
 use crate::config::{self, BridgeConf};
-use crate::isolation;
+use crate::{isolation, spoofchk, vlan};
 use cni::error::code;
+use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, ensure_bridge, Attached, BridgeOptions, VethAttach};
 use netcore::gateway::{self, ResultSpec};
@@ -46,15 +47,7 @@ struct Env<'a> {
 impl Env<'_> {
     fn setup(&self, lease: Option<CniResult>) -> Result<CniResult, Error> {
         let (conf, ctx) = (self.conf, self.ctx);
-        let (br, created) =
-            ensure_bridge(self.host, &BridgeOptions { name: &conf.bridge, mtu: conf.mtu, promisc: conf.promisc_mode })?;
-        if conf.uses_vlans() {
-            let e = unsupported_vlans(conf);
-            if created {
-                let _ = self.host.delete_link(br.index);
-            }
-            return Err(e);
-        }
+        let br = self.bridge()?;
         let port = BridgePortFlags {
             hairpin: conf.hairpin_mode.then_some(true),
             isolated: conf.port_isolation.then_some(true),
@@ -70,9 +63,40 @@ impl Env<'_> {
             port,
         };
         let attached = attach_veth(self.host, self.ctr, &br, &attach)?;
-        self.configure(&br, &attached, lease).inspect_err(|_| {
-            let _ = detach_veth(self.host, &ctx.conf.name, &ctx.container_id, &ctx.ifname);
-        })
+        let plan = vlan::port_plan(conf);
+        self.host
+            .set_port_vlans(attached.host.index, &plan)
+            .map_err(|e| vlan::error(conf, e))
+            .and_then(|()| self.configure(&br, &attached, lease))
+            .inspect_err(|_| {
+                let _ = detach_veth(self.host, &ctx.conf.name, &ctx.container_id, &ctx.ifname);
+            })
+    }
+
+    /// The bridge, made if missing, with `vlan_filtering` on when the
+    /// config uses VLANs. An existing bridge is asked first, before
+    /// anything else touches it, so a kernel that refuses leaves it as it
+    /// was; a bridge this call made is removed again when refused.
+    fn bridge(&self) -> Result<Link, Error> {
+        let conf = self.conf;
+        let mut filtering = false;
+        if conf.uses_vlans() {
+            if let Some(existing) = self.host.link_by_name(&conf.bridge)?.filter(|l| l.is_kind("bridge")) {
+                vlan::enable(self.host, conf, &existing)?;
+                filtering = true;
+            }
+        }
+        let opts = BridgeOptions { name: &conf.bridge, mtu: conf.mtu, promisc: conf.promisc_mode };
+        let (br, created) = ensure_bridge(self.host, &opts)?;
+        if conf.uses_vlans() && !filtering {
+            if let Err(e) = vlan::enable(self.host, conf, &br) {
+                if created {
+                    vlan::remove_if_unused(self.host, &br);
+                }
+                return Err(e);
+            }
+        }
+        Ok(br)
     }
 
     fn configure(&self, br: &Link, attached: &Attached, lease: Option<CniResult>) -> Result<CniResult, Error> {
@@ -83,24 +107,38 @@ impl Env<'_> {
             ifconfig::configure(self.ns, self.ctr, attached.container.index, &ctx.ifname, &result, 2, &opts)?;
         }
         if conf.is_gateway {
-            gateway::ensure_gateways(self.host, br, &result.ips, conf.force_address)?;
+            if conf.vlan != 0 {
+                // The bridge itself is not in the access VLAN: the gateway
+                // address goes on `<bridge>.<vlan>`, reported as interface 3.
+                let gw = vlan::ensure_gateway(self.host, br, conf.vlan, conf.preserve_default_vlan, conf.mtu)
+                    .map_err(|e| vlan::error(conf, e))?;
+                gateway::ensure_gateways(self.host, &gw, &result.ips, conf.force_address)?;
+                result.interfaces.push(Interface { name: gw.name.clone(), mac: gw.mac_string(), ..Default::default() });
+            } else {
+                gateway::ensure_gateways(self.host, br, &result.ips, conf.force_address)?;
+            }
         }
+        // The container end's MAC may only be known now (random).
+        let container = self.ctr.link(attached.container.index)?;
+        result.interfaces[2].mac = container.mac_string();
+        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
         let mut batch = Batch::new();
         let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
         if conf.ip_masq && !ips.is_empty() {
             let subnets: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
-            let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
             masq::ensure_network(&mut batch, &ctx.conf.name, &subnets)?;
             masq::add_container(&mut batch, &ctx.conf.name, &owner, &ips)?;
         }
         if conf.isolation {
             isolation::ensure(&mut batch, &ctx.conf.name, &conf.bridge)?;
         }
-        batch.commit()?;
-        // The container end's MAC may only be known now (random).
-        if let Some(l) = self.ctr.link_by_index(attached.container.index)? {
-            result.interfaces[2].mac = l.mac_string();
+        if conf.macspoofchk {
+            let mac = container.mac.ok_or_else(|| {
+                Error::plugin(format!("macspoofchk: interface {:?} has no Ethernet address", ctx.ifname))
+            })?;
+            spoofchk::add(&mut batch, &owner, &attached.host.name, mac)?;
         }
+        batch.commit()?;
         Ok(result)
     }
 
@@ -118,14 +156,4 @@ impl Env<'_> {
         };
         gateway::bridge_result(br, attached, lease, &spec)
     }
-}
-
-/// The error for VLAN options on a kernel without bridge VLAN filtering.
-fn unsupported_vlans(conf: &BridgeConf) -> Error {
-    let field = if conf.vlan != 0 { "vlan" } else { "vlanTrunk" };
-    Error::new(
-        code::UNSUPPORTED_KERNEL,
-        format!("bridge: field {field:?} needs bridge VLAN filtering, which this kernel does not provide"),
-    )
-    .with_details("nothing was changed; remove the VLAN options or use a kernel with CONFIG_BRIDGE_VLAN_FILTERING")
 }

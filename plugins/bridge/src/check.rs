@@ -1,11 +1,13 @@
 //! CHECK: everything prevResult says ADD made is still there, and each
 //! mismatch is reported precisely.
 
-use crate::config;
+use crate::config::{self, BridgeConf};
+use crate::{spoofchk, vlan};
 use cni::{Command, Context, Error};
 use netcore::attach::verify_veth;
-use netcore::naming::attachment_key;
-use netcore::netlink::Handle;
+use netcore::naming::{attachment_key, host_veth_name};
+use netcore::netlink::vlan::DEFAULT_VLAN;
+use netcore::netlink::{Handle, Link};
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
@@ -42,12 +44,48 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     verify_veth(&host, &ctr, &br, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
+    let host_end = host_veth_name(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    if conf.uses_vlans() {
+        check_vlans(&host, &conf, &br, &host_end)?;
+    }
+    if conf.macspoofchk {
+        let mac = ctr.link(ctx.ifname.as_str())?.mac.ok_or_else(|| {
+            drift(format!("interface {:?} has no Ethernet address to check (macspoofchk)", ctx.ifname))
+        })?;
+        if let Some(what) = spoofchk::missing(&owner, &host_end, mac)? {
+            return Err(drift(format!("macspoofchk: {what}")));
+        }
+    }
     if conf.ip_masq {
         let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
-        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
         if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
             return Err(drift(format!("masquerade entries for {ips:?} are missing from table inet {}", masq::TABLE)));
         }
+    }
+    Ok(())
+}
+
+/// The bridge filters VLANs and the host port carries what the config
+/// asks: the access VLAN as PVID and untagged, every trunk VLAN, and no
+/// VLAN 1 unless it is to be kept.
+fn check_vlans(host: &Handle, conf: &BridgeConf, br: &Link, host_end: &str) -> Result<(), Error> {
+    if !host.vlan_filtering(br.index)? {
+        return Err(drift(format!("bridge {:?} does not filter VLANs (vlan_filtering is 0)", br.name)));
+    }
+    let port = host.link(host_end)?;
+    let have = host.port_vlans(port.index)?;
+    let plan = vlan::port_plan(conf);
+    if let Some(vid) = plan.access {
+        if !have.iter().any(|v| v.vid == vid && v.pvid && v.untagged) {
+            return Err(drift(format!("port {host_end:?} does not have VLAN {vid} as PVID untagged")));
+        }
+    }
+    if let Some(vid) = plan.trunk.iter().find(|t| !have.iter().any(|v| v.vid == **t)) {
+        return Err(drift(format!("port {host_end:?} does not carry trunk VLAN {vid}")));
+    }
+    if plan.removes_default() && have.iter().any(|v| v.vid == DEFAULT_VLAN) {
+        return Err(drift(format!("port {host_end:?} is still in VLAN {DEFAULT_VLAN} (preserveDefaultVlan is off)")));
     }
     Ok(())
 }

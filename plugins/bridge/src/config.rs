@@ -171,6 +171,16 @@ pub fn load(ctx: &Context) -> Result<BridgeConf, Error> {
         Some(v) => return Err(bad("vlan", format!("{v} is outside 0-4094"))),
     };
     let vlan_trunk = trunk_ids(&raw.vlan_trunk)?;
+    if (raw.is_gateway || raw.is_default_gateway) && vlan != 0 {
+        // The gateway lives on `<bridge>.<vlan>`, which must be a valid name.
+        let gw = crate::vlan::gateway_name(&bridge, vlan);
+        if gw.len() > 15 {
+            return Err(bad(
+                "vlan",
+                format!("with isGateway the gateway interface would be {gw:?}, longer than 15 characters; use a shorter bridge name"),
+            ));
+        }
+    }
     if raw.hairpin_mode && raw.promisc_mode {
         return Err(bad("hairpinMode", "cannot be used together with promiscMode"));
     }
@@ -251,6 +261,10 @@ mod tests {
         assert!(err(json!({"hairpinMode": true, "promiscMode": true})).contains("hairpinMode"));
         assert!(err(json!({"disableContainerInterface": true, "ipam": {"type": "host-local"}})).contains("disable"));
         assert!(err(json!({"ipMasqBackend": "pf"})).contains("ipMasqBackend"));
+        assert!(
+            err(json!({"bridge": "bridge-1234567", "vlan": 4000, "isGateway": true})).contains("bridge-1234567.4000")
+        );
+        load(&ctx(json!({"bridge": "bridge-1234567", "vlan": 4000}), "")).unwrap();
         assert!(err(json!({"mtu": "big"})).contains("mtu"));
     }
 

@@ -2,7 +2,7 @@
 //! the nftables elements by the attachment's identity, so both work when
 //! the container's namespace is already gone. The bridge stays for others.
 
-use crate::config;
+use crate::{config, spoofchk};
 use cni::{Command, Context, Error};
 use netcore::attach::{detach_veth, remove_stale_veths};
 use netcore::naming::{attachment_key, host_veth_name};
@@ -25,15 +25,18 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     }
     let host = Handle::new()?;
     note(detach_veth(&host, &ctx.conf.name, &ctx.container_id, &ctx.ifname).map(drop).map_err(Error::from));
+    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
     if conf.ip_masq {
-        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
         note(masq::del_container(&owner).map(drop).map_err(Error::from));
+    }
+    if conf.macspoofchk {
+        note(spoofchk::del(&owner).map(drop).map_err(Error::from));
     }
     first.map_or(Ok(()), Err)
 }
 
-/// Runs GC: releases leases, masquerade elements and host veths of this
-/// network that no valid attachment owns. A missing valid list removes
+/// Runs GC: releases leases, masquerade and spoof-check elements and host
+/// veths of this network that no valid attachment owns. A missing valid list removes
 /// nothing.
 pub fn gc(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
@@ -49,6 +52,9 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     }
     let keys: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
     if let Err(e) = masq::gc_network(net, &keys) {
+        first.get_or_insert(e.into());
+    }
+    if let Err(e) = spoofchk::gc(net, &keys) {
         first.get_or_insert(e.into());
     }
     let live: HashSet<String> = valid.iter().map(|a| host_veth_name(net, &a.container_id, &a.ifname)).collect();

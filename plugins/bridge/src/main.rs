@@ -7,6 +7,8 @@ mod config;
 mod del;
 mod isolation;
 mod plugin;
+mod spoofchk;
+mod vlan;
 
 fn main() {
     cni::skel::run(plugin::Bridge)

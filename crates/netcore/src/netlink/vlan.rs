@@ -176,7 +176,7 @@ pub(crate) fn dump_port_vlans_msg() -> RouteNetlinkMessage {
 pub(crate) fn read_vlan_filtering(m: &LinkMessage) -> bool {
     m.attributes.iter().any(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| match i {
-            LinkInfo::Data(InfoData::Bridge(opts)) => opts.iter().any(|o| *o == InfoBridge::VlanFiltering(true)),
+            LinkInfo::Data(InfoData::Bridge(opts)) => opts.contains(&InfoBridge::VlanFiltering(true)),
             _ => false,
         }),
         _ => false,
