@@ -31,7 +31,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
             return Ok(());
         }
         for ip in store.candidates(cid, None)? {
-            if store.read_lease(ip)?.is_some_and(|o| o.is_legacy_of(cid)) {
+            if store.owner(ip)?.is_some_and(|o| o.is_legacy_of(cid)) {
                 return Ok(());
             }
         }

@@ -29,7 +29,8 @@ fn release_entry(
     let mut removed = 0;
     let mut first_error = None;
     for ip in store.candidates(cid, ifname)? {
-        let outcome = store.read_lease(ip).and_then(|owner| match owner {
+        // A corrupt lease names nobody: it is not released (and is logged).
+        let outcome = store.owner(ip).and_then(|owner| match owner {
             Some(o) if owns(&o) => store.remove_lease(ip).map(|()| 1),
             _ => Ok(0),
         });

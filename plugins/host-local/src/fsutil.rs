@@ -1,6 +1,10 @@
 //! File primitives the store is built on: a file appears under its final
 //! name with its whole content, or not at all, even if the process is
 //! killed half-way (the content is written to a temp file first).
+//!
+//! No primitive follows a symlink at the name it opens, creates or
+//! replaces (`O_NOFOLLOW`, `O_EXCL`, rename over the link itself), so a
+//! link planted in the store cannot redirect a write or a read elsewhere.
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
@@ -21,10 +25,29 @@ fn temp_path(dir: &Path) -> PathBuf {
     dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
 }
 
+/// Creates a fresh temp file in `dir` (`O_EXCL|O_NOFOLLOW`: never through
+/// a link); a name taken by something planted is skipped.
+fn open_temp(dir: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
+    let mut tries = 0;
+    loop {
+        let path = temp_path(dir);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Writes `content` to a fresh temp file in `dir` and returns its path.
 fn write_temp(dir: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> {
-    let path = temp_path(dir);
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path)?;
+    let (path, mut f) = open_temp(dir, mode)?;
     if let Err(e) = f.write_all(content) {
         let _ = fs::remove_file(&path);
         return Err(e);
@@ -97,7 +120,7 @@ pub fn remove(path: &Path) -> io::Result<()> {
 /// shows even when it happens within the same clock tick.
 pub fn backdate_mtime(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let m = fs::metadata(path)?;
+    let m = fs::symlink_metadata(path)?;
     let (sec, nsec) = match m.mtime_nsec() {
         0 => (m.mtime() - 1, 999_999_999),
         n => (m.mtime(), n - 1),
@@ -108,24 +131,74 @@ pub fn backdate_mtime(path: &Path) -> io::Result<()> {
     ];
     let c = cstring(path)?;
     // SAFETY: valid path and a two-element timespec array.
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } == 0 {
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
     }
 }
 
-/// Reads at most `max` bytes of a file; `None` when it does not exist.
+/// The error for a name that is not a regular file (a planted symlink, a
+/// directory, a FIFO): never followed, never trusted.
+pub fn not_regular(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display()))
+}
+
+/// Whether `e` says the name is not a regular file ([`not_regular`], or
+/// `ELOOP` from `O_NOFOLLOW` on a symlink).
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData || e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Reads at most `max` bytes of a regular file; `None` when it does not
+/// exist. A symlink is not followed and, like any other file type, is an
+/// error ([`is_not_regular`]); `Some` with `max + 1` bytes means the file
+/// is larger than `max`.
 pub fn read_small(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let f = match fs::File::open(path) {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular(path)),
         Err(e) => return Err(e),
     };
+    if !f.metadata()?.is_file() {
+        return Err(not_regular(path));
+    }
     let mut buf = Vec::new();
-    f.take(max).read_to_end(&mut buf)?;
+    f.take(max + 1).read_to_end(&mut buf)?;
     Ok(Some(buf))
+}
+
+/// Opens `path` for writing without following a symlink there, creating
+/// it with `mode`; a symlink or other non-file planted at the name is
+/// removed first (the caller holds the store lock and owns the name).
+pub fn open_own(path: &Path, mode: u32, truncate: bool) -> io::Result<fs::File> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let f = match open() {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            log::warn!("{} was a symlink: replacing it with a file instead of writing through it", path.display());
+            remove(path)?;
+            open()?
+        }
+        other => other?,
+    };
+    if !f.metadata()?.is_file() {
+        return Err(not_regular(path));
+    }
+    Ok(f)
 }
 
 #[cfg(test)]
@@ -161,6 +234,42 @@ mod tests {
         assert!(fs::metadata(&d).unwrap().modified().unwrap() > after, "a same-tick change shows");
         remove(&t).unwrap();
         assert_eq!(read_small(&t, 10).unwrap(), None);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn planted_symlinks_are_neither_followed_nor_written_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempdir("links");
+        let victim = d.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let link = d.join("lease");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        // Reading: an error that says so, not the victim's content.
+        let e = read_small(&link, 100).unwrap_err();
+        assert!(is_not_regular(&e), "{e}");
+        // A new lease at the name: refused (the name is taken), victim intact.
+        assert!(!create_new(&d, &link, b"c\r\neth0", 0o600).unwrap());
+        // A marker rewritten in place: the link is replaced, not followed.
+        let f = open_own(&link, 0o600, true).unwrap();
+        drop(f);
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_file());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::metadata(&link).unwrap().permissions().mode() & 0o777, 0o600);
+        // A directory is not a regular file either; larger-than-max shows.
+        fs::create_dir(d.join("dir")).unwrap();
+        assert!(is_not_regular(&read_small(&d.join("dir"), 10).unwrap_err()));
+        fs::write(d.join("big"), [b'x'; 20]).unwrap();
+        assert_eq!(read_small(&d.join("big"), 10).unwrap().unwrap().len(), 11);
+        // A temp name taken by a planted link is skipped.
+        let planted = temp_path(&d);
+        let next = planted.file_name().unwrap().to_string_lossy().rsplit_once('.').unwrap().1.parse::<u64>().unwrap();
+        let base = planted.to_string_lossy().rsplit_once('.').unwrap().0.to_string();
+        for n in 1..=4 {
+            std::os::unix::fs::symlink(&victim, format!("{base}.{}", next + n)).unwrap();
+        }
+        assert!(create_new(&d, &d.join("10.0.0.9"), b"x", 0o600).unwrap());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -31,13 +31,28 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         Some(ifname) => pairs.contains(&(o.container_id.as_str(), ifname.as_str())),
         None => ids.contains(o.container_id.as_str()),
     };
-    let errors = store.rebuild(&keep)?;
-    if errors.is_empty() {
-        return Ok(());
+    let rebuilt = store.rebuild(&keep)?;
+    if !rebuilt.errors.is_empty() {
+        let msgs: Vec<String> = rebuilt.errors.iter().map(|e| e.msg.clone()).collect();
+        return Err(Error::io(format!(
+            "GC of network {:?} could not release {} lease(s)",
+            conf.network,
+            rebuilt.errors.len()
+        ))
+        .with_details(msgs.join("; ")));
     }
-    let msgs: Vec<String> = errors.iter().map(|e| e.msg.clone()).collect();
-    Err(Error::io(format!("GC of network {:?} could not release {} lease(s)", conf.network, errors.len()))
-        .with_details(msgs.join("; ")))
+    if !rebuilt.corrupt.is_empty() {
+        // Everything else is done; the report is what is left.
+        let msgs: Vec<String> = rebuilt.corrupt.iter().map(|e| e.msg.clone()).collect();
+        return Err(Error::io(format!(
+            "GC of network {:?} kept {} corrupt lease file(s): {}",
+            conf.network,
+            rebuilt.corrupt.len(),
+            msgs.join("; ")
+        ))
+        .with_details("their addresses stay reserved; remove the files once no container uses those addresses"));
+    }
+    Ok(())
 }
 
 /// Runs STATUS: the store directory exists (or can be made), is a
@@ -60,15 +75,11 @@ pub fn status(ctx: &Context) -> Result<(), Error> {
     if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
         return Err(unusable(std::io::Error::last_os_error().to_string()));
     }
-    let lock = cpath(&dir.join(LOCK_FILE)).ok_or_else(|| unusable("path contains a NUL byte".into()))?;
-    // SAFETY: valid path; the fd is closed right away.
-    let fd =
-        unsafe { libc::open(lock.as_ptr(), libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o750 as libc::c_uint) };
-    if fd < 0 {
-        return Err(unusable(format!("lock file: {}", std::io::Error::last_os_error())));
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_dir() => {}
+        _ => return Err(unusable("a symlink, not a directory".into())),
     }
-    // SAFETY: `fd` was opened above and is not used after this.
-    unsafe { libc::close(fd) };
+    crate::store::open_lock(&dir.join(LOCK_FILE)).map_err(|e| unusable(format!("lock file: {e}")))?;
     // SAFETY: an all-zero statvfs is a valid out-parameter.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid path and out-pointer.

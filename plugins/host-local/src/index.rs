@@ -33,14 +33,14 @@
 //! within the same clock tick as ours moves it.
 
 use crate::fsutil;
-use crate::store::{io_error, Owner, Store, FILE_MODE};
+use crate::store::{io_error, Lease, Owner, Store, FILE_MODE};
 use cni::{validate, Error};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 /// The index directory's name inside a store.
@@ -78,13 +78,25 @@ fn parse_index(target: &[u8]) -> Vec<IpAddr> {
     list.split(',').filter_map(|s| s.parse().ok()).collect()
 }
 
+/// What a [`Store::rebuild`] met on the way.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    /// Leases `keep` rejected that could not be removed.
+    pub errors: Vec<Error>,
+    /// Corrupt leases, kept and reported.
+    pub corrupt: Vec<Error>,
+}
+
 impl Store {
     /// Makes the index trustworthy for this call: when the seal does not
     /// match the store (another writer, an interrupted call, first use),
     /// rebuilds it from a full walk.
     pub fn ensure_index(&self) -> Result<(), Error> {
-        let seal = fsutil::read_small(&self.index_dir.join(SEAL), MAX_INDEX)
-            .map_err(|e| io_error("reading the index seal", e))?;
+        // An unreadable seal (a planted link, garbage) just fails to match.
+        let seal = fsutil::read_small(&self.index_dir.join(SEAL), MAX_INDEX).unwrap_or_else(|e| {
+            log::warn!("reading the index seal: {e}");
+            None
+        });
         let now = self.fingerprint().map_err(|e| io_error(format!("inspecting {}", self.dir.display()), e))?;
         if seal.as_deref() == Some(now.as_bytes()) {
             self.consistent.set(true);
@@ -94,7 +106,7 @@ impl Store {
             "index of {} is not sealed (first use, another writer, or an interrupted call): rebuilding",
             self.dir.display()
         );
-        self.rebuild(&|_| true).and_then(|errors| match errors.into_iter().next() {
+        self.rebuild(&|_| true).and_then(|r| match r.errors.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(()),
         })
@@ -104,7 +116,7 @@ impl Store {
     /// index directories, and the round-robin markers (which the reference
     /// rewrites on every reservation, even within one clock tick).
     fn fingerprint(&self) -> io::Result<String> {
-        let st = fs::metadata(&self.dir)?;
+        let st = fs::symlink_metadata(&self.dir)?;
         let mut out = format!(
             "{HEADER} seal\nstore {} {} {}.{} {}.{}\n",
             st.dev(),
@@ -114,7 +126,7 @@ impl Store {
             st.ctime(),
             st.ctime_nsec()
         );
-        match fs::metadata(&self.index_dir) {
+        match fs::symlink_metadata(&self.index_dir) {
             Ok(ix) => {
                 out += &format!(
                     "index {} {}.{} {}.{}\n",
@@ -132,8 +144,13 @@ impl Store {
         // new one shows in the directory times, a rewrite shows here. Not
         // tied to the config, whose set count may vary per call (ipRanges).
         for set in 0..64 {
-            let Some(raw) = self.last_reserved_raw(set)? else { break };
-            out += &format!("last {set} {:?}\n", String::from_utf8_lossy(&raw));
+            match self.last_reserved_raw(set) {
+                Ok(Some(raw)) => out += &format!("last {set} {:?}\n", String::from_utf8_lossy(&raw)),
+                Ok(None) => break,
+                // A planted link or other non-file: its own (never matching) line.
+                Err(e) if fsutil::is_not_regular(&e) => out += &format!("last {set} not a file\n"),
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
@@ -142,12 +159,7 @@ impl Store {
     /// seal is rewritten in place so that writing it does not itself change
     /// the index directory; a torn seal just fails to match.
     fn write_seal(&self) -> io::Result<()> {
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(self.index_dir.join(SEAL))?;
+        let f = fsutil::open_own(&self.index_dir.join(SEAL), FILE_MODE, false)?;
         // File times come from a coarse clock: a foreign change within the
         // tick of our last one would leave the mtime as it is. Backdating
         // it by 1 ns makes every later change visible.
@@ -163,14 +175,28 @@ impl Store {
 
     /// Rebuilds the index from the lease files, removing on the way every
     /// lease `keep` rejects (GC). Returns the removal errors (the lease then
-    /// stays, and stays indexed); other failures stop the rebuild.
-    pub fn rebuild(&self, keep: &dyn Fn(&Owner) -> bool) -> Result<Vec<Error>, Error> {
+    /// stays, and stays indexed) and the corrupt leases (kept, never
+    /// indexed); other failures stop the rebuild.
+    pub fn rebuild(&self, keep: &dyn Fn(&Owner) -> bool) -> Result<Rebuilt, Error> {
         self.consistent.set(false);
         self.dirty.set(true);
         self.ensure_index_dir()?;
         let mut errors = Vec::new();
+        let mut corrupt = Vec::new();
         let mut want: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-        for (ip, owner) in self.leases()? {
+        for (ip, lease) in self.leases()? {
+            let owner = match lease {
+                Lease::Held(o) => o,
+                // Attributable to nobody: kept by the index rebuild, and
+                // released by a GC (whose `keep` accepts no empty id).
+                Lease::Empty => Owner { container_id: String::new(), ifname: None },
+                Lease::Corrupt(why) => {
+                    let e = self.corrupt_error(ip, &why);
+                    log::warn!("{e}");
+                    corrupt.push(e);
+                    continue;
+                }
+            };
             if !keep(&owner) {
                 match self.remove_lease(ip) {
                     Ok(()) => {
@@ -217,10 +243,11 @@ impl Store {
             self.write_index(&name, &ips)?;
         }
         self.consistent.set(true);
-        Ok(errors)
+        Ok(Rebuilt { errors, corrupt })
     }
 
     fn read_index(&self, path: &Path) -> Result<Vec<IpAddr>, Error> {
+        // Entries are symlinks we wrote: read, never followed.
         match fs::read_link(path) {
             Ok(target) => Ok(parse_index(target.as_os_str().as_bytes())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -252,7 +279,9 @@ impl Store {
             None => Ok(self
                 .leases()?
                 .into_iter()
-                .filter(|(_, o)| o.container_id == container_id && o.ifname.as_deref() == ifname)
+                .filter(|(_, l)| {
+                    matches!(l, Lease::Held(o) if o.container_id == container_id && o.ifname.as_deref() == ifname)
+                })
                 .map(|(ip, _)| ip)
                 .collect()),
         }
@@ -262,7 +291,7 @@ impl Store {
     pub fn held(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
         let mut out = Vec::new();
         for ip in self.candidates(container_id, Some(ifname))? {
-            if self.read_lease(ip)?.is_some_and(|o| o.is(container_id, ifname)) && !out.contains(&ip) {
+            if self.owner(ip)?.is_some_and(|o| o.is(container_id, ifname)) && !out.contains(&ip) {
                 out.push(ip);
             }
         }
@@ -368,8 +397,8 @@ mod tests {
         let s = Store::open(&d, "net", Open::Existing).unwrap().unwrap();
         s.ensure_index().unwrap();
         assert_eq!(s.candidates("old", None).unwrap(), vec![ip("10.0.0.4")]);
-        let errors = s.rebuild(&|o| o.container_id != "c3").unwrap();
-        assert!(errors.is_empty());
+        let r = s.rebuild(&|o| o.container_id != "c3").unwrap();
+        assert!(r.errors.is_empty() && r.corrupt.is_empty());
         assert!(!d.join("net/10.0.0.3").exists());
         assert!(s.candidates("c3", Some("eth0")).unwrap().is_empty());
         drop(s);

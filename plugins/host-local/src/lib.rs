@@ -17,6 +17,7 @@ pub mod dns;
 pub mod fsutil;
 pub mod gc;
 pub mod index;
+pub mod parent;
 pub mod range;
 pub mod store;
 

@@ -2,5 +2,6 @@
 //! work in the library.
 
 fn main() {
+    host_local::parent::note();
     cni::skel::run(host_local::HostLocal)
 }

@@ -14,6 +14,22 @@
 //! Leases are created with their content in one step (temp file, then a
 //! no-replace rename), so a lease file is never empty or half-written and
 //! no address is ever held twice. The lock is held for the whole call.
+//!
+//! Files are created mode 0600 (directories 0755, as the reference) and
+//! never through a symlink: a link planted at a lease name keeps the
+//! address reserved and is reported like a corrupt lease; a link at the
+//! lock or at the store directory itself is refused with an error; a link
+//! at a marker or in the index is replaced by our own file.
+//!
+//! A lease whose content is not `<containerID>[\r\n<ifname>]` with a valid
+//! id and interface name (empty, e.g. left by a reference plugin killed
+//! between create and write, binary, too large, not a regular file) is
+//! *corrupt*: its address is never handed out, no DEL or GC removes it,
+//! CHECK of an attachment that should hold it fails naming the file, and
+//! GC reports it. An administrator removes it once no container uses the
+//! address. The one exception is an empty lease: only a reference plugin
+//! killed between creating and writing it (or a node crash) leaves one,
+//! its ADD never returned the address, and GC releases it.
 
 use crate::fsutil;
 use cni::Error;
@@ -23,15 +39,16 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The lock file's name (the reference's go-filemutex file).
 pub const LOCK_FILE: &str = "lock";
 /// Prefix of the per-range-set round-robin markers.
 pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
-/// Mode of lease and marker files, as the reference writes them.
-pub const FILE_MODE: u32 = 0o644;
+/// Mode of every file the store creates (leases, markers, lock, index
+/// seal): only root reads or writes them.
+pub const FILE_MODE: u32 = 0o600;
 /// Largest lease file read; a real one is under 300 bytes.
 const MAX_LEASE: u64 = 4096;
 
@@ -49,9 +66,50 @@ pub struct Owner {
     pub ifname: Option<String>,
 }
 
+/// What a lease file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// A well-formed lease.
+    Held(Owner),
+    /// An empty file: what a reference plugin killed between creating the
+    /// lease and writing it leaves (or a crash of the node before the data
+    /// reached the disk). Its ADD never returned the address, so GC may
+    /// release it; nothing else does.
+    Empty,
+    /// Content no writer of the format produces; why, for the report.
+    Corrupt(String),
+}
+
 impl Owner {
-    /// Parses lease content (whitespace around it is ignored, as the
-    /// reference trims it).
+    /// Parses lease content strictly: UTF-8, a valid container id, and
+    /// optionally `\r\n` and a valid interface name, with whitespace around
+    /// the whole ignored (the reference trims it). Anything else is corrupt.
+    pub fn parse_strict(content: &[u8]) -> Result<Owner, String> {
+        if content.len() as u64 > MAX_LEASE {
+            return Err(format!("larger than {MAX_LEASE} bytes"));
+        }
+        let text = std::str::from_utf8(content).map_err(|_| "not UTF-8 text".to_string())?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty (truncated)".into());
+        }
+        let (cid, ifname) = match text.split_once("\r\n") {
+            Some((cid, ifname)) => (cid, Some(ifname)),
+            None => (text, None),
+        };
+        if !cni::validate::is_valid_id(cid) {
+            return Err(format!("{cid:?} is not a container id"));
+        }
+        if let Some(i) = ifname {
+            if let Some((why, _)) = cni::validate::interface_name_problem(i) {
+                return Err(format!("interface name {i:?}: {why}"));
+            }
+        }
+        Ok(Owner { container_id: cid.to_string(), ifname: ifname.map(str::to_string) })
+    }
+
+    /// Parses lease content leniently (whitespace around it is ignored, as
+    /// the reference trims it); [`Owner::parse_strict`] is what the store uses.
     pub fn parse(content: &[u8]) -> Owner {
         let text = String::from_utf8_lossy(content);
         let text = text.trim();
@@ -123,7 +181,27 @@ impl Store {
                 Err(e) => return Err(io_error(format!("opening store {}", dir.display()), e)),
             },
         }
+        // The store itself must be a directory, not a link to one: every
+        // name below is resolved through it.
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(Error::io(format!(
+                    "store {} is not a directory (a symlink?): refusing to use it",
+                    dir.display()
+                ))
+                .with_details("remove it; host-local creates the store directory itself"))
+            }
+            Err(e) => return Err(io_error(format!("opening store {}", dir.display()), e)),
+        }
         let lock = lock(&dir.join(LOCK_FILE))?;
+        if crate::parent::is_gone() {
+            return Err(Error::new(
+                cni::error::code::TRY_AGAIN,
+                "the runtime or plugin that started this call is gone: not changing the store",
+            )
+            .with_details("a delegate whose caller was killed must not reserve or release addresses after it"));
+        }
         let index_dir = dir.join(crate::index::INDEX_DIR);
         Ok(Some(Store { dir, index_dir, dirty: Cell::new(false), consistent: Cell::new(false), _lock: lock }))
     }
@@ -147,11 +225,54 @@ impl Store {
         }
     }
 
-    /// The holder of `ip`, or `None` when it is free.
+    /// What the lease file of `ip` holds, or `None` when it is free.
+    pub fn lease(&self, ip: IpAddr) -> Result<Option<Lease>, Error> {
+        match fsutil::read_small(&self.lease_path(ip), MAX_LEASE) {
+            Ok(None) => Ok(None),
+            Ok(Some(c)) if c.trim_ascii().is_empty() => Ok(Some(Lease::Empty)),
+            Ok(Some(c)) => Ok(Some(match Owner::parse_strict(&c) {
+                Ok(o) => Lease::Held(o),
+                Err(why) => Lease::Corrupt(why),
+            })),
+            Err(e) if fsutil::is_not_regular(&e) => Ok(Some(Lease::Corrupt("not a regular file".into()))),
+            Err(e) => Err(io_error(format!("reading lease {ip}"), e)),
+        }
+    }
+
+    /// The error that reports a corrupt lease.
+    pub fn corrupt_error(&self, ip: IpAddr, why: &str) -> Error {
+        Error::io(format!("lease file {} is corrupt: {why}", self.lease_path(ip).display())).with_details(format!(
+            "{ip} stays reserved and is not released by DEL or GC; remove the file once no container uses {ip}"
+        ))
+    }
+
+    /// The holder of `ip`, or `None` when it is free; a corrupt lease is
+    /// an error that names the file.
     pub fn read_lease(&self, ip: IpAddr) -> Result<Option<Owner>, Error> {
-        fsutil::read_small(&self.lease_path(ip), MAX_LEASE)
-            .map(|c| c.map(|c| Owner::parse(&c)))
-            .map_err(|e| io_error(format!("reading lease {ip}"), e))
+        match self.lease(ip)? {
+            None => Ok(None),
+            Some(Lease::Held(o)) => Ok(Some(o)),
+            Some(Lease::Empty) => Err(self.corrupt_error(ip, "empty (truncated)")),
+            Some(Lease::Corrupt(why)) => Err(self.corrupt_error(ip, &why)),
+        }
+    }
+
+    /// The holder of `ip` when its lease is well-formed; a corrupt lease is
+    /// logged and read as held by nobody we can name (so it is neither
+    /// released nor counted as anyone's).
+    pub fn owner(&self, ip: IpAddr) -> Result<Option<Owner>, Error> {
+        match self.lease(ip)? {
+            None => Ok(None),
+            Some(Lease::Held(o)) => Ok(Some(o)),
+            Some(Lease::Empty) => {
+                log::warn!("{}", self.corrupt_error(ip, "empty (truncated)"));
+                Ok(None)
+            }
+            Some(Lease::Corrupt(why)) => {
+                log::warn!("{}", self.corrupt_error(ip, &why));
+                Ok(None)
+            }
+        }
     }
 
     /// Reserves `ip` for the attachment; `false` when it was already taken.
@@ -185,45 +306,49 @@ impl Store {
         String::from_utf8_lossy(&raw).trim().parse().ok()
     }
 
-    /// Records the round-robin position of range set `set`.
+    /// Records the round-robin position of range set `set` (in place, as
+    /// the reference; a symlink planted there is replaced, not followed).
     pub fn set_last_reserved(&self, set: usize, ip: IpAddr) -> Result<(), Error> {
         use std::io::Write;
         self.dirty.set(true);
         let path = self.last_reserved_path(set);
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&path)
+        fsutil::open_own(&path, FILE_MODE, true)
             .and_then(|mut f| f.write_all(ip.to_string().as_bytes()))
             .map_err(|e| io_error(format!("writing {}", path.display()), e))
     }
 
     /// Every lease in the store, read from disk (the reference's walk; used
-    /// only to rebuild the index, by GC, and for ids too long to index).
-    pub fn leases(&self) -> Result<Vec<(IpAddr, Owner)>, Error> {
+    /// only to rebuild the index, by GC, and for ids too long to index),
+    /// corrupt ones included.
+    pub fn leases(&self) -> Result<Vec<(IpAddr, Lease)>, Error> {
         let fail = |e| io_error(format!("listing {}", self.dir.display()), e);
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(fail)? {
             let entry = entry.map_err(fail)?;
             let Some(ip) = lease_name(entry.file_name().as_bytes()) else { continue };
-            if !entry.file_type().map_err(fail)?.is_file() {
-                continue;
-            }
-            if let Some(owner) = self.read_lease(ip)? {
-                out.push((ip, owner));
+            if let Some(lease) = self.lease(ip)? {
+                out.push((ip, lease));
             }
         }
         Ok(out)
     }
 
-    /// Creates the index directory if needed.
+    /// Creates the index directory if needed; anything else at its name (a
+    /// planted symlink, a file) is removed first, so that nothing written
+    /// into the index can land outside the store.
     pub(crate) fn ensure_index_dir(&self) -> Result<(), Error> {
-        match fs::DirBuilder::new().mode(0o755).create(&self.index_dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                Err(io_error(format!("creating {}", self.index_dir.display()), e))
+        let fail = |e| io_error(format!("creating {}", self.index_dir.display()), e);
+        match fs::symlink_metadata(&self.index_dir) {
+            Ok(m) if m.file_type().is_dir() => return Ok(()),
+            Ok(_) => {
+                log::warn!("{} is not a directory: replacing it", self.index_dir.display());
+                fsutil::remove(&self.index_dir).map_err(fail)?;
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+        match fs::DirBuilder::new().mode(0o755).create(&self.index_dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(fail(e)),
             _ => Ok(()),
         }
     }
@@ -237,17 +362,37 @@ pub fn lease_name(name: &[u8]) -> Option<IpAddr> {
     (ip.to_string() == name).then_some(ip)
 }
 
-/// Opens (creating, mode 0750 as the reference) and flocks the lock file.
-fn lock(path: &Path) -> Result<File, Error> {
+/// Opens the lock file (creating it mode 0600, never through a symlink).
+pub fn open_lock(path: &Path) -> io::Result<File> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid_config(format!("path {} contains a NUL byte", path.display())))?;
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let flags = libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
     // SAFETY: `c` is a valid NUL-terminated path; the fd is owned by `File`.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o750 as libc::c_uint) };
+    let fd = unsafe { libc::open(c.as_ptr(), flags, FILE_MODE as libc::c_uint) };
     if fd < 0 {
-        return Err(io_error(format!("opening lock {}", path.display()), io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::ELOOP) { fsutil::not_regular(path) } else { e });
     }
     // SAFETY: `fd` was just opened and is owned by nothing else.
     let file = unsafe { File::from_raw_fd(fd) };
+    if !file.metadata()?.is_file() {
+        return Err(fsutil::not_regular(path));
+    }
+    Ok(file)
+}
+
+/// Opens and flocks the lock file. A lock that is a symlink (or not a
+/// file) is refused: following it could create or lock a file elsewhere,
+/// and removing it could break the exclusion other callers rely on.
+fn lock(path: &Path) -> Result<File, Error> {
+    let file = open_lock(path).map_err(|e| {
+        let err = io_error(format!("opening lock {}", path.display()), e);
+        if fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+            err.with_details("the lock file is not a regular file; remove it while no CNI call runs on this network")
+        } else {
+            err
+        }
+    })?;
     loop {
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -274,6 +419,30 @@ mod tests {
         assert!(legacy.is_legacy_of("abc"));
         assert!(!legacy.is("abc", "eth0"));
         assert_eq!(Owner::content("abc", "eth0"), "abc\r\neth0");
+    }
+
+    #[test]
+    fn strict_parsing_reports_corrupt_content() {
+        assert_eq!(Owner::parse_strict(b"abc\r\neth0").unwrap(), Owner::parse(b"abc\r\neth0"));
+        assert!(Owner::parse_strict(b" abc\n").unwrap().is_legacy_of("abc"));
+        for (bad, why) in [
+            (&b""[..], "empty"),
+            (&b"  \r\n "[..], "empty"),
+            (&b"abc\r\n"[..], ""),
+            (&b"\xff\xfe"[..], "UTF-8"),
+            (&b"../etc\r\neth0"[..], "container id"),
+            (&b"abc\r\neth0\r\nmore"[..], "interface name"),
+            (&b"abc\r\n0123456789abcdefg"[..], "interface name"),
+        ] {
+            if why.is_empty() {
+                // "abc\r\n" trims to a legacy id-only lease, as the reference reads it.
+                assert!(Owner::parse_strict(bad).unwrap().is_legacy_of("abc"));
+                continue;
+            }
+            let e = Owner::parse_strict(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(Owner::parse_strict(&vec![b'a'; MAX_LEASE as usize + 1]).unwrap_err().contains("larger"));
     }
 
     #[test]
