@@ -322,6 +322,37 @@ fn conditions_and_snat_options_change_who_gets_in() {
     assert!(all_elements(&w.host.ns).is_empty());
 }
 
+#[test]
+fn a_udp_flow_that_predates_the_mapping_is_redirected_after_add() {
+    let w = world("pm-ct");
+    let _srv = Server::start(&w.ctr, 53);
+    // Any mapping: the NAT table makes the host track connections.
+    let first = pm_conf("pmnet", json!({}), json!([{"hostPort": 8080, "containerPort": 80}]), Some(&w.result));
+    w.host.run("portmap", "ADD", &w.ctr.path(), "web", "eth0", &first).ok();
+    // A client keeps sending from one source port to a port not mapped yet:
+    // conntrack remembers that flow as "to the host itself".
+    let sock = in_ns(&w.client.name, || UdpSocket::bind("198.51.100.2:40053").unwrap());
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let ask = |sock: &UdpSocket| -> Option<String> {
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            sock.send_to(b"hi", "198.51.100.1:5400").ok()?;
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        None
+    };
+    assert_eq!(ask(&sock), None, "nothing listens on the host");
+    let ip4 = w.result["ips"][0]["address"].as_str().unwrap().to_string();
+    let prev = json!({"cniVersion": "1.0.0", "ips": [{"address": ip4}], "dns": {}});
+    let dns =
+        pm_conf("pmnet", json!({}), json!([{"hostPort": 5400, "containerPort": 53, "protocol": "udp"}]), Some(&prev));
+    w.host.run("portmap", "ADD", &w.ctr.path(), "web", "eth1", &dns).ok();
+    // The same flow now reaches the container: its stale entry was deleted.
+    assert_eq!(ask(&sock).as_deref(), Some("198.51.100.2"));
+}
+
 // ---- ownership ----
 
 #[test]
