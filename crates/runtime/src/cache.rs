@@ -7,6 +7,11 @@
 //! place, so a concurrent reader sees the old file or the new one, never a
 //! torn one. (No fsync: like libcni, the cache is not meant to survive a
 //! power loss, only a crash of the runtime.)
+//!
+//! Nothing here follows a symlink planted in the cache directory: the
+//! temporary file is created with `O_EXCL|O_NOFOLLOW` (mode 0600), the
+//! rename replaces a link at the final name instead of writing through it,
+//! and reads open with `O_NOFOLLOW` and accept only regular files.
 
 use crate::Attachment;
 use base64::Engine;
@@ -163,14 +168,34 @@ impl Cache {
             .create(&self.dir)
             .map_err(|e| Error::io(format!("creating cache directory {}: {e}", self.dir.display())))?;
         let bytes = serde_json::to_vec(entry).map_err(|e| io("encoding", std::io::Error::other(e)))?;
-        let tmp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp_name = || {
+            self.dir.join(format!(
+                ".{}.{}.{}.tmp",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ))
+        };
+        let mut tmp = tmp_name();
         let res = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut tries = 0;
+            let mut f = loop {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&tmp)
+                {
+                    Ok(f) => break f,
+                    // Something planted at the name: never ours to remove.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {
+                        tries += 1;
+                        tmp = tmp_name();
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             f.write_all(&bytes)?;
             drop(f);
             std::fs::rename(&tmp, &path)
@@ -261,10 +286,20 @@ impl Cache {
     }
 }
 
+/// Reads at most [`MAX_CACHE_FILE`] bytes of a regular file, never through
+/// a symlink (`ELOOP`/`InvalidData` for a link or another file type).
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(MAX_CACHE_FILE).read_to_end(&mut buf)?;
+    f.take(MAX_CACHE_FILE).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -339,6 +374,53 @@ mod tests {
         assert!(cache.read("net1", "c3", "eth0").is_err());
         assert!(cache.path("net1", "../c", "eth0").is_err());
         assert!(cache.path("net1", "c", "").is_err());
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path().join("results"));
+        std::fs::create_dir_all(cache.dir()).unwrap();
+        let victim = d.path().join("victim");
+        let entry = CacheEntry::new(&list(), &att(), json!({"cniVersion": "1.0.0"})).unwrap();
+        // A victim that reads as a valid entry: a followed link would be trusted.
+        std::fs::write(&victim, serde_json::to_vec(&entry).unwrap()).unwrap();
+        let before = std::fs::read(&victim).unwrap();
+        symlink(&victim, cache.dir().join("net1-c1-eth0")).unwrap();
+        let e = cache.read("net1", "c1", "eth0").unwrap_err();
+        assert_eq!(e.code, 5, "{e}");
+        assert!(cache.list(None).unwrap().is_empty(), "a link is not listed");
+        // Writing replaces the link; the victim is untouched.
+        cache.write(&entry).unwrap();
+        assert!(std::fs::symlink_metadata(cache.dir().join("net1-c1-eth0")).unwrap().is_file());
+        assert_eq!(std::fs::read(&victim).unwrap(), before);
+        // Links planted at the next temporary names are skipped, not followed.
+        let n = TMP_COUNTER.load(Ordering::Relaxed);
+        for k in n..n + 4 {
+            let name = format!(".net1-c1-eth0.{}.{k}.tmp", std::process::id());
+            symlink(&victim, cache.dir().join(name)).unwrap();
+        }
+        cache.write(&entry).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), before);
+        // Removing a planted link removes the link only.
+        std::fs::remove_file(cache.dir().join("net1-c1-eth0")).unwrap();
+        symlink(&victim, cache.dir().join("net1-c1-eth0")).unwrap();
+        cache.remove("net1", "c1", "eth0").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), before);
+    }
+
+    #[test]
+    fn a_truncated_or_corrupt_entry_is_reported_not_trusted() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let entry = CacheEntry::new(&list(), &att(), json!({"cniVersion": "1.0.0"})).unwrap();
+        let bytes = serde_json::to_vec(&entry).unwrap();
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            std::fs::write(d.path().join("net1-c1-eth0"), &bytes[..cut]).unwrap();
+            assert_eq!(cache.read("net1", "c1", "eth0").unwrap_err().code, 6, "cut at {cut}");
+            assert!(cache.list(None).unwrap().is_empty());
+        }
     }
 
     #[test]
