@@ -1,0 +1,47 @@
+//! CHECK: the container side as the bridge plugin checks it (netcore's
+//! attach::verify_veth), IPAM's reservation, the masquerade elements, and
+//! the host side of the overlay for every configured peer.
+
+use crate::{config, overlay, peers, underlay};
+use cni::{Command, Context, Error};
+use netcore::attach::verify_veth;
+use netcore::naming::attachment_key;
+use netcore::netlink::Handle;
+use netcore::{ipam, masq, sandbox};
+use std::net::IpAddr;
+
+/// Runs CHECK.
+pub fn check(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let prev = ctx.require_prev_result()?;
+    ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Check, &conf.ipam.stdin)?;
+    let host = Handle::new()?;
+    let ul = underlay::resolve(&host, &conf)?;
+    let peers = peers::load(&conf, ul.ip)?;
+    overlay::verify(&host, &conf, &ul, &peers)?;
+    let br = host.link(conf.bridge.as_str())?;
+    if let Some(want) = prev.interfaces.iter().find(|i| i.name == conf.bridge && i.sandbox.is_empty()) {
+        if !want.mac.is_empty() && want.mac != br.mac_string() {
+            return Err(Error::plugin(format!(
+                "bridge {:?} has MAC {}, prevResult says {}",
+                br.name,
+                br.mac_string(),
+                want.mac
+            )));
+        }
+    }
+    let ns = sandbox::open_required(ctx.netns.as_deref())?;
+    let ctr = Handle::in_netns(&ns)?;
+    verify_veth(&host, &ctr, &br, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
+    if conf.ip_masq {
+        let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
+        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+        if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
+            return Err(Error::plugin(format!(
+                "masquerade entries for {ips:?} are missing from table inet {}",
+                masq::TABLE
+            )));
+        }
+    }
+    Ok(())
+}

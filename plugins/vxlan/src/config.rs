@@ -1,0 +1,496 @@
+//! The vxlan plugin's options and their validation, without touching the
+//! kernel or the filesystem: every value that can be checked from the
+//! config alone is refused here (code 7, naming the field), before
+//! anything changes. What needs the host (the underlay, the peers file)
+//! is checked in [`crate::underlay`] and [`crate::peers`], still before any
+//! change.
+//!
+//! The IPAM delegate gets a config derived from this one: when the config
+//! gives only `subnet`, host-local is run with ranges made from it, so the
+//! addresses always come from this host's subnet. The derivation is pure,
+//! so DEL rebuilds the same IPAM config from the network config alone and
+//! needs no per-container state file (flannel's plugin leaks the address
+//! when its file is lost).
+
+use cni::{Context, Error};
+use ipnetwork::IpNetwork;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The IANA VXLAN port (flannel leaves the kernel's 8472).
+pub const DEFAULT_PORT: u16 = 4789;
+/// Largest VNI (24 bits).
+pub const MAX_VNI: i64 = 16_777_215;
+/// At most this many cluster CIDRs.
+const MAX_CLUSTER_CIDRS: usize = 16;
+
+/// This host's pod subnet of one family, and the gateway address the
+/// bridge holds in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSubnet {
+    /// The subnet, without host bits.
+    pub net: IpNetwork,
+    /// The bridge's address (IPAM's range gateway, else the first address).
+    pub gateway: IpAddr,
+}
+
+impl HostSubnet {
+    /// The gateway with the subnet's prefix, as the bridge holds it.
+    pub fn gateway_net(&self) -> IpNetwork {
+        IpNetwork::new(self.gateway, self.net.prefix()).expect("gateway inside the subnet")
+    }
+}
+
+/// Where the peer table comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerSource {
+    /// `peers`: inline in the config.
+    Inline(Value),
+    /// `peersFile`: a JSON list in a file, re-read on every ADD and reconcile.
+    File(PathBuf),
+    /// Neither: a host alone (for now).
+    None,
+}
+
+/// How to run the IPAM delegate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipam {
+    /// The plugin (`host-local` unless the config names another).
+    pub plugin: String,
+    /// The whole network config with the derived `ipam` block: the stdin
+    /// of every IPAM call.
+    pub stdin: Vec<u8>,
+}
+
+/// The validated options of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VxConf {
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// UDP destination port of the encapsulation (and the VTEP's listening port).
+    pub port: u16,
+    /// `underlayInterface`: the link the VTEP sends through.
+    pub underlay_interface: Option<String>,
+    /// `underlayIP`: the local VTEP address.
+    pub underlay_ip: Option<IpAddr>,
+    /// The cluster CIDRs: every host's subnet is inside one; traffic
+    /// between them is never masqueraded.
+    pub cluster: Vec<IpNetwork>,
+    /// This host's subnets: one IPv4, at most one IPv6.
+    pub subnets: Vec<HostSubnet>,
+    /// MTU of the VTEP, the bridge and the veths; derived from the underlay when `None`.
+    pub mtu: Option<u32>,
+    /// The local bridge (`cni-vx<vni>` by default).
+    pub bridge: String,
+    /// The VTEP device (`vxlan.<vni>`).
+    pub vtep: String,
+    /// The peer table's source.
+    pub peers: PeerSource,
+    /// Masquerade traffic that leaves the cluster CIDRs.
+    pub ip_masq: bool,
+    /// Give containers a default route via the bridge (default true).
+    pub is_default_gateway: bool,
+    /// Hairpin on the container's bridge port.
+    pub hairpin_mode: bool,
+    /// IPv6 duplicate address detection in the container (off: usable at once).
+    pub enable_dad: bool,
+    /// The IPAM delegate and its config.
+    pub ipam: Ipam,
+}
+
+impl VxConf {
+    /// The subnet of the family of `ip`'s, if this host has one.
+    pub fn subnet_of(&self, v4: bool) -> Option<&HostSubnet> {
+        self.subnets.iter().find(|s| s.net.is_ipv4() == v4)
+    }
+
+    /// Whether `net` lies inside one of the cluster CIDRs.
+    pub fn in_cluster(&self, net: &IpNetwork) -> bool {
+        in_cluster(&self.cluster, net)
+    }
+}
+
+fn in_cluster(cluster: &[IpNetwork], net: &IpNetwork) -> bool {
+    cluster.iter().any(|c| c.is_ipv4() == net.is_ipv4() && c.prefix() <= net.prefix() && c.contains(net.network()))
+}
+
+/// A code-7 error naming `field`.
+pub fn bad(field: &str, msg: impl std::fmt::Display) -> Error {
+    Error::invalid_config(format!("vxlan: field {field:?}: {msg}"))
+}
+
+/// Decodes `key` of `raw`; absent or `null` is `None`, a wrong type is
+/// code 7 naming the key.
+fn field<T: DeserializeOwned>(raw: &Value, key: &str) -> Result<Option<T>, Error> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| bad(key, format!("{v}: {e}"))),
+    }
+}
+
+/// Parses a CIDR that must have no host bits.
+pub fn parse_net(field_name: &str, s: &str) -> Result<IpNetwork, Error> {
+    let net: IpNetwork = s.parse().map_err(|_| bad(field_name, format!("{s:?} is not a CIDR (e.g. 10.244.1.0/24)")))?;
+    if net.ip() != net.network() {
+        return Err(bad(
+            field_name,
+            format!("{s} has host bits set; the subnet is {}/{}", net.network(), net.prefix()),
+        ));
+    }
+    Ok(net)
+}
+
+/// A CIDR or a list of them (`"10.244.0.0/16"` or `["10.244.0.0/16", "fd44::/48"]`).
+pub fn parse_nets(field_name: &str, v: &Value) -> Result<Vec<IpNetwork>, Error> {
+    let items: Vec<&Value> = match v {
+        Value::String(_) => vec![v],
+        Value::Array(a) => a.iter().collect(),
+        other => return Err(bad(field_name, format!("{other} is not a CIDR or a list of CIDRs"))),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = if v.is_array() { format!("{field_name}[{i}]") } else { field_name.to_string() };
+            match item.as_str() {
+                Some(s) => parse_net(&name, s),
+                None => Err(bad(&name, format!("{item} is not a CIDR string"))),
+            }
+        })
+        .collect()
+}
+
+/// At most one network per family; IPv4 required when `need_v4`.
+pub fn one_per_family(field_name: &str, nets: &[IpNetwork], need_v4: bool) -> Result<(), Error> {
+    for v4 in [true, false] {
+        let n = nets.iter().filter(|n| n.is_ipv4() == v4).count();
+        if n > 1 {
+            let fam = if v4 { "IPv4" } else { "IPv6" };
+            return Err(bad(field_name, format!("gives {n} {fam} subnets; one per family is allowed")));
+        }
+    }
+    if need_v4 && !nets.iter().any(IpNetwork::is_ipv4) {
+        return Err(bad(field_name, "needs an IPv4 subnet (the IPv4 overlay is required; IPv6 is optional)"));
+    }
+    Ok(())
+}
+
+/// Checks that a pod subnet can hold the gateway and containers: at least
+/// two host bits, as host-local needs.
+fn big_enough(field_name: &str, net: &IpNetwork) -> Result<(), Error> {
+    let bits = if net.is_ipv4() { 32 } else { 128 };
+    if net.prefix() + 2 > bits {
+        return Err(bad(field_name, format!("{net} is too small: a pod subnet needs at least 2 host bits")));
+    }
+    Ok(())
+}
+
+/// The subnets of host-local's `ranges` (and its legacy top-level
+/// `subnet`), with their gateways.
+fn ipam_ranges(ipam: &Map<String, Value>) -> Result<Vec<(IpNetwork, Option<IpAddr>)>, Error> {
+    let mut out = Vec::new();
+    let mut one = |where_: String, r: &Value| -> Result<(), Error> {
+        let s = r.get("subnet").and_then(Value::as_str).ok_or_else(|| bad(&where_, "a range needs a \"subnet\""))?;
+        let net = parse_net(&format!("{where_}.subnet"), s)?;
+        let gw = match r.get("gateway").and_then(Value::as_str) {
+            None | Some("") => None,
+            Some(g) => Some(
+                g.parse::<IpAddr>().map_err(|_| bad(&format!("{where_}.gateway"), format!("{g:?} is not an IP")))?,
+            ),
+        };
+        out.push((net, gw));
+        Ok(())
+    };
+    if ipam.get("subnet").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        one("ipam".into(), &Value::Object(ipam.clone()))?;
+    }
+    if let Some(sets) = ipam.get("ranges") {
+        let sets = sets.as_array().ok_or_else(|| bad("ipam.ranges", "must be a list of range sets"))?;
+        for (i, set) in sets.iter().enumerate() {
+            let set = set.as_array().ok_or_else(|| bad(&format!("ipam.ranges[{i}]"), "must be a list of ranges"))?;
+            for (j, r) in set.iter().enumerate() {
+                one(format!("ipam.ranges[{i}][{j}]"), r)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// This host's subnets and the IPAM block to run, from `subnet` and/or
+/// `ipam`:
+/// - `subnet` alone (or with an `ipam` block without ranges): host-local
+///   (or the named type) gets one range set per subnet;
+/// - `ipam` ranges alone: their subnets are this host's;
+/// - both: every range must lie inside the subnet of its family.
+fn host_subnets(raw: &Value) -> Result<(Vec<HostSubnet>, Map<String, Value>), Error> {
+    let mut ipam: Map<String, Value> = match raw.get("ipam") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => return Err(bad("ipam", format!("{other} is not an object"))),
+    };
+    match ipam.get("type") {
+        None | Some(Value::Null) => {
+            ipam.insert("type".into(), "host-local".into());
+        }
+        Some(Value::String(t)) if t.is_empty() => {
+            ipam.insert("type".into(), "host-local".into());
+        }
+        Some(Value::String(t)) => cni::validate::plugin_type("ipam.type", t)?,
+        Some(other) => return Err(bad("ipam.type", format!("{other} is not a string"))),
+    }
+    let ranges = ipam_ranges(&ipam)?;
+    let given = match raw.get("subnet") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_nets("subnet", v)?),
+    };
+    let subnets: Vec<IpNetwork> = match &given {
+        Some(nets) => {
+            one_per_family("subnet", nets, true)?;
+            for (r, _) in &ranges {
+                let host = nets.iter().find(|n| n.is_ipv4() == r.is_ipv4());
+                if !host.is_some_and(|h| h.prefix() <= r.prefix() && h.contains(r.network())) {
+                    return Err(bad(
+                        "ipam.ranges",
+                        format!("range {r} is not inside this host's subnet (field \"subnet\")"),
+                    ));
+                }
+            }
+            if ranges.is_empty() && ipam.get("type").and_then(Value::as_str) == Some("host-local") {
+                let sets: Vec<Value> = nets.iter().map(|n| json!([{ "subnet": n.to_string() }])).collect();
+                ipam.insert("ranges".into(), Value::Array(sets));
+            }
+            nets.clone()
+        }
+        None => {
+            if ranges.is_empty() {
+                return Err(bad("subnet", "missing: give this host's pod subnet, or an ipam block whose range is it"));
+            }
+            let mut nets: Vec<IpNetwork> = Vec::new();
+            for (r, _) in &ranges {
+                if !nets.contains(r) {
+                    nets.push(*r);
+                }
+            }
+            one_per_family("ipam.ranges", &nets, true)?;
+            nets
+        }
+    };
+    let mut out = Vec::new();
+    for net in subnets {
+        big_enough("subnet", &net)?;
+        let gw = ranges
+            .iter()
+            .filter(|(r, _)| net.prefix() <= r.prefix() && net.contains(r.network()))
+            .find_map(|(_, g)| *g)
+            .unwrap_or_else(|| netcore::gateway::first_host(&net));
+        if !net.contains(gw) || gw == net.network() {
+            return Err(bad("ipam.ranges", format!("gateway {gw} is not a host address of subnet {net}")));
+        }
+        out.push(HostSubnet { net, gateway: gw });
+    }
+    Ok((out, ipam))
+}
+
+/// Reads and validates the options of a config (a plugin request, or the
+/// vxlan entry of a conflist for `vxlan reconcile`).
+pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
+    let vni = match field::<i64>(raw, "vni")? {
+        None => 1,
+        Some(v) if (1..=MAX_VNI).contains(&v) => v as u32,
+        Some(v) => return Err(bad("vni", format!("{v} is outside 1-{MAX_VNI}"))),
+    };
+    let port = match field::<i64>(raw, "port")? {
+        None | Some(0) => DEFAULT_PORT,
+        Some(p) if (1..=65535).contains(&p) => p as u16,
+        Some(p) => return Err(bad("port", format!("{p} is outside 1-65535"))),
+    };
+    let underlay_interface = field::<String>(raw, "underlayInterface")?.filter(|s| !s.is_empty());
+    if let Some(i) = &underlay_interface {
+        cni::validate::config_interface_name("underlayInterface", i)?;
+    }
+    let underlay_ip = match field::<String>(raw, "underlayIP")?.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let ip: IpAddr = s.parse().map_err(|_| bad("underlayIP", format!("{s:?} is not an IP address")))?;
+            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+                return Err(bad("underlayIP", format!("{ip} can't be a VTEP address")));
+            }
+            Some(ip)
+        }
+    };
+    let cluster = match raw.get("clusterCIDR") {
+        None | Some(Value::Null) => return Err(bad("clusterCIDR", "missing: give the CIDR all hosts' subnets are in")),
+        Some(v) => parse_nets("clusterCIDR", v)?,
+    };
+    if cluster.is_empty() || cluster.len() > MAX_CLUSTER_CIDRS {
+        return Err(bad("clusterCIDR", format!("give 1 to {MAX_CLUSTER_CIDRS} CIDRs")));
+    }
+    let (subnets, ipam) = host_subnets(raw)?;
+    for s in &subnets {
+        if !in_cluster(&cluster, &s.net) {
+            return Err(bad("subnet", format!("{} is outside the cluster CIDR ({})", s.net, show(&cluster))));
+        }
+    }
+    let mtu = match field::<i64>(raw, "mtu")? {
+        None | Some(0) => None,
+        Some(m) if (68..=65535).contains(&m) => Some(m as u32),
+        Some(m) => return Err(bad("mtu", format!("{m} is outside 68-65535"))),
+    };
+    let bridge = field::<String>(raw, "bridge")?.filter(|b| !b.is_empty()).unwrap_or_else(|| format!("cni-vx{vni}"));
+    cni::validate::config_interface_name("bridge", &bridge)?;
+    let vtep = format!("vxlan.{vni}");
+    if bridge == vtep {
+        return Err(bad("bridge", format!("{bridge:?} is the VTEP's name")));
+    }
+    let peers = match (raw.get("peers").filter(|v| !v.is_null()), field::<String>(raw, "peersFile")?) {
+        (Some(_), Some(_)) => return Err(bad("peersFile", "give either peers (inline) or peersFile, not both")),
+        (Some(v), None) => PeerSource::Inline(v.clone()),
+        (None, Some(f)) if !f.is_empty() => PeerSource::File(PathBuf::from(f)),
+        _ => PeerSource::None,
+    };
+    let mut stdin_conf = raw.clone();
+    stdin_conf["ipam"] = Value::Object(ipam.clone());
+    let plugin = ipam.get("type").and_then(Value::as_str).unwrap_or("host-local").to_string();
+    Ok(VxConf {
+        vni,
+        port,
+        underlay_interface,
+        underlay_ip,
+        cluster,
+        subnets,
+        mtu,
+        bridge,
+        vtep,
+        peers,
+        ip_masq: field(raw, "ipMasq")?.unwrap_or(false),
+        is_default_gateway: field(raw, "isDefaultGateway")?.unwrap_or(true),
+        hairpin_mode: field(raw, "hairpinMode")?.unwrap_or(false),
+        enable_dad: field(raw, "enabledad")?.unwrap_or(false),
+        ipam: Ipam { plugin, stdin: stdin_conf.to_string().into_bytes() },
+    })
+}
+
+/// Reads and validates the options of this call.
+pub fn load(ctx: &Context) -> Result<VxConf, Error> {
+    ctx.args.check_known(&["IP"])?;
+    from_raw(&ctx.raw)
+}
+
+/// CIDRs for messages.
+pub fn show(nets: &[IpNetwork]) -> String {
+    nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(extra: Value) -> Value {
+        let mut c = json!({
+            "cniVersion": "1.0.0", "name": "ov", "type": "vxlan",
+            "vni": 42, "clusterCIDR": "10.244.0.0/16", "subnet": "10.244.1.0/24",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    fn err(extra: Value) -> String {
+        let e = from_raw(&conf(extra)).unwrap_err();
+        assert_eq!(e.code, 7, "{e:?}");
+        e.msg
+    }
+
+    fn ipam_of(c: &VxConf) -> Value {
+        serde_json::from_slice::<Value>(&c.ipam.stdin).unwrap()["ipam"].clone()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = from_raw(&conf(json!({"vni": null}))).unwrap();
+        assert_eq!((c.vni, c.port, c.bridge.as_str(), c.vtep.as_str()), (1, 4789, "cni-vx1", "vxlan.1"));
+        assert!(c.is_default_gateway && !c.ip_masq);
+        assert_eq!(c.subnets[0].gateway.to_string(), "10.244.1.1");
+        assert_eq!(c.peers, PeerSource::None);
+        assert_eq!(c.ipam.plugin, "host-local");
+        assert_eq!(ipam_of(&c), json!({"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}]]}));
+        let c = from_raw(&conf(json!({"vni": 16777215}))).unwrap();
+        assert_eq!(c.bridge, "cni-vx16777215");
+        assert!(c.bridge.len() <= 15 && c.vtep.len() <= 15);
+    }
+
+    #[test]
+    fn subnet_into_an_ipam_block_without_ranges() {
+        let c = from_raw(&conf(json!({
+            "subnet": ["10.244.1.0/24", "fd44:0:0:1::/64"],
+            "clusterCIDR": ["10.244.0.0/16", "fd44::/48"],
+            "ipam": {"type": "host-local", "dataDir": "/tmp/x"}
+        })))
+        .unwrap();
+        assert_eq!(
+            ipam_of(&c),
+            json!({"type": "host-local", "dataDir": "/tmp/x",
+                   "ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd44:0:0:1::/64"}]]})
+        );
+        assert_eq!(c.subnet_of(false).unwrap().gateway.to_string(), "fd44:0:0:1::1");
+    }
+
+    #[test]
+    fn subnet_from_ipam_ranges_with_their_gateway() {
+        let c = from_raw(&conf(json!({
+            "subnet": null,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.3.0/24", "gateway": "10.244.3.254"}]]}
+        })))
+        .unwrap();
+        assert_eq!(c.subnets[0].net.to_string(), "10.244.3.0/24");
+        assert_eq!(c.subnets[0].gateway_net().to_string(), "10.244.3.254/24");
+        // both given: the range must lie inside the subnet
+        let e = err(json!({"ipam": {"ranges": [[{"subnet": "10.244.9.0/24"}]]}}));
+        assert!(e.contains("ipam.ranges") && e.contains("subnet"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        for (extra, field) in [
+            (json!({"vni": 0}), "vni"),
+            (json!({"vni": 16777216}), "vni"),
+            (json!({"vni": "x"}), "vni"),
+            (json!({"port": 70000}), "port"),
+            (json!({"subnet": "10.245.1.0/24"}), "subnet"),
+            (json!({"subnet": "10.244.1.7/24"}), "subnet"),
+            (json!({"subnet": "10.244.1.0/31"}), "subnet"),
+            (json!({"subnet": "fd44::/64"}), "subnet"),
+            (json!({"subnet": ["10.244.1.0/24", "10.244.2.0/24"]}), "subnet"),
+            (json!({"subnet": null}), "subnet"),
+            (json!({"clusterCIDR": null}), "clusterCIDR"),
+            (json!({"clusterCIDR": "nope"}), "clusterCIDR"),
+            (json!({"underlayIP": "300.1.1.1"}), "underlayIP"),
+            (json!({"underlayIP": "127.0.0.1"}), "underlayIP"),
+            (json!({"underlayInterface": "a/b"}), "underlayInterface"),
+            (json!({"mtu": 50}), "mtu"),
+            (json!({"bridge": "0123456789abcdef"}), "bridge"),
+            (json!({"bridge": "vxlan.42"}), "bridge"),
+            (json!({"peers": [], "peersFile": "/x"}), "peersFile"),
+            (json!({"ipam": {"type": "../evil"}}), "ipam.type"),
+            (json!({"ipMasq": "yes"}), "ipMasq"),
+        ] {
+            let msg = err(extra.clone());
+            assert!(msg.contains(field), "{extra}: {msg}");
+        }
+    }
+
+    #[test]
+    fn cluster_containment_is_by_prefix() {
+        let c = from_raw(&conf(json!({"clusterCIDR": ["10.0.0.0/8"]}))).unwrap();
+        assert!(c.in_cluster(&"10.244.9.0/24".parse().unwrap()));
+        assert!(!c.in_cluster(&"0.0.0.0/0".parse().unwrap()));
+        assert!(!c.in_cluster(&"fd00::/64".parse().unwrap()));
+    }
+}

@@ -1,0 +1,45 @@
+//! The CNI commands of the vxlan plugin, each in its own module; STATUS
+//! is here because it is only a readiness probe of the underlay, the peer
+//! table and IPAM.
+
+use crate::{config, peers, underlay};
+use cni::error::code;
+use cni::{CniResult, Command, Context, Error, Plugin};
+use netcore::ipam;
+use netcore::netlink::Handle;
+
+/// The plugin.
+pub struct Vxlan;
+
+impl Plugin for Vxlan {
+    fn name(&self) -> &'static str {
+        "vxlan"
+    }
+
+    fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
+        crate::add::add(ctx)
+    }
+
+    fn del(&self, ctx: &Context) -> Result<(), Error> {
+        crate::del::del(ctx)
+    }
+
+    fn check(&self, ctx: &Context) -> Result<(), Error> {
+        crate::check::check(ctx)
+    }
+
+    fn gc(&self, ctx: &Context) -> Result<(), Error> {
+        crate::del::gc(ctx)
+    }
+
+    /// Not available (50) while the underlay or the peer table would make
+    /// ADD fail; then IPAM's own STATUS.
+    fn status(&self, ctx: &Context) -> Result<(), Error> {
+        let conf = config::load(ctx)?;
+        let unavailable = |e: Error| Error::new(code::NOT_AVAILABLE, e.msg).with_details(e.details);
+        let host = Handle::new()?;
+        let ul = underlay::resolve(&host, &conf).map_err(unavailable)?;
+        peers::load(&conf, ul.ip).map_err(unavailable)?;
+        ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Status, &conf.ipam.stdin)
+    }
+}
