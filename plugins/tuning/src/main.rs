@@ -1,0 +1,16 @@
+//! tuning: a chained plugin that adjusts the container interface (MAC,
+//! MTU, promiscuous and all-multicast modes, transmit queue length) and
+//! `net.*` sysctls inside the container, and puts them back on DEL.
+
+mod add;
+mod check;
+mod config;
+mod del;
+mod gc;
+mod link;
+mod plugin;
+mod state;
+
+fn main() {
+    cni::skel::run(plugin::Tuning)
+}

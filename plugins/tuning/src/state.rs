@@ -1,0 +1,200 @@
+//! The previous values ADD replaced, kept on disk until DEL puts them
+//! back: `<dataDir>/<network>/<containerID>:<ifname>.json`. The three
+//! names are validated (none can hold `/` or `:`), so the path never
+//! leaves its directory and two attachments never share a file. A file is
+//! written to a temp name, synced, then renamed: it exists whole or not at
+//! all.
+
+use cni::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Largest state file read back (a few hundred bytes in practice).
+const MAX_FILE: u64 = 1 << 20;
+
+/// What ADD replaced; only the fields it changed are set. Field names
+/// follow the reference's backup file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The MAC before ADD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The MTU before ADD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Promiscuous mode before ADD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promisc: Option<bool>,
+    /// All-multicast mode before ADD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allmulti: Option<bool>,
+    /// Transmit queue length before ADD.
+    #[serde(rename = "txQLen", default, skip_serializing_if = "Option::is_none")]
+    pub txqlen: Option<u32>,
+    /// Sysctl values before ADD, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+}
+
+/// The state files of one network.
+pub struct Store {
+    dir: PathBuf,
+}
+
+fn io_err(what: String, e: &std::io::Error) -> Error {
+    Error::io(format!("tuning: {what}: {e}"))
+}
+
+/// Whether `s` can be a file name component: no separator, not `.`/`..`.
+fn safe_component(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', ':', '\0'])
+}
+
+impl Store {
+    /// The store of `network` under `data_dir`.
+    pub fn new(data_dir: &Path, network: &str) -> Result<Store, Error> {
+        if !cni::validate::is_valid_id(network) {
+            return Err(Error::invalid_config(format!(
+                "tuning: network name {network:?} cannot name a state directory"
+            )));
+        }
+        Ok(Store { dir: data_dir.join(network) })
+    }
+
+    /// The file of one attachment.
+    pub fn path(&self, container_id: &str, ifname: &str) -> Result<PathBuf, Error> {
+        if !cni::validate::is_valid_id(container_id) || !safe_component(ifname) {
+            return Err(Error::invalid_env(format!(
+                "tuning: container id {container_id:?} / ifname {ifname:?} cannot name a state file"
+            )));
+        }
+        Ok(self.dir.join(format!("{container_id}:{ifname}.json")))
+    }
+
+    /// Writes the attachment's file atomically (temp file, fsync, rename).
+    pub fn save(&self, container_id: &str, ifname: &str, saved: &Saved) -> Result<(), Error> {
+        let path = self.path(container_id, ifname)?;
+        fs::create_dir_all(&self.dir).map_err(|e| io_err(format!("creating {}", self.dir.display()), &e))?;
+        let tmp = self.dir.join(format!(".tmp.{}.{container_id}:{ifname}", std::process::id()));
+        let body =
+            serde_json::to_vec_pretty(saved).map_err(|e| Error::plugin(format!("tuning: encoding state: {e}")))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // The rename itself is durable once the directory is synced.
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(format!("writing {}", path.display()), &e)
+        })
+    }
+
+    /// The attachment's file, or `None` when there is none.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Saved>, Error> {
+        let path = self.path(container_id, ifname)?;
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(format!("reading {}", path.display()), &e)),
+        };
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE), &mut buf)
+            .map_err(|e| io_err(format!("reading {}", path.display()), &e))?;
+        serde_json::from_slice(&buf)
+            .map(Some)
+            .map_err(|e| Error::decode(format!("tuning: state file {} is corrupt: {e}", path.display())))
+    }
+
+    /// Removes the attachment's file; a missing one is fine.
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), Error> {
+        let path = self.path(container_id, ifname)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(format!("removing {}", path.display()), &e)),
+        }
+    }
+
+    /// Every attachment that has a file, as (container id, ifname).
+    pub fn attachments(&self) -> Result<Vec<(String, String)>, Error> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(format!("listing {}", self.dir.display()), &e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else { continue };
+            if let Some((cid, ifname)) = stem.split_once(':') {
+                if cni::validate::is_valid_id(cid) && safe_component(ifname) {
+                    out.push((cid.to_string(), ifname.to_string()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tuning-state-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn round_trip_and_listing() {
+        let d = scratch("rt");
+        let s = Store::new(&d, "net1").unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap(), None);
+        let saved = Saved {
+            mac: Some("0a:00:00:00:00:01".into()),
+            mtu: Some(1500),
+            sysctl: [("net.core.somaxconn".to_string(), "4096".to_string())].into(),
+            ..Default::default()
+        };
+        s.save("c1", "eth0", &saved).unwrap();
+        s.save("c_2", "net1.100", &Saved { promisc: Some(false), ..Default::default() }).unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(saved));
+        assert!(d.join("net1/c1:eth0.json").exists());
+        assert_eq!(s.attachments().unwrap(), vec![("c1".into(), "eth0".into()), ("c_2".into(), "net1.100".into())]);
+        s.remove("c1", "eth0").unwrap();
+        s.remove("c1", "eth0").unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap(), None);
+        let leftovers: Vec<_> = fs::read_dir(d.join("net1")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hostile_names_never_reach_a_path() {
+        let d = scratch("bad");
+        assert!(Store::new(&d, "../etc").is_err());
+        let s = Store::new(&d, "n").unwrap();
+        for (cid, ifname) in [("../x", "eth0"), ("c1", "../../x"), ("c1", "a/b"), ("c1", ".."), ("c1", "a:b")] {
+            assert!(s.path(cid, ifname).is_err(), "{cid} {ifname}");
+        }
+    }
+
+    #[test]
+    fn corrupt_file_is_a_decode_error() {
+        let d = scratch("corrupt");
+        let s = Store::new(&d, "n").unwrap();
+        fs::create_dir_all(d.join("n")).unwrap();
+        fs::write(d.join("n/c1:eth0.json"), b"{not json").unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap_err().code, 6);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
