@@ -358,7 +358,20 @@ fn set_set_attrs(p: NonNull<sys::nftnl_set>, s: &Set, id: u32) {
             None => {}
         }
         sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FLAGS as u16, flags);
+        if let [single] = key {
+            let blob = set_udata(*single);
+            sys::nftnl_set_set_data(p, sys::NFTNL_SET_USERDATA as u16, blob.as_ptr().cast(), len32(&blob));
+        }
     }
+}
+
+/// The set userdata `nft` reads to print keys: the key's byte order
+/// (`NFTNL_UDATA_SET_KEYBYTEORDER`: 1 host, 2 big endian). Without it,
+/// `nft list` prints ifname keys as `""` (the datapath is unaffected).
+fn set_udata(key: DataType) -> Vec<u8> {
+    const KEYBYTEORDER: u8 = 0;
+    let order: u32 = if key.is_big_endian() { 2 } else { 1 };
+    udata::encode_record(KEYBYTEORDER, &order.to_ne_bytes())
 }
 
 /// `NFT_SET_CONCAT` (not in the libc crate).
