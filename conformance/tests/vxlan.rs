@@ -56,7 +56,7 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("vx-test-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut hosts = Vec::new();
-        let mut nft = format!("table bridge vxlab {{\n chain count {{\n  type filter hook forward priority 0;\n");
+        let mut nft = String::from("table bridge vxlab {\n chain count {\n  type filter hook forward priority 0;\n");
         for i in 1..=n {
             let h = TestNs::new(&format!("vxh{i}"));
             let leg = format!("h{i}");
@@ -670,6 +670,16 @@ fn three_host_example_in_cni_conf() {
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         assert!(reaches(&ctrs[a].ns, &ctrs[b].ip(true)), "host {} -> host {}", a + 1, b + 1);
     }
+    // `vxlan reconcile` takes the conflist itself (its vxlan entry).
+    let mut list: Value = serde_json::from_str(&std::fs::read_to_string(repo.join("host1.conflist")).unwrap()).unwrap();
+    list["plugins"][0]["peersFile"] = json!(lab.peers_path());
+    let file = lab.dir.join("host1.conflist");
+    std::fs::write(&file, list.to_string()).unwrap();
+    let bin = bin_dir().join("vxlan");
+    let out = lab.host(1).exec(&[bin.to_str().unwrap(), "reconcile", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((s["peers"].as_u64(), s["added"].as_u64(), s["removed"].as_u64()), (Some(2), Some(0), Some(0)), "{s}");
     for (i, c) in ctrs.iter().enumerate() {
         lab.run(i + 1, "DEL", &c.ns.path(), &c.cid, &with_prev(&confs[i], &c.add)).ok();
     }
@@ -712,4 +722,78 @@ fn bench_add_del_1_vs_100_peers() {
         lab.run(1, "DEL", &warm.ns.path(), &warm.cid, &conf).ok();
     }
     println!("ratio 100/1: {:.2}", report[1].as_secs_f64() / report[0].as_secs_f64());
+}
+
+#[test]
+fn parallel_adds_on_one_host_converge() {
+    let lab = Lab::new(3, 4789);
+    lab.write_peers(&[1, 2, 3], false);
+    let conf = lab.conf(1, 31, json!({}));
+    let ctrs: Vec<Ctr> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| attach(&lab, 1, &conf))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ips: Vec<String> = ctrs.iter().map(|c| c.ip(true)).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 8, "distinct addresses: {ips:?}");
+    assert_peer_entries(&lab, 1, 31, &[2, 3], false);
+    assert!(reaches(&ctrs[0].ns, &ctrs[7].ip(true)), "containers of one host reach each other on the bridge");
+    std::thread::scope(|s| {
+        for c in &ctrs {
+            let conf = &conf;
+            let lab = &lab;
+            s.spawn(move || lab.run(1, "DEL", &c.ns.path(), &c.cid, &with_prev(conf, &c.add)).ok());
+        }
+    });
+    assert!(lab.leases(1).is_empty());
+}
+
+#[test]
+fn gc_removes_what_no_valid_attachment_owns() {
+    let lab = Lab::new(1, 4789);
+    let conf = lab.conf(1, 41, json!({"peersFile": null, "ipMasq": true, "cniVersion": "1.1.0"}));
+    let keep = attach(&lab, 1, &conf);
+    let stale = attach(&lab, 1, &conf);
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": keep.cid, "ifname": "eth0"}]);
+    let path = bin_dir().display().to_string();
+    run_plugin(
+        Some(&lab.host(1).name),
+        "vxlan",
+        &[("CNI_COMMAND", "GC"), ("CNI_PATH", path.as_str())],
+        &gc.to_string(),
+    )
+    .ok();
+    assert_eq!(lab.leases(1), [keep.ip(true)]);
+    assert_eq!(witness::link_names(&stale.ns), ["lo"], "the stale veth pair is gone");
+    let rules = serde_json::to_string(&witness::nft_ruleset(lab.host(1))).unwrap();
+    assert!(rules.contains(&keep.ip(true)) && !rules.contains(&stale.ip(true)), "{rules}");
+    lab.run(1, "CHECK", &keep.ns.path(), &keep.cid, &with_prev(&conf, &keep.add)).ok();
+}
+
+#[test]
+fn ipv6_underlay() {
+    let lab = Lab::new(2, 4789);
+    let peers: Vec<Value> = (1..=2).map(|n| json!({"underlayIP": format!("fd77::{n}"), "subnet": subnet(n)})).collect();
+    std::fs::write(lab.peers_path(), Value::Array(peers).to_string()).unwrap();
+    let mut confs = Vec::new();
+    let mut ctrs = Vec::new();
+    for n in 1..=2 {
+        lab.host(n).ok(&["ip", "addr", "add", &format!("fd77::{n}/64"), "dev", "ul", "nodad"]);
+        let conf = lab.conf(n, 51, json!({"underlayInterface": null, "underlayIP": format!("fd77::{n}")}));
+        ctrs.push(attach(&lab, n, &conf));
+        confs.push(conf);
+    }
+    let v = vtep_json(lab.host(1), 51);
+    assert_eq!(v["linkinfo"]["info_data"]["local6"], "fd77::1", "{v}");
+    assert_eq!(v["mtu"], 1430, "underlay 1500 minus 70 for IPv6");
+    let f = fdb(lab.host(1), 51);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["dst"], "fd77::2");
+    assert!(reaches(&ctrs[0].ns, &ctrs[1].ip(true)), "IPv4 pods over an IPv6 underlay");
+    for (n, c) in ctrs.iter().enumerate() {
+        lab.run(n + 1, "CHECK", &c.ns.path(), &c.cid, &with_prev(&confs[n], &c.add)).ok();
+        lab.run(n + 1, "DEL", &c.ns.path(), &c.cid, &with_prev(&confs[n], &c.add)).ok();
+    }
 }
