@@ -11,7 +11,7 @@ TOOLS   := cnitool
 # iproute2/nftables as test witnesses, iputils-ping for traffic proofs.
 DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iputils-ping procps
 
-.PHONY: all deps build release install test unit conformance demo lint fmt clean
+.PHONY: all deps build release install test unit conformance demo bench bench-deps lint fmt clean
 
 all: build
 
@@ -40,6 +40,21 @@ test: build
 
 demo: release
 	CNI_TEST_BIN_DIR=$(CURDIR)/target/release ./target/release/demo $(if $(SCENE),--scene $(SCENE),)
+
+# The reference plugins the bench compares against (binaries in /usr/lib/cni).
+REF_PACKAGE := containernetworking-plugins
+
+bench-deps: deps
+	@dpkg -s $(REF_PACKAGE) >/dev/null 2>&1 || { \
+	  echo "installing: $(REF_PACKAGE)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $(REF_PACKAGE) >/dev/null; }
+
+# Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
+# [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
+# bench.md in bench-out/. Fails when an operation fails or state is left.
+bench: bench-deps release
+	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
 
 lint:
 	$(CARGO) fmt --all -- --check

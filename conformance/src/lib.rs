@@ -2,6 +2,7 @@
 //! drop, independent witnesses of kernel state (`ip -j`, `nft -j`), and
 //! helpers that exec the built plugin binaries the way a runtime does.
 
+pub mod bench;
 pub mod bins;
 pub mod demo;
 pub mod fixture;

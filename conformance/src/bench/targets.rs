@@ -1,0 +1,162 @@
+//! The performance targets the project set itself, checked against a run
+//! and printed as "met / missed" lines. Informational: a missed target is
+//! reported, never a failure of the bench (only a failed operation or
+//! leaked state fails it).
+
+use super::results::{BenchResult, Column, ScenarioResult};
+use super::stats::{ratio, window, Summary};
+
+/// "Flat": the mean of the last containers is within this factor of the
+/// mean of the first ones (either way).
+pub const FLAT: f64 = 1.25;
+
+/// One target and what the run showed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The target, in words.
+    pub what: String,
+    /// The measured figure, in words.
+    pub measured: String,
+    /// Met, missed, or `None` when the scenario did not run.
+    pub met: Option<bool>,
+}
+
+fn flat(s: &Summary) -> bool {
+    let g = s.growth();
+    (1.0 / FLAT..=FLAT).contains(&g)
+}
+
+fn sum_p50(a: &[f64], b: &[f64]) -> f64 {
+    Summary::of(a).p50 + Summary::of(b).p50
+}
+
+fn growth_text(s: &Summary) -> String {
+    let w = window(s.n);
+    format!("first {w} mean {:.2} ms, last {w} mean {:.2} ms ({:.2}x)", s.first_mean, s.last_mean, s.growth())
+}
+
+fn pair<'a>(
+    r: &'a BenchResult,
+    scenario: &str,
+    a: &str,
+    b: &str,
+) -> Option<(&'a ScenarioResult, &'a Column, &'a Column)> {
+    let s = r.completed(scenario)?;
+    Some((s, s.column(a)?, s.column(b)?))
+}
+
+fn missing(what: &str) -> Target {
+    Target { what: what.to_string(), measured: "not measured (scenario did not run)".into(), met: None }
+}
+
+/// Every target, evaluated on `r`.
+pub fn evaluate(r: &BenchResult) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut push = |what: &str, t: Option<(String, bool)>| {
+        out.push(match t {
+            Some((measured, met)) => Target { what: what.to_string(), measured, met: Some(met) },
+            None => missing(what),
+        })
+    };
+
+    let w = "host-local ADD flat as the store grows (ours, last vs first containers)";
+    push(w, pair(r, "host-local", "ours", "reference").map(|(_, o, _)| (growth_text(&o.add()), flat(&o.add()))));
+    let w = "host-local DEL flat as the store shrinks (ours, last vs first containers)";
+    push(w, pair(r, "host-local", "ours", "reference").map(|(_, o, _)| (growth_text(&o.del()), flat(&o.del()))));
+
+    let w = "bridge ADD >= 5x faster than the reference (p50)";
+    push(
+        w,
+        pair(r, "bridge", "ours", "reference").map(|(_, o, f)| {
+            let x = ratio(f.add().p50, o.add().p50);
+            (format!("reference {:.2} ms / ours {:.2} ms = {x:.1}x", f.add().p50, o.add().p50), x >= 5.0)
+        }),
+    );
+    let w = "bridge ADD flat from the first to the last container (ours)";
+    push(w, pair(r, "bridge", "ours", "reference").map(|(_, o, _)| (growth_text(&o.add()), flat(&o.add()))));
+    let w = "bridge DEL within 1.5x of the veth-deletion floor (p50)";
+    push(
+        w,
+        pair(r, "bridge", "ours", "floor").map(|(_, o, f)| {
+            let x = ratio(o.del().p50, f.del().p50);
+            (format!("ours {:.2} ms / floor {:.2} ms = {x:.2}x", o.del().p50, f.del().p50), x <= 1.5)
+        }),
+    );
+
+    let w = "portmap ADD of the last mapping costs the same as the first (portmap alone, ours)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "reference").map(|(_, o, _)| {
+            let s = Summary::of(&o.timed_add_ms);
+            (growth_text(&s), flat(&s))
+        }),
+    );
+    let w = "portmap ADD+DEL >= 10x faster than the reference portmap (portmap alone, p50)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "reference").map(|(_, o, f)| {
+            let (a, b) = (sum_p50(&f.timed_add_ms, &f.timed_del_ms), sum_p50(&o.timed_add_ms, &o.timed_del_ms));
+            let x = ratio(a, b);
+            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.1}x"), x >= 10.0)
+        }),
+    );
+
+    let w = "macvlan ADD+DEL >= 5x faster than the reference (p50)";
+    push(
+        w,
+        pair(r, "macvlan", "ours", "reference").map(|(_, o, f)| {
+            let (a, b) = (sum_p50(&f.add_ms, &f.del_ms), sum_p50(&o.add_ms, &o.del_ms));
+            let x = ratio(a, b);
+            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.1}x"), x >= 5.0)
+        }),
+    );
+
+    let w = "vxlan ADD+DEL with 100 peers <= 1.5x with 1 peer (p50)";
+    push(
+        w,
+        pair(r, "vxlan", "1 peer", "100 peers").map(|(_, one, many)| {
+            let (a, b) = (sum_p50(&many.add_ms, &many.del_ms), sum_p50(&one.add_ms, &one.del_ms));
+            let x = ratio(a, b);
+            (format!("100 peers {a:.2} ms / 1 peer {b:.2} ms = {x:.2}x"), x > 0.0 && x <= 1.5)
+        }),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::results::{Column, ScenarioResult, Status};
+    use crate::bench::suite::SuiteKind;
+
+    fn col(label: &str, kind: SuiteKind, add: f64, del: f64) -> Column {
+        let mut c = Column::new(label, kind);
+        c.add_ms = vec![add; 20];
+        c.del_ms = vec![del; 20];
+        c
+    }
+
+    #[test]
+    fn bridge_targets_from_columns() {
+        let mut r = BenchResult::default();
+        r.scenarios.push(ScenarioResult {
+            name: "bridge".into(),
+            title: "bridge".into(),
+            status: Status::Ok,
+            columns: vec![
+                col("ours", SuiteKind::Ours, 2.0, 20.0),
+                col("reference", SuiteKind::Reference, 20.0, 40.0),
+                col("floor", SuiteKind::Floor, 2.0, 16.0),
+            ],
+            timed_plugin: None,
+            configs: Vec::new(),
+            seconds: 1.0,
+        });
+        let t = evaluate(&r);
+        let get = |p: &str| t.iter().find(|t| t.what.starts_with(p)).unwrap().clone();
+        assert_eq!(get("bridge ADD >= 5x").met, Some(true));
+        assert_eq!(get("bridge ADD flat").met, Some(true));
+        assert_eq!(get("bridge DEL within").met, Some(true));
+        assert_eq!(get("macvlan").met, None);
+    }
+}
