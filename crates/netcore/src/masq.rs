@@ -135,17 +135,25 @@ fn owned(sock: &Socket, pick: &dyn Fn(&str) -> bool) -> Result<Vec<(Set, Element
     Ok(out)
 }
 
-/// Removes every element owned by `owner`; nothing to remove is success,
-/// so DEL stays idempotent and needs no addresses.
-pub fn del_container(owner: &str) -> Result<usize> {
-    let sock = Socket::open()?;
-    let gone = owned(&sock, &|c| c == owner)?;
-    let mut batch = Batch::new();
+/// Adds to `batch` the removal of every element owned by `owner`; nothing
+/// to remove is success, so DEL stays idempotent and needs no addresses.
+/// One batch for all of a DEL's nftables work: each socket that deletes
+/// waits an RCU grace period when it closes.
+pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Result<usize> {
+    let gone = owned(sock, &|c| c == owner)?;
     for (set, e) in &gone {
         batch.destroy_element(set, e);
     }
-    sock.commit(&batch)?;
     Ok(gone.len())
+}
+
+/// [`del_container_into`] committed on its own socket.
+pub fn del_container(owner: &str) -> Result<usize> {
+    let sock = Socket::open()?;
+    let mut batch = Batch::new();
+    let n = del_container_into(&sock, &mut batch, owner)?;
+    sock.commit(&batch)?;
+    Ok(n)
 }
 
 /// Whether every address of `ips` is masqueraded for `owner` (CHECK).

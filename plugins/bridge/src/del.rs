@@ -7,32 +7,53 @@ use cni::{Command, Context, Error};
 use netcore::attach::{detach_veth, remove_stale_veths};
 use netcore::naming::{attachment_key, host_veth_name};
 use netcore::netlink::Handle;
+use netcore::nft::{Batch, Socket};
 use netcore::{ipam, masq};
 use std::collections::HashSet;
 
 /// Runs DEL: every step is tried; the first failure is reported after.
+/// The nftables removal runs beside the veth deletion: both wait for the
+/// kernel's RCU grace periods, and waiting for them one after the other
+/// would double the cost of a DEL.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
-    let mut first: Option<Error> = None;
-    let mut note = |r: Result<(), Error>| {
-        if let Err(e) = r {
-            log::warn!("DEL: {e}");
-            first.get_or_insert(e);
-        }
-    };
-    if let Some(t) = ipam::configured(ctx)? {
-        note(ipam::forward(ctx, &t, Command::Del));
-    }
-    let host = Handle::new()?;
-    note(detach_veth(&host, &ctx.conf.name, &ctx.container_id, &ctx.ifname).map(drop).map_err(Error::from));
     let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let ipam_type = ipam::configured(ctx)?;
+    let mut errors: Vec<Error> = Vec::new();
+    std::thread::scope(|s| {
+        let nft = (conf.ip_masq || conf.macspoofchk).then(|| s.spawn(|| remove_elements(&conf, &owner)));
+        if let Some(t) = &ipam_type {
+            errors.extend(ipam::forward(ctx, t, Command::Del).err());
+        }
+        let veth =
+            Handle::new().and_then(|host| detach_veth(&host, &ctx.conf.name, &ctx.container_id, &ctx.ifname).map(drop));
+        errors.extend(veth.err().map(Error::from));
+        if let Some(h) = nft {
+            match h.join() {
+                Ok(r) => errors.extend(r.err()),
+                Err(_) => errors.push(Error::plugin("removing nftables elements: the worker thread panicked")),
+            }
+        }
+    });
+    for e in &errors {
+        log::warn!("DEL: {e}");
+    }
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Removes the attachment's masquerade and spoof-check elements in one
+/// batch (one grace period, not one per table).
+fn remove_elements(conf: &config::BridgeConf, owner: &str) -> Result<(), Error> {
+    let sock = Socket::open()?;
+    let mut batch = Batch::new();
     if conf.ip_masq {
-        note(masq::del_container(&owner).map(drop).map_err(Error::from));
+        masq::del_container_into(&sock, &mut batch, owner)?;
     }
     if conf.macspoofchk {
-        note(spoofchk::del(&owner).map(drop).map_err(Error::from));
+        spoofchk::del_into(&sock, &mut batch, owner)?;
     }
-    first.map_or(Ok(()), Err)
+    sock.commit(&batch)?;
+    Ok(())
 }
 
 /// Runs GC: releases leases, masquerade and spoof-check elements and host

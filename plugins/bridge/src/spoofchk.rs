@@ -105,12 +105,15 @@ fn destroy(sock: &Socket, elems: &[(Set, Element)]) -> Result<usize> {
     Ok(elems.len())
 }
 
-/// Removes the elements of attachment `owner`; none is success, so DEL is
-/// idempotent and needs neither the namespace nor the MAC.
-pub fn del(owner: &str) -> Result<usize> {
-    let sock = Socket::open()?;
-    let gone = owned(&sock, &|c| c == owner)?;
-    destroy(&sock, &gone)
+/// Adds to `batch` the removal of the elements of attachment `owner`; none
+/// is success, so DEL is idempotent and needs neither the namespace nor
+/// the MAC.
+pub fn del_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Result<usize> {
+    let gone = owned(sock, &|c| c == owner)?;
+    for (set, e) in &gone {
+        batch.destroy_element(set, e);
+    }
+    Ok(gone.len())
 }
 
 /// GC: removes the elements of `network` whose owner is not in `valid`
