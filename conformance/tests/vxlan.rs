@@ -685,45 +685,6 @@ fn three_host_example_in_cni_conf() {
     }
 }
 
-/// Benchmark, not a pass/fail test: ADD + DEL on a host with 1 and with
-/// 100 peers (`cargo test -p conformance --test vxlan -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn bench_add_del_1_vs_100_peers() {
-    let mut report = Vec::new();
-    for npeers in [1usize, 100] {
-        let lab = Lab::new(1, 4789);
-        let peers: Vec<Value> = (0..npeers)
-            .map(|i| {
-                json!({"underlayIP": format!("192.168.{}.{}", 78 + i / 200, 2 + i % 200),
-                       "subnet": format!("10.244.{}.0/24", 10 + i)})
-            })
-            .collect();
-        let conf = lab.conf(1, 77, json!({"peersFile": null, "peers": peers}));
-        let warm = attach(&lab, 1, &conf);
-        assert_eq!(fdb(lab.host(1), 77).len(), npeers);
-        let mut times = Vec::new();
-        let ns = TestNs::new("vxbench");
-        for i in 0..30 {
-            let cid = format!("bench-{npeers}-{i}");
-            let t = Instant::now();
-            let add = lab.run(1, "ADD", &ns.path(), &cid, &conf).ok().json();
-            lab.run(1, "DEL", &ns.path(), &cid, &with_prev(&conf, &add)).ok();
-            times.push(t.elapsed());
-        }
-        times.sort();
-        let median = times[times.len() / 2];
-        report.push(median);
-        println!(
-            "ADD+DEL with {npeers} peers: median {median:?} (min {:?}, max {:?})",
-            times[0],
-            times[times.len() - 1]
-        );
-        lab.run(1, "DEL", &warm.ns.path(), &warm.cid, &conf).ok();
-    }
-    println!("ratio 100/1: {:.2}", report[1].as_secs_f64() / report[0].as_secs_f64());
-}
-
 #[test]
 fn parallel_adds_on_one_host_converge() {
     let lab = Lab::new(3, 4789);
