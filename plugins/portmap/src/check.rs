@@ -98,7 +98,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     let fixed = [
         (&layout.prerouting, 1),
         (&layout.output, 1),
-        (&layout.postrouting, 2),
+        (&layout.postrouting, layout.postrouting_rules().len()),
         (&layout.hostports, layout.hostports_rules().len()),
     ];
     for (chain, n) in fixed {

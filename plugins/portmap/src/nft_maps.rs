@@ -154,30 +154,35 @@ impl Layout {
         out
     }
 
-    /// Adds the table, chains, maps and fixed rules to `b`. The fixed
-    /// rules are rewritten (flush + add) in the same transaction, so
-    /// running it on every ADD is harmless, concurrent ADDs converge, and a
-    /// damaged table heals.
+    /// Adds the table, chains, maps and fixed rules to `b`. The fixed rules
+    /// are replaced as a whole (a digest comparison at commit leaves them
+    /// alone when they are current), so running it on every ADD deletes
+    /// nothing in the common case, concurrent ADDs converge, and a damaged
+    /// table heals.
     pub fn setup(&self, b: &mut Batch) {
         b.add_table(&self.table);
         for c in [&self.prerouting, &self.output, &self.postrouting, &self.hostports] {
-            b.add_chain(c).flush_chain(c);
+            b.add_chain(c);
         }
         for s in self.sets() {
             b.add_set(s);
         }
         for c in [&self.prerouting, &self.output] {
-            b.add_rule(Rule::new(c).fib_daddr_local().jump(&self.hostports));
+            b.replace_rules(c, [Rule::new(c).fib_daddr_local().jump(&self.hostports)]);
         }
-        for r in self.hostports_rules() {
-            b.add_rule(r);
-        }
-        for f in [IpFamily::V4, IpFamily::V6] {
-            let fields = [Field::saddr(f), Field::daddr(f), Field::L4proto, Field::ThDport];
-            b.add_rule(
-                Rule::new(&self.postrouting).ct_status(CT_STATUS_DNAT).in_set(&fields, &self.maps(f).masq).masquerade(),
-            );
-        }
+        b.replace_rules(&self.hostports, self.hostports_rules());
+        b.replace_rules(&self.postrouting, self.postrouting_rules());
+    }
+
+    /// The rules of `postrouting`: masquerade what `masq4`/`masq6` select.
+    pub fn postrouting_rules(&self) -> Vec<Rule> {
+        [IpFamily::V4, IpFamily::V6]
+            .into_iter()
+            .map(|f| {
+                let fields = [Field::saddr(f), Field::daddr(f), Field::L4proto, Field::ThDport];
+                Rule::new(&self.postrouting).ct_status(CT_STATUS_DNAT).in_set(&fields, &self.maps(f).masq).masquerade()
+            })
+            .collect()
     }
 
     /// The chain holding the conditions of `owner`'s mappings.
@@ -349,10 +354,7 @@ impl Plan {
     /// this owner already holds, deleted first (a repeated ADD).
     pub fn apply(&self, b: &mut Batch, replace: &[(Set, Element)]) {
         if let Some((c, rules)) = &self.chain {
-            b.add_chain(c).flush_chain(c);
-            for r in rules {
-                b.add_rule(r.clone());
-            }
+            b.add_chain(c).replace_rules(c, rules.iter().cloned());
         }
         for (s, e) in replace {
             b.destroy_element(s, e);
