@@ -33,6 +33,12 @@ pub struct Demo {
     /// Where topology pictures go.
     pub out_dir: PathBuf,
     namespaces: Vec<TestNs>,
+    /// Hosts whose configs are not the shared `net.d` (a simulated node of
+    /// a cluster has its own).
+    conf_dirs: std::collections::HashMap<usize, PathBuf>,
+    /// The machine's own links and nftables tables when the demo started,
+    /// to prove at the end that the demo changed neither.
+    root_before: (Vec<String>, String),
     /// Number of failed proofs.
     pub failures: u32,
     /// Number of passed proofs.
@@ -58,7 +64,16 @@ impl Demo {
             point_stores_at(&mut v, &work.join("ipam"));
             std::fs::write(conf.join(entry.file_name()), serde_json::to_string_pretty(&v).unwrap()).unwrap();
         }
-        Demo { bin_dir, work, out_dir, namespaces: Vec::new(), failures: 0, passes: 0 }
+        Demo {
+            bin_dir,
+            work,
+            out_dir,
+            namespaces: Vec::new(),
+            conf_dirs: Default::default(),
+            root_before: root_state(),
+            failures: 0,
+            passes: 0,
+        }
     }
 
     /// A namespace for this scene (a host or a container).
@@ -87,6 +102,7 @@ impl Demo {
         ifname: &str,
         cap_args: &str,
     ) -> Option<Value> {
+        let host_idx = host;
         let host = &self.namespaces[host];
         let ctr_path = self.namespaces[ctr].path();
         println!("$ cnitool {cmd} {net} {ctr_path}   (CNI_IFNAME={ifname}, in {})", host.name);
@@ -94,7 +110,7 @@ impl Demo {
             .args(["netns", "exec", &host.name])
             .arg(self.bin_dir.join("cnitool"))
             .args([cmd, net, &ctr_path])
-            .env("NETCONFPATH", self.work.join("net.d"))
+            .env("NETCONFPATH", self.conf_dirs.get(&host_idx).cloned().unwrap_or_else(|| self.work.join("net.d")))
             .env("CNI_PATH", &self.bin_dir)
             .env("CNI_CACHE_DIR", self.work.join("cache"))
             .env("CNI_IFNAME", ifname)
@@ -113,6 +129,20 @@ impl Demo {
             return Some(Value::Null);
         }
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Gives `host` its own config directory holding `configs` (name,
+    /// JSON), with host-local stores and `peersFile` paths moved into the
+    /// scratch space.
+    pub fn host_configs(&mut self, host: usize, configs: &[(&str, Value)]) {
+        let dir = self.work.join(format!("net.d-{host}"));
+        std::fs::create_dir_all(&dir).expect("config dir");
+        for (name, v) in configs {
+            let mut v = v.clone();
+            point_stores_at(&mut v, &self.work.join(format!("ipam-{host}")));
+            std::fs::write(dir.join(name), serde_json::to_string_pretty(&v).expect("JSON")).expect("writing config");
+        }
+        self.conf_dirs.insert(host, dir);
     }
 
     /// Shows a command's output in a namespace, indented.
@@ -151,12 +181,14 @@ impl Demo {
         let _ = std::fs::remove_dir_all(&self.work);
         let left: Vec<String> =
             list_namespaces().into_iter().filter(|n| n.starts_with(&format!("{NS_PREFIX}-"))).collect();
-        let ok = left.is_empty() && !self.work.exists();
-        println!(
-            "\ncleanup: removed {n} namespaces and {}; {}",
-            self.work.display(),
-            if ok { "checked: nothing left".to_string() } else { format!("LEFT BEHIND: {left:?}") }
-        );
+        let root_same = root_state() == self.root_before;
+        let ok = left.is_empty() && !self.work.exists() && root_same;
+        let verdict = if ok {
+            "checked: nothing left, and the machine's own links and nftables tables are as before".to_string()
+        } else {
+            format!("LEFT BEHIND: namespaces {left:?}, root namespace unchanged: {root_same}")
+        };
+        println!("\ncleanup: removed {n} namespaces and {}; {verdict}", self.work.display());
         ok
     }
 }
@@ -181,4 +213,16 @@ pub fn point_stores_at(v: &mut Value, dir: &Path) {
             }
         }
     }
+}
+
+/// The root namespace's link names and `nft list tables` output.
+fn root_state() -> (Vec<String>, String) {
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().map(|o| o.stdout).unwrap_or_default();
+    let mut names: Vec<String> = String::from_utf8_lossy(&links)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+        .collect();
+    names.sort();
+    let tables = Command::new("nft").args(["list", "tables"]).output().map(|o| o.stdout).unwrap_or_default();
+    (names, String::from_utf8_lossy(&tables).into_owned())
 }

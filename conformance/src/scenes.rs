@@ -36,6 +36,19 @@ pub const SCENES: &[Scene] = &[
         about: "docker network create twice, then docker network connect: isolation: true on both networks.",
         run: isolation,
     },
+    Scene {
+        name: "underlay",
+        title: "underlay: two containers on macvlan, on the host's L2 segment",
+        about:
+            "docker network create -d macvlan: cni-conf/30-macvlan.conflist, master = the host's default-route link.",
+        run: underlay,
+    },
+    Scene {
+        name: "overlay",
+        title: "overlay: three hosts, containers connected through vxlan",
+        about: "docker swarm's overlay model: cni-conf/vxlan/ (one subnet per host of 10.244.0.0/16, UDP 4789).",
+        run: overlay,
+    },
 ];
 
 /// The addresses (without prefix) in a result, IPv4 first.
@@ -151,4 +164,118 @@ fn none(d: &mut Demo) {
     let h = t.node("host (namespace)", vec!["no links: nothing attached".into()], None);
     t.node("container c1", vec!["lo 127.0.0.1/8".into(), "lo ::1/128".into()], Some(h));
     d.picture("none", &t, "none: loopback only");
+}
+
+fn underlay(d: &mut Demo) {
+    let host = d.ns("ul-host");
+    let peer = d.ns("ul-peer");
+    let (c1, c2) = (d.ns("ul-c1"), d.ns("ul-c2"));
+    // The "physical" segment: a veth pair from the host to a peer machine,
+    // which is also the host's default gateway (so macvlan's default
+    // master is this link).
+    let peer_name = d.get(peer).name.clone();
+    for argv in [
+        vec!["ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul1", "netns", &peer_name],
+        vec!["ip", "link", "set", "ul0", "up"],
+        vec!["ip", "route", "add", "default", "dev", "ul0"],
+    ] {
+        d.get(host).ok(&argv);
+    }
+    for argv in [
+        vec!["ip", "addr", "add", "192.168.77.1/24", "dev", "ul1"],
+        vec!["ip", "addr", "add", "fd00:77::1/64", "dev", "ul1", "nodad"],
+        vec!["ip", "link", "set", "ul1", "up"],
+    ] {
+        d.get(peer).ok(&argv);
+    }
+    let r1 = d.cnitool(host, "add", "underlay", c1, "eth0", "");
+    let r2 = d.cnitool(host, "add", "underlay", c2, "eth0", "");
+    d.proof("cnitool add underlay (two containers)", r1.is_some() && r2.is_some());
+    d.show(c1, &["ip", "-d", "-br", "link", "show", "eth0"]);
+    d.show(c1, &["ip", "-br", "addr", "show", "eth0"]);
+    let (a1, a2) = (result_ips(&r1), result_ips(&r2));
+    if let (Some(a2), Some(a1)) = (a2.first(), a1.first()) {
+        d.proof(&format!("c1 pings c2 at {a2} (same segment, no bridge)"), d.get(c1).ping(a2));
+        d.proof(&format!("the peer machine pings c1 at {a1}"), d.get(peer).ping(a1));
+    } else {
+        d.proof("both containers got addresses", false);
+    }
+    d.proof("c2 pings the peer machine 192.168.77.1", d.get(c2).ping("192.168.77.1"));
+    d.proof("c2 pings the peer machine fd00:77::1 (IPv6)", d.get(c2).ping("fd00:77::1"));
+    let del = d.cnitool(host, "del", "underlay", c1, "eth0", "").is_some()
+        && d.cnitool(host, "del", "underlay", c2, "eth0", "").is_some();
+    d.proof("cnitool del (both)", del);
+    let mut t = Topology::default();
+    let h = t.node("host", vec!["ul0 (master)".into()], None);
+    let n1 = t.node("container c1", iface_lines(&r1, "eth0"), Some(h));
+    let n2 = t.node("container c2", iface_lines(&r2, "eth0"), Some(h));
+    let p = t.node("peer machine", vec!["ul1 192.168.77.1/24".into(), "ul1 fd00:77::1/64".into()], None);
+    t.link(n1, n2, "macvlan bridge mode");
+    t.link(h, p, "L2 segment");
+    d.picture("underlay", &t, "underlay: macvlan on the host's segment");
+}
+
+fn overlay(d: &mut Demo) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo").join("cni-conf/vxlan");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(repo.join(f)).expect("example config")).expect("JSON")
+    };
+    let lab = d.ns("ov-lab");
+    d.get(lab).ok(&["ip", "link", "add", "ul0", "type", "bridge"]);
+    d.get(lab).ok(&["ip", "link", "set", "ul0", "up"]);
+    let peers = d.work.join("peers.json");
+    std::fs::write(&peers, read("peers.json").to_string()).expect("peers file");
+    let lab_name = d.get(lab).name.clone();
+    let mut hosts = Vec::new();
+    let mut ctrs = Vec::new();
+    let mut results = Vec::new();
+    for i in 1..=3 {
+        let host = d.ns(&format!("ov-host{i}"));
+        let leg = format!("leg{i}");
+        let ip = format!("192.168.100.{i}/24");
+        d.get(host).ok(&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", &leg, "netns", &lab_name]);
+        d.get(host).ok(&["ip", "addr", "add", &ip, "dev", "eth0"]);
+        d.get(host).ok(&["ip", "link", "set", "eth0", "up"]);
+        d.get(host).ok(&["ip", "link", "set", "lo", "up"]);
+        d.get(lab).ok(&["ip", "link", "set", &leg, "master", "ul0", "up"]);
+        let mut conf = read(&format!("host{i}.conflist"));
+        conf["plugins"][0]["peersFile"] = peers.display().to_string().into();
+        d.host_configs(host, &[(&format!("host{i}.conflist"), conf)]);
+        let ctr = d.ns(&format!("ov-c{i}"));
+        results.push(d.cnitool(host, "add", "overlay", ctr, "eth0", ""));
+        hosts.push(host);
+        ctrs.push(ctr);
+    }
+    d.proof("cnitool add overlay on each of three hosts", results.iter().all(Option::is_some));
+    d.show(hosts[0], &["ip", "-d", "-br", "link", "show", "vxlan.1"]);
+    d.show(hosts[0], &["ip", "route", "show", "dev", "vxlan.1"]);
+    d.show(hosts[0], &["bridge", "fdb", "show", "dev", "vxlan.1"]);
+    let addrs: Vec<Option<String>> = results.iter().map(|r| result_ips(r).into_iter().next()).collect();
+    for (i, a) in addrs.iter().enumerate().skip(1) {
+        match a {
+            Some(a) => {
+                d.proof(&format!("container on host 1 pings the one on host {} at {a}", i + 1), d.get(ctrs[0]).ping(a))
+            }
+            None => d.proof(&format!("container on host {} got an address", i + 1), false),
+        }
+    }
+    for (i, (host, ctr)) in hosts.iter().zip(&ctrs).enumerate() {
+        let ok = d.cnitool(*host, "del", "overlay", *ctr, "eth0", "").is_some();
+        d.proof(&format!("cnitool del on host {}", i + 1), ok);
+    }
+    let mut t = Topology::default();
+    let mut prev = None;
+    for (i, r) in results.iter().enumerate() {
+        let h = t.node(
+            &format!("host {}", i + 1),
+            vec![format!("eth0 192.168.100.{}", i + 1), "vxlan.1 (VNI 1, UDP 4789)".into()],
+            None,
+        );
+        t.node(&format!("container on host {}", i + 1), iface_lines(r, "eth0"), Some(h));
+        if let Some(p) = prev {
+            t.link(p, h, "underlay + vxlan");
+        }
+        prev = Some(h);
+    }
+    d.picture("overlay", &t, "overlay: vxlan between three hosts");
 }
