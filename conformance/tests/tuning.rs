@@ -6,7 +6,7 @@
 use conformance::fixture::{with_prev, Host};
 use conformance::{witness, TestNs};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::Path;
 
 /// A container namespace with an `eth0` (a veth whose peer stays in the
 /// container too, so the test owns both ends) and the prevResult an
@@ -52,13 +52,13 @@ fn flags(l: &Value) -> Vec<String> {
     l["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect()
 }
 
-fn conf(data_dir: &PathBuf, extra: Value) -> Value {
+fn conf(data_dir: &Path, extra: Value) -> Value {
     let mut v = json!({"cniVersion": "1.0.0", "name": "tunenet", "type": "tuning", "dataDir": data_dir});
     v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     v
 }
 
-fn state_files(dir: &PathBuf) -> Vec<String> {
+fn state_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir.join("tunenet"))
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default()

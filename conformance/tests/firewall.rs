@@ -1,0 +1,355 @@
+//! firewall, chained after bridge + host-local (and portmap): on a host
+//! whose iptables FORWARD policy is DROP (as Docker sets it; iptables here
+//! is iptables-nft), container traffic passes only while the plugin's
+//! entries exist; `iptables -S` still prints the chain; same-bridge blocks
+//! other bridge networks; CHECK, DEL (also without namespace or
+//! prevResult), GC, parallel ADDs and bad input.
+//!
+//! Every test runs the plugins in its own host namespace and sets the
+//! FORWARD policy only there.
+
+use conformance::fixture::{with_prev, Host};
+use conformance::{witness, TestNs};
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+const TABLE: &str = "cnirs-firewall";
+const RULE: &str =
+    "-A FORWARD -m mark --mark 0x10000000/0x10000000 -m comment --comment \"cnirs-firewall: admit CNI containers\" -j ACCEPT";
+
+fn bridge_conf(host: &Host, net: &str, bridge: &str, v4: &str, v6: Option<&str>) -> String {
+    let mut ranges = vec![json!([{ "subnet": v4 }])];
+    if let Some(v6) = v6 {
+        ranges.push(json!([{ "subnet": v6 }]));
+    }
+    host.conf(json!({
+        "cniVersion": "1.0.0", "name": net, "type": "bridge", "bridge": bridge, "isGateway": true,
+        "hairpinMode": true,
+        "ipam": {"type": "host-local", "ranges": ranges, "routes": [{"dst": "0.0.0.0/0"}]}
+    }))
+}
+
+fn fw_conf(net: &str, extra: Value) -> String {
+    let mut v = json!({"cniVersion": "1.0.0", "name": net, "type": "firewall", "backend": ""});
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    v.to_string()
+}
+
+fn addr(result: &Value, v4: bool) -> String {
+    let ips = result["ips"].as_array().unwrap();
+    let a = ips.iter().map(|i| i["address"].as_str().unwrap()).find(|a| a.contains('.') == v4).unwrap();
+    a.split('/').next().unwrap().to_string()
+}
+
+/// Docker's setting, inside the test's host namespace only.
+fn forward_drop(host: &Host) {
+    host.ns.ok(&["iptables", "-P", "FORWARD", "DROP"]);
+    host.ns.ok(&["ip6tables", "-P", "FORWARD", "DROP"]);
+}
+
+fn our_rules(host: &Host, tool: &str) -> usize {
+    host.ns.ok(&[tool, "-S", "FORWARD"]).lines().filter(|l| l.contains("cnirs-firewall")).count()
+}
+
+/// A container on a bridge network: its namespace and the bridge result.
+struct Ctr {
+    ns: TestNs,
+    id: String,
+    result: Value,
+}
+
+fn attach(host: &Host, conf: &str, id: &str) -> Ctr {
+    let ns = TestNs::new(&format!("fw-{id}"));
+    let result = host.run("bridge", "ADD", &ns.path(), id, "eth0", conf).ok().json();
+    Ctr { ns, id: id.to_string(), result }
+}
+
+fn fw(host: &Host, cmd: &str, c: &Ctr, conf: &str) -> conformance::PluginRun {
+    host.run("firewall", cmd, &c.ns.path(), &c.id, "eth0", &with_prev(conf, &c.result))
+}
+
+#[test]
+fn forward_drop_admits_containers_only_while_their_entries_exist() {
+    let host = Host::new("fw-drop");
+    forward_drop(&host);
+    let conf = bridge_conf(&host, "fwnet", "cni-fw0", "10.71.0.0/24", Some("fd00:71::/64"));
+    let (c1, c2) = (attach(&host, &conf, "d1"), attach(&host, &conf, "d2"));
+    let (a2, a2v6) = (addr(&c2.result, true), addr(&c2.result, false));
+    assert!(!c1.ns.ping(&a2), "FORWARD DROP blocks c1 -> c2 before the firewall plugin");
+    assert!(!c1.ns.ping(&a2v6), "ip6tables FORWARD DROP blocks it over IPv6 too");
+
+    // The three backend names the reference knows all mean our table.
+    let r1 = fw(&host, "ADD", &c1, &fw_conf("fwnet", json!({"backend": "iptables"}))).ok().json();
+    assert_eq!(r1, {
+        let mut r = c1.result.clone();
+        r["cniVersion"] = json!("1.0.0");
+        r
+    });
+    fw(&host, "ADD", &c2, &fw_conf("fwnet", json!({"backend": "nftables"}))).ok();
+    assert!(c1.ns.ping(&a2), "c1 -> c2 passes once both are admitted");
+    assert!(c2.ns.ping(&addr(&c1.result, true)));
+    assert!(c1.ns.ping(&a2v6), "and over IPv6");
+
+    // iptables-nft still lists the chain, with our one rule on top.
+    let s = host.ns.ok(&["iptables", "-S", "FORWARD"]);
+    assert_eq!(s.lines().collect::<Vec<_>>(), vec!["-P FORWARD DROP", RULE], "{s}");
+    assert_eq!(our_rules(&host, "ip6tables"), 1);
+    let save = host.ns.ok(&["iptables-save"]);
+    assert!(save.contains(RULE), "{save}");
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4").len(), 2);
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr6").len(), 2);
+
+    for c in [&c1, &c2] {
+        let r = fw(&host, "CHECK", c, &fw_conf("fwnet", json!({}))).ok();
+        assert!(r.stdout.is_empty());
+    }
+
+    // DEL of c2: c2 can no longer open connections (c1 still can, and
+    // gets its replies: c1 is admitted, as with the reference's rules).
+    fw(&host, "DEL", &c2, &fw_conf("fwnet", json!({}))).ok();
+    assert!(!c2.ns.ping(&addr(&c1.result, true)), "c2 -> c1 stops after c2's DEL");
+    assert!(c1.ns.ping(&a2), "c1 is still admitted");
+    let left = witness::nft_elements(&host.ns, TABLE, "ctr4");
+    assert_eq!(left, vec![addr(&c1.result, true)]);
+    fw(&host, "DEL", &c1, &fw_conf("fwnet", json!({}))).ok();
+    assert!(!c1.ns.ping(&a2), "c1 -> c2 stops after both DELs");
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
+
+    // DEL without prevResult and with the namespace gone still removes
+    // the entries (found by owner); again is fine.
+    fw(&host, "ADD", &c1, &fw_conf("fwnet", json!({}))).ok();
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4").len(), 1);
+    let path = c1.ns.path();
+    drop(c1);
+    host.run("firewall", "DEL", &path, "d1", "eth0", &fw_conf("fwnet", json!({}))).ok();
+    host.run("firewall", "DEL", "", "d1", "eth0", &fw_conf("fwnet", json!({}))).ok();
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr6").is_empty());
+    // The shared rule stays (it accepts nothing unmarked), listed cleanly.
+    assert_eq!(our_rules(&host, "iptables"), 1);
+}
+
+// ---- a TCP service inside a namespace, for the port-mapping test ----
+
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = File::open(&path).expect("opening the namespace");
+        // SAFETY: setns on a valid namespace fd only changes this thread.
+        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// A listener in `ns` on port 80 that answers every connection with "hi".
+fn serve(ns: &TestNs) {
+    let l = in_ns(&ns.name, || TcpListener::bind("0.0.0.0:80").expect("bind :80"));
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(b"hi");
+        }
+    });
+}
+
+fn connect(ns: &TestNs, to: &str) -> bool {
+    let to: SocketAddr = to.parse().unwrap();
+    in_ns(&ns.name, move || {
+        let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(2)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut out = String::new();
+        s.read_to_string(&mut out).is_ok() && out == "hi"
+    })
+}
+
+#[test]
+fn a_port_mapping_from_another_namespace_passes_only_while_admitted() {
+    let host = Host::new("fw-pm");
+    forward_drop(&host);
+    // The "outside": a client namespace on the host's uplink, no route to
+    // the containers, so it can only come in through the mapping.
+    let client = TestNs::new("fw-pm-out");
+    client.ok(&["ip", "link", "set", "lo", "up"]);
+    host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &client.name]);
+    host.ns.ok(&["ip", "addr", "add", "198.51.100.1/24", "dev", "up0"]);
+    host.ns.ok(&["ip", "link", "set", "up0", "up"]);
+    client.ok(&["ip", "addr", "add", "198.51.100.2/24", "dev", "up1"]);
+    client.ok(&["ip", "link", "set", "up1", "up"]);
+    host.ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+
+    let conf = bridge_conf(&host, "fwpm", "cni-fwpm", "10.72.0.0/24", None);
+    let web = attach(&host, &conf, "web");
+    serve(&web.ns);
+    let pm = json!({"cniVersion": "1.0.0", "name": "fwpm", "type": "portmap",
+                    "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
+    let pm = with_prev(&pm.to_string(), &web.result);
+    let after_pm = host.run("portmap", "ADD", &web.ns.path(), "web", "eth0", &pm).ok().json();
+    assert!(!connect(&client, "198.51.100.1:8080"), "FORWARD DROP blocks the mapped port before the firewall");
+
+    let fwc = with_prev(&fw_conf("fwpm", json!({})), &after_pm);
+    host.run("firewall", "ADD", &web.ns.path(), "web", "eth0", &fwc).ok();
+    assert!(connect(&client, "198.51.100.1:8080"), "the mapped port passes once the container is admitted");
+    host.run("firewall", "CHECK", &web.ns.path(), "web", "eth0", &fwc).ok();
+
+    host.run("firewall", "DEL", &web.ns.path(), "web", "eth0", &fwc).ok();
+    assert!(!connect(&client, "198.51.100.1:8080"), "and stops after DEL");
+    host.run("portmap", "DEL", &web.ns.path(), "web", "eth0", &pm).ok();
+}
+
+#[test]
+fn same_bridge_blocks_traffic_from_another_bridge_network() {
+    // Without a DROP policy the block is the plugin's own, not iptables';
+    // with one, admission and the policy work together.
+    for drop in [false, true] {
+        let host = Host::new("fw-sb");
+        if drop {
+            forward_drop(&host);
+        }
+        let a = bridge_conf(&host, "fwsba", "cni-fwsba", "10.73.1.0/24", None);
+        let b = bridge_conf(&host, "fwsbb", "cni-fwsbb", "10.73.2.0/24", None);
+        let (a1, a2, b1) = (attach(&host, &a, "sba1"), attach(&host, &a, "sba2"), attach(&host, &b, "sbb1"));
+        let ip_a1 = addr(&a1.result, true);
+        assert_eq!(b1.ns.ping(&ip_a1), !drop, "routed between the bridges before the firewall (drop={drop})");
+        let same = fw_conf("fwsba", json!({"ingressPolicy": "same-bridge"}));
+        for c in [&a1, &a2] {
+            fw(&host, "ADD", c, &same).ok();
+        }
+        fw(&host, "ADD", &b1, &fw_conf("fwsbb", json!({"ingressPolicy": "open"}))).ok();
+        assert!(!b1.ns.ping(&ip_a1), "another bridge cannot open connections into a same-bridge container ({drop})");
+        assert!(a2.ns.ping(&ip_a1), "its own bridge can ({drop})");
+        assert!(a1.ns.ping(&addr(&b1.result, true)), "it still reaches out, replies come back ({drop})");
+        assert!(host.ns.ping(&ip_a1), "the host itself is not forwarded traffic ({drop})");
+        fw(&host, "CHECK", &a1, &same).ok();
+        assert_eq!(witness::nft_elements(&host.ns, TABLE, "iso4").len(), 2);
+        assert_eq!(witness::nft_elements(&host.ns, TABLE, "own4").len(), 2);
+
+        fw(&host, "DEL", &a1, &same).ok();
+        assert_eq!(witness::nft_elements(&host.ns, TABLE, "iso4"), vec![addr(&a2.result, true)]);
+        assert_eq!(witness::nft_elements(&host.ns, TABLE, "own4").len(), 1);
+        // b1 is admitted, and a1 has no same-bridge entry any more.
+        assert!(b1.ns.ping(&ip_a1), "a1 is open again after its DEL ({drop})");
+    }
+}
+
+#[test]
+fn check_reports_what_is_missing() {
+    let host = Host::new("fw-chk");
+    forward_drop(&host);
+    let conf = bridge_conf(&host, "fwchk", "cni-fwchk", "10.74.0.0/24", None);
+    let c = attach(&host, &conf, "k1");
+    let fwc = fw_conf("fwchk", json!({}));
+    fw(&host, "ADD", &c, &fwc).ok();
+    fw(&host, "CHECK", &c, &fwc).ok();
+    let ip = addr(&c.result, true);
+    host.ns.ok(&["nft", "delete", "element", "inet", TABLE, "ctr4", &format!("{{ {ip} }}")]);
+    let e = fw(&host, "CHECK", &c, &fwc).err(100);
+    assert!(e["msg"].as_str().unwrap().contains(&format!("{ip} is not admitted")), "{e}");
+    fw(&host, "ADD", &c, &fwc).ok();
+    fw(&host, "CHECK", &c, &fwc).ok();
+    host.ns.ok(&["iptables", "-F", "FORWARD"]);
+    let e = fw(&host, "CHECK", &c, &fwc).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("chain ip filter FORWARD lacks"), "{e}");
+    // The next ADD puts the shared rule back, once.
+    fw(&host, "ADD", &c, &fwc).ok();
+    assert_eq!(our_rules(&host, "iptables"), 1);
+    fw(&host, "CHECK", &c, &fwc).ok();
+    // prevResult is required, as in the reference.
+    let e = host.run("firewall", "CHECK", &c.ns.path(), "k1", "eth0", &fwc).err(7);
+    assert!(e["msg"].as_str().unwrap().contains("prevResult"), "{e}");
+}
+
+#[test]
+fn gc_removes_entries_of_containers_that_are_gone() {
+    let host = Host::new("fw-gc");
+    let conf = bridge_conf(&host, "fwgc", "cni-fwgc", "10.75.0.0/24", None);
+    let other = bridge_conf(&host, "fwgcx", "cni-fwgcx", "10.75.1.0/24", None);
+    let (g1, g2, x1) = (attach(&host, &conf, "g1"), attach(&host, &conf, "g2"), attach(&host, &other, "x1"));
+    for c in [&g1, &g2] {
+        fw(&host, "ADD", c, &fw_conf("fwgc", json!({"ingressPolicy": "same-bridge"}))).ok();
+    }
+    fw(&host, "ADD", &x1, &fw_conf("fwgcx", json!({}))).ok();
+    let gc = |valid: Option<Value>| {
+        let mut v = json!({"cniVersion": "1.1.0", "name": "fwgc", "type": "firewall"});
+        if let Some(l) = valid {
+            v["cni.dev/valid-attachments"] = l;
+        }
+        host.run("firewall", "GC", "", "", "", &v.to_string()).ok();
+    };
+    gc(None);
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4").len(), 3, "no list: nothing removed");
+    gc(Some(json!([{"containerID": "g1", "ifname": "eth0"}])));
+    let left = witness::nft_elements(&host.ns, TABLE, "ctr4");
+    assert_eq!(left.len(), 2, "g2 gone; g1 kept; the other network untouched: {left:?}");
+    assert!(left.contains(&addr(&g1.result, true)) && left.contains(&addr(&x1.result, true)));
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "iso4"), vec![addr(&g1.result, true)]);
+    gc(Some(json!([])));
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4"), vec![addr(&x1.result, true)]);
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let host = Host::new("fw-bad");
+    forward_drop(&host);
+    let conf = bridge_conf(&host, "fwbad", "cni-fwbad", "10.76.0.0/24", None);
+    let c = attach(&host, &conf, "b1");
+    let before = host.ns.ok(&["nft", "list", "ruleset"]);
+    for (extra, needle) in [
+        (json!({"backend": "firewalld"}), "firewalld is not running"),
+        (json!({"backend": "pf"}), "unknown backend"),
+        (json!({"ingressPolicy": "closed"}), "unknown ingress policy"),
+        (json!({"iptablesAdminChainName": "has space"}), "iptablesAdminChainName"),
+    ] {
+        let e = fw(&host, "ADD", &c, &fw_conf("fwbad", extra.clone())).err(7);
+        assert!(e["msg"].as_str().unwrap().contains(needle), "{extra}: {e}");
+    }
+    // same-bridge needs the bridge as interfaces[0].
+    let mut no_bridge = c.result.clone();
+    no_bridge["interfaces"] = json!([no_bridge["interfaces"][2]]);
+    no_bridge["ips"][0]["interface"] = json!(0);
+    let stdin = with_prev(&fw_conf("fwbad", json!({"ingressPolicy": "same-bridge"})), &no_bridge);
+    let e = host.run("firewall", "ADD", &c.ns.path(), "b1", "eth0", &stdin).err(7);
+    assert!(e["msg"].as_str().unwrap().contains("interfaces[0]"), "{e}");
+    let e = host.run("firewall", "ADD", &c.ns.path(), "b1", "eth0", &fw_conf("fwbad", json!({}))).err(7);
+    assert!(e["msg"].as_str().unwrap().contains("prevResult"), "{e}");
+    assert_eq!(host.ns.ok(&["nft", "list", "ruleset"]), before, "nothing changed");
+    // iptablesAdminChainName is accepted for compatibility.
+    fw(&host, "ADD", &c, &fw_conf("fwbad", json!({"iptablesAdminChainName": "CNI-ADMIN"}))).ok();
+    // A DEL with a config ADD would refuse still cleans up.
+    fw(&host, "DEL", &c, &fw_conf("fwbad", json!({"backend": "pf"}))).ok();
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
+}
+
+#[test]
+fn parallel_first_adds_insert_one_forward_rule() {
+    let host = Host::new("fw-par");
+    forward_drop(&host);
+    let conf = bridge_conf(&host, "fwpar", "cni-fwpar", "10.77.0.0/24", None);
+    let ctrs: Vec<Ctr> = (0..16).map(|i| attach(&host, &conf, &format!("p{i}"))).collect();
+    let fwc = fw_conf("fwpar", json!({}));
+    std::thread::scope(|s| {
+        let hs: Vec<_> = ctrs.iter().map(|c| s.spawn(|| fw(&host, "ADD", c, &fwc))).collect();
+        for h in hs {
+            h.join().unwrap().ok();
+        }
+    });
+    assert_eq!(our_rules(&host, "iptables"), 1);
+    assert_eq!(our_rules(&host, "ip6tables"), 1);
+    let json = witness::nft_ruleset(&host.ns);
+    let marks = json.iter().filter(|o| o["rule"]["table"] == TABLE && o["rule"]["chain"] == "admit").count();
+    assert_eq!(marks, 1, "one mark rule");
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4").len(), 16);
+    assert!(ctrs[0].ns.ping(&addr(&ctrs[15].result, true)));
+    std::thread::scope(|s| {
+        let hs: Vec<_> = ctrs.iter().map(|c| s.spawn(|| fw(&host, "DEL", c, &fwc))).collect();
+        for h in hs {
+            h.join().unwrap().ok();
+        }
+    });
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
+}

@@ -1,0 +1,38 @@
+//! DEL and GC: remove the elements an attachment owns, found by their
+//! owner comment, so neither needs prevResult, the addresses or the
+//! namespace. The shared rules stay (they admit nothing on their own).
+
+use crate::ruleset;
+use cni::{Context, Error};
+use netcore::naming::attachment_key;
+use netcore::nft::Socket;
+use std::collections::HashSet;
+
+/// Runs DEL; nothing to remove is success. A config this plugin would
+/// refuse on ADD (an unknown backend or policy) still cleans up.
+pub fn del(ctx: &Context) -> Result<(), Error> {
+    if let Err(e) = crate::config::load(ctx) {
+        log::warn!("DEL: {e}; removing the attachment's entries anyway");
+    }
+    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let sock = Socket::open()?;
+    ruleset::remove_owned(&sock, &ruleset::objects()?, &|c| c == owner)?;
+    Ok(())
+}
+
+/// Runs GC: removes this network's elements that no valid attachment
+/// owns. Without a valid list it removes nothing.
+pub fn gc(ctx: &Context) -> Result<(), Error> {
+    let Some(valid) = ctx.valid_attachments()? else {
+        return Ok(());
+    };
+    let net = &ctx.conf.name;
+    let keep: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
+    let prefix = format!("{net}/");
+    let sock = Socket::open()?;
+    let n = ruleset::remove_owned(&sock, &ruleset::objects()?, &|c| c.starts_with(&prefix) && !keep.contains(c))?;
+    if n > 0 {
+        log::info!("GC: removed {n} firewall entries of network {net}");
+    }
+    Ok(())
+}

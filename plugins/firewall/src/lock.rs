@@ -1,0 +1,57 @@
+//! A host-wide lock around the one-time setup (the mark rules and the
+//! iptables-nft FORWARD rule), so concurrent first ADDs do not both insert
+//! a rule. Per-container work needs no lock: it is one atomic batch.
+
+use cni::Error;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The lock file (on tmpfs: a reboot leaves no stale lock).
+pub const LOCK_PATH: &str = "/run/cnirs-firewall.lock";
+
+/// An exclusive `flock`, released when dropped.
+pub struct SetupLock {
+    _file: File,
+}
+
+/// Takes the lock, waiting for another plugin holding it (it holds it for
+/// a few milliseconds).
+pub fn lock() -> Result<SetupLock, Error> {
+    lock_at(Path::new(LOCK_PATH))
+}
+
+fn lock_at(path: &Path) -> Result<SetupLock, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("firewall: opening lock {}: {e}", path.display())))?;
+    loop {
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(SetupLock { _file: file });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io(format!("firewall: locking {}: {e}", path.display())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_and_relock() {
+        let p = std::env::temp_dir().join(format!("fw-lock-{}", std::process::id()));
+        drop(lock_at(&p).unwrap());
+        drop(lock_at(&p).unwrap());
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -1,0 +1,279 @@
+//! Our table, `inet cnirs-firewall`: the per-container state is set
+//! elements, owned by (network, container id, ifname) through their
+//! comment; the rules are fixed and never grow with containers.
+//!
+//! ```text
+//! set ctr4/ctr6     addresses admitted (every attachment)
+//! set iso4/iso6     addresses with ingressPolicy same-bridge
+//! set own4/own6     address . its bridge, for those
+//! chain forward     hook forward, priority filter - 5:
+//!     ip daddr @iso4 jump ingress4                        (same for v6)
+//!     ip saddr @ctr4 goto admit
+//!     ip daddr @ctr4 ct state established,related goto admit
+//!     ip daddr @ctr4 ct status dnat goto admit            (published ports)
+//! chain ingress4    ip daddr . iifname @own4 return; ct state established,related return;
+//!                   ct status dnat return; drop
+//! chain admit       meta mark set meta mark | MARK
+//! chain unmark      hook forward, priority filter + 5: meta mark set meta mark & ~MARK
+//! ```
+//!
+//! Why a mark: an `accept` here ends only this table's chain; a `drop`
+//! policy in iptables-nft's `ip filter FORWARD` (Docker sets one) would
+//! still drop the packet. So admission sets a mark bit that one rule in
+//! that chain accepts ([`crate::forward`]), and the bit is cleared again
+//! right after, so nothing later on the path sees it.
+
+use cni::Error;
+use netcore::nft::{
+    priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
+};
+use netcore::nft_mark::{self, MarkOp};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// Our table; never the reference plugins' names.
+pub const TABLE: &str = "cnirs-firewall";
+
+/// The packet-mark bit that carries "admitted" from our table to the
+/// iptables-nft FORWARD chain, set and cleared within the forward hook.
+pub const MARK: u32 = 0x1000_0000;
+
+/// `IPS_DST_NAT`: the connection was DNATed (a published port).
+const CT_STATUS_DNAT: u32 = 0x20;
+
+/// Every object of the table, by name.
+pub struct Objects {
+    /// The table.
+    pub table: Table,
+    /// Base chain, forward hook, before `filter`.
+    pub forward: netcore::nft::Chain,
+    /// Sets the mark; reached by `goto`.
+    pub admit: netcore::nft::Chain,
+    /// Base chain, forward hook, after `filter`: clears the mark.
+    pub unmark: netcore::nft::Chain,
+    /// same-bridge checks, per family.
+    pub ingress: [netcore::nft::Chain; 2],
+    /// Admitted addresses, per family.
+    pub ctr: [Set; 2],
+    /// same-bridge addresses, per family.
+    pub iso: [Set; 2],
+    /// same-bridge address . bridge, per family.
+    pub own: [Set; 2],
+}
+
+/// Index of a family in the per-family arrays.
+pub fn fam(ip: &IpAddr) -> usize {
+    usize::from(ip.is_ipv6())
+}
+
+/// The objects (names checked).
+pub fn objects() -> netcore::Result<Objects> {
+    let t = Table::new(Family::Inet, TABLE)?;
+    Ok(Objects {
+        forward: t.base_chain("forward", Hook::Forward, ChainType::Filter, priority::FILTER - 5)?,
+        admit: t.chain("admit")?,
+        unmark: t.base_chain("unmark", Hook::Forward, ChainType::Filter, priority::FILTER + 5)?,
+        ingress: [t.chain("ingress4")?, t.chain("ingress6")?],
+        ctr: [t.set("ctr4", &[DataType::Ipv4Addr])?, t.set("ctr6", &[DataType::Ipv6Addr])?],
+        iso: [t.set("iso4", &[DataType::Ipv4Addr])?, t.set("iso6", &[DataType::Ipv6Addr])?],
+        own: [
+            t.set("own4", &[DataType::Ipv4Addr, DataType::Ifname])?,
+            t.set("own6", &[DataType::Ipv6Addr, DataType::Ifname])?,
+        ],
+        table: t,
+    })
+}
+
+impl Objects {
+    /// Every set, for listing by owner.
+    pub fn sets(&self) -> impl Iterator<Item = &Set> {
+        self.ctr.iter().chain(&self.iso).chain(&self.own)
+    }
+}
+
+/// Adds to `batch` the table, sets and chains, and rewrites the fixed
+/// rules of `forward` and `ingress*` (so repeating it is harmless and
+/// concurrent ADDs converge). The mark rules of `admit` and `unmark` are
+/// written once by [`ensure_mark_rules`].
+pub fn ensure(batch: &mut Batch, o: &Objects) {
+    batch.add_table(&o.table);
+    for s in o.sets() {
+        batch.add_set(s);
+    }
+    batch.add_chain(&o.admit).add_chain(&o.unmark);
+    for c in &o.ingress {
+        batch.add_chain(c);
+    }
+    batch.add_chain(&o.forward).flush_chain(&o.forward);
+    let fields = [(Field::Ip4Saddr, Field::Ip4Daddr), (Field::Ip6Saddr, Field::Ip6Daddr)];
+    for (i, (_, daddr)) in fields.into_iter().enumerate() {
+        batch.add_rule(Rule::new(&o.forward).in_set(&[daddr], &o.iso[i]).jump(&o.ingress[i]));
+    }
+    for (i, (saddr, daddr)) in fields.into_iter().enumerate() {
+        batch.add_rule(Rule::new(&o.forward).in_set(&[saddr], &o.ctr[i]).goto(&o.admit));
+        batch.add_rule(
+            Rule::new(&o.forward)
+                .in_set(&[daddr], &o.ctr[i])
+                .ct_state(CtState::ESTABLISHED | CtState::RELATED)
+                .goto(&o.admit),
+        );
+        batch.add_rule(Rule::new(&o.forward).in_set(&[daddr], &o.ctr[i]).ct_status(CT_STATUS_DNAT).goto(&o.admit));
+        let ingress = &o.ingress[i];
+        batch.flush_chain(ingress);
+        batch.add_rule(Rule::new(ingress).in_set(&[daddr, Field::Iifname], &o.own[i]).ret());
+        batch.add_rule(Rule::new(ingress).ct_state(CtState::ESTABLISHED | CtState::RELATED).ret());
+        batch.add_rule(Rule::new(ingress).ct_status(CT_STATUS_DNAT).ret());
+        batch.add_rule(Rule::new(ingress).counter().drop().comment("ingressPolicy same-bridge"));
+    }
+}
+
+/// The mark rules `admit` and `unmark` must hold.
+fn mark_rules() -> [(&'static str, MarkOp, &'static str); 2] {
+    [
+        ("admit", MarkOp::Set(MARK), "admitted by the CNI firewall plugin"),
+        ("unmark", MarkOp::Clear(MARK), "clear the admission mark"),
+    ]
+}
+
+/// Which mark rules are missing (a chain without rules).
+pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> netcore::Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for (chain, _, _) in mark_rules() {
+        let c = o.table.chain(chain)?;
+        let rules = match sock.list_rules(&c) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if rules.is_empty() {
+            out.push(chain);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the mark rules of the chains named in `missing` (the caller
+/// holds the setup lock and has just checked they are missing).
+pub fn ensure_mark_rules(o: &Objects, missing: &[&str]) -> netcore::Result<()> {
+    for (chain, op, comment) in mark_rules() {
+        if missing.contains(&chain) {
+            nft_mark::append(&o.table, chain, op, comment)?;
+        }
+    }
+    Ok(())
+}
+
+fn value(ip: IpAddr) -> Value {
+    Value::from(ip)
+}
+
+/// Adds to `batch` the elements of one attachment: its addresses, and
+/// with same-bridge, the addresses again with the bridge they may be
+/// reached from.
+pub fn add_attachment(batch: &mut Batch, o: &Objects, owner: &str, ips: &[IpAddr], bridge: Option<&str>) {
+    for ip in ips {
+        let f = fam(ip);
+        batch.add_element(&o.ctr[f], Element::new([value(*ip)]).comment(owner));
+        if let Some(br) = bridge {
+            batch.add_element(&o.iso[f], Element::new([value(*ip)]).comment(owner));
+            batch.add_element(&o.own[f], Element::new([value(*ip), Value::Ifname(br.to_string())]).comment(owner));
+        }
+    }
+}
+
+/// The elements whose owner `pick` accepts; empty when the table or a set
+/// is missing.
+pub fn owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<Vec<(Set, Element)>> {
+    if !sock.has_table(&o.table)? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for set in o.sets() {
+        let elems = match sock.list_elements(set) {
+            Ok(e) => e,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        out.extend(elems.into_iter().filter(|e| e.comment.as_deref().is_some_and(pick)).map(|e| (set.clone(), e)));
+    }
+    Ok(out)
+}
+
+/// Removes the elements whose owner `pick` accepts, in one batch; how many.
+pub fn remove_owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
+    let gone = owned(sock, o, pick)?;
+    let mut batch = Batch::new();
+    for (set, e) in &gone {
+        batch.destroy_element(set, e);
+    }
+    sock.commit(&batch)?;
+    Ok(gone.len())
+}
+
+/// What CHECK finds missing for one attachment (empty when all is there).
+pub fn verify(sock: &Socket, o: &Objects, ips: &[IpAddr], bridge: Option<&str>) -> Result<Vec<String>, Error> {
+    let mut problems = Vec::new();
+    if !sock.has_table(&o.table)? {
+        return Ok(vec![format!("table inet {TABLE} does not exist")]);
+    }
+    for c in [&o.forward, &o.admit, &o.unmark] {
+        if !sock.has_chain(c)? {
+            problems.push(format!("{c} does not exist"));
+        }
+    }
+    for chain in missing_mark_rules(sock, o)? {
+        problems.push(format!("chain inet {TABLE} {chain} has lost its mark rule"));
+    }
+    let keys = |set: &Set| -> Result<HashSet<Vec<Value>>, Error> {
+        match sock.list_elements(set) {
+            Ok(e) => Ok(e.into_iter().map(|e| e.key).collect()),
+            Err(e) if e.is_not_found() => Ok(HashSet::new()),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let ctr = [keys(&o.ctr[0])?, keys(&o.ctr[1])?];
+    for ip in ips {
+        if !ctr[fam(ip)].contains(&vec![value(*ip)]) {
+            problems.push(format!("{ip} is not admitted (set {})", o.ctr[fam(ip)].name()));
+        }
+    }
+    if let Some(br) = bridge {
+        let own = [keys(&o.own[0])?, keys(&o.own[1])?];
+        let iso = [keys(&o.iso[0])?, keys(&o.iso[1])?];
+        for ip in ips {
+            let f = fam(ip);
+            if !iso[f].contains(&vec![value(*ip)]) || !own[f].contains(&vec![value(*ip), Value::Ifname(br.into())]) {
+                problems.push(format!("the same-bridge policy of {ip} (bridge {br}) is missing"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_build() {
+        let o = objects().unwrap();
+        let mut b = Batch::new();
+        ensure(&mut b, &o);
+        add_attachment(
+            &mut b,
+            &o,
+            "net/c1/eth0",
+            &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+            Some("cni-podman1"),
+        );
+        assert!(b.len() > 20);
+        assert_eq!(fam(&"fd00::1".parse().unwrap()), 1);
+    }
+
+    #[test]
+    fn the_mark_is_one_bit_outside_common_users() {
+        assert_eq!(MARK.count_ones(), 1);
+        // kube-proxy 0x4000/0x8000, portmap/netavark 0x2000, Tailscale 0xff0000.
+        assert_eq!(MARK & (0x4000 | 0x8000 | 0x2000 | 0xff_0000), 0);
+    }
+}
