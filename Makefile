@@ -4,7 +4,7 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local portmap vxlan
+PLUGINS := loopback host-local portmap vxlan firewall tuning
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,

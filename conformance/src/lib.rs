@@ -15,4 +15,4 @@ pub use bins::{bin, bin_dir, bin_dir_of_exe, run_plugin, PluginRun};
 pub use netns::TestNs;
 
 /// Every plugin binary the suite ships; each must answer VERSION.
-pub const PLUGINS: &[&str] = &["loopback", "host-local", "macvlan", "portmap", "vxlan"];
+pub const PLUGINS: &[&str] = &["loopback", "host-local", "macvlan", "portmap", "vxlan", "firewall", "tuning"];
