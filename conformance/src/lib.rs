@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bins;
+pub mod chaos;
 pub mod demo;
 pub mod fixture;
 pub mod netns;

@@ -29,9 +29,9 @@ pub const MAX_REQUESTED_IPS: usize = MAX_RANGE_SETS;
 /// becomes a few nftables map elements; `-p 10000-14095` fits.
 pub const MAX_PORT_MAPPINGS: usize = 4096;
 
-/// Static peers of an overlay (vxlan): one per node of the cluster, and
-/// Kubernetes supports 5,000 nodes.
-pub const MAX_PEERS: usize = 8192;
+/// Static peers of an overlay (vxlan): one per node of the cluster
+/// (Kubernetes supports 5,000 nodes), inline or in a peers file.
+pub const MAX_PEERS: usize = 16_384;
 
 /// Code 7 when `count` items of `what` in `field` exceed `max`:
 /// `too many port mappings in "runtimeConfig.portMappings": 5000 (at most 4096)`.
