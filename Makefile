@@ -8,10 +8,11 @@ PLUGINS := loopback host-local portmap vxlan firewall tuning
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
-# iproute2/nftables as test witnesses, iputils-ping for traffic proofs.
-DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iputils-ping procps
+# iproute2/nftables as test witnesses, iputils-ping for traffic proofs,
+# g++ for libFuzzer (compiled by libfuzzer-sys for `make fuzz`).
+DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iputils-ping procps g++
 
-.PHONY: all deps build release install test unit conformance demo bench bench-deps lint fmt clean
+.PHONY: all deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
@@ -55,6 +56,21 @@ bench-deps: deps
 # bench.md in bench-out/. Fails when an operation fails or state is left.
 bench: bench-deps release
 	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+
+# Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
+# at once, with SIGKILLs into plugins; every invariant checked after every
+# step (`make test` runs 100 steps). `make chaos [STEPS=1000] [SEED=n]`; the
+# seed is printed, and SEED=<it> replays the same schedule.
+STEPS ?= 1000
+chaos: build
+	./target/debug/chaos --steps $(STEPS) $(if $(SEED),--seed $(SEED),)
+
+# libFuzzer targets built on the stable toolchain (fuzz/run.sh), each run for
+# FUZZ_SECONDS (default 300), seeded from fuzz/seeds and cni-conf/.
+# `make fuzz [FUZZ_SECONDS=60] [TARGETS="conf result"]`.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) ./fuzz/run.sh $(TARGETS)
 
 lint:
 	$(CARGO) fmt --all -- --check
