@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::Duration;
 
 const TABLE: &str = "cnirs-firewall";
@@ -90,6 +91,9 @@ fn forward_drop_admits_containers_only_while_their_entries_exist() {
         r
     });
     fw(&host, "ADD", &c2, &fw_conf("fwnet", json!({"backend": "nftables"}))).ok();
+    // The blocked attempt left c2's IPv6 neighbour entry INCOMPLETE (the
+    // solicitation is forwarded traffic too); start resolution afresh.
+    c1.ns.ok(&["ip", "-6", "neigh", "flush", "dev", "eth0"]);
     assert!(c1.ns.ping(&a2), "c1 -> c2 passes once both are admitted");
     assert!(c2.ns.ping(&addr(&c1.result, true)));
     assert!(c1.ns.ping(&a2v6), "and over IPv6");
@@ -300,7 +304,6 @@ fn bad_input_is_refused_and_changes_nothing() {
     let c = attach(&host, &conf, "b1");
     let before = host.ns.ok(&["nft", "list", "ruleset"]);
     for (extra, needle) in [
-        (json!({"backend": "firewalld"}), "firewalld is not running"),
         (json!({"backend": "pf"}), "unknown backend"),
         (json!({"ingressPolicy": "closed"}), "unknown ingress policy"),
         (json!({"iptablesAdminChainName": "has space"}), "iptablesAdminChainName"),
@@ -322,6 +325,32 @@ fn bad_input_is_refused_and_changes_nothing() {
     fw(&host, "ADD", &c, &fw_conf("fwbad", json!({"iptablesAdminChainName": "CNI-ADMIN"}))).ok();
     // A DEL with a config ADD would refuse still cleans up.
     fw(&host, "DEL", &c, &fw_conf("fwbad", json!({"backend": "pf"}))).ok();
+    assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
+}
+
+#[test]
+fn firewalld_backend_only_where_firewalld_runs_and_status_says_so() {
+    let host = Host::new("fw-fwd");
+    let conf = bridge_conf(&host, "fwfd", "cni-fwfd", "10.78.0.0/24", None);
+    let c = attach(&host, &conf, "f1");
+    let status = |backend: &str| {
+        let v = json!({"cniVersion": "1.1.0", "name": "fwfd", "type": "firewall", "backend": backend});
+        host.run("firewall", "STATUS", "", "", "", &v.to_string())
+    };
+    assert!(status("").ok().stdout.is_empty());
+    // A firewalld on the machine itself (its pid file) would count as running.
+    let machine_has_firewalld = ["/run/firewalld.pid", "/var/run/firewalld.pid"].iter().any(|p| Path::new(p).exists());
+    if !machine_has_firewalld {
+        let e = status("firewalld").err(50);
+        assert!(e["msg"].as_str().unwrap().contains("firewalld is not running"), "{e}");
+        fw(&host, "ADD", &c, &fw_conf("fwfd", json!({"backend": "firewalld"}))).err(7);
+    }
+    // firewalld's nftables backend keeps table inet firewalld where it runs.
+    host.ns.ok(&["nft", "add", "table", "inet", "firewalld"]);
+    status("firewalld").ok();
+    fw(&host, "ADD", &c, &fw_conf("fwfd", json!({"backend": "firewalld"}))).ok();
+    assert_eq!(witness::nft_elements(&host.ns, TABLE, "ctr4"), vec![addr(&c.result, true)]);
+    fw(&host, "DEL", &c, &fw_conf("fwfd", json!({"backend": "firewalld"}))).ok();
     assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
 }
 
