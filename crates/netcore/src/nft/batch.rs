@@ -396,7 +396,7 @@ impl Batch {
 /// against the set's types. A range in a single-field interval set becomes
 /// a start element and an end marker one past the range, as the kernel
 /// stores it. For deletes only the key matters.
-fn encode_element(s: &Set, e: &Element, delete: bool) -> Result<Vec<RawElem>> {
+pub(super) fn encode_element(s: &Set, e: &Element, delete: bool) -> Result<Vec<RawElem>> {
     let what = s.to_string();
     let key = encode_key(&what, s.key(), &e.key)?;
     let mut start = RawElem { key, ..RawElem::default() };

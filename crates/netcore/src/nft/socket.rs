@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::batch::Batch;
+use super::batch::{encode_element, Batch};
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table, Verdict};
 use super::raw::{self, AlignedBuf, ChainInfo, Header, MsgWriter, RawElem};
 use super::resolve;
@@ -297,6 +297,34 @@ impl Socket {
                 to_element(set, r).ok_or_else(|| Error::other(&what, "the kernel returned an element of another type"))
             })
             .collect()
+    }
+
+    /// The element of `set` stored under `e`'s key (and range end, in a
+    /// concatenated interval set), with its value and comment; `None` when
+    /// there is none, or no such set. One lookup whatever the set's size, so
+    /// DEL can check who owns a key without listing every element. Not for
+    /// single-field interval sets (the kernel keeps their ranges as two
+    /// elements): list those.
+    pub fn get_element(&self, set: &Set, e: &Element) -> Result<Option<Element>> {
+        let what = format!("looking up element {e} of {set}");
+        if set.is_interval() && set.key().len() == 1 {
+            return Err(Error::new(Kind::Invalid, what, "a single-field interval set; use list_elements"));
+        }
+        let raws = encode_element(set, e, true)?;
+        let family = set.table().family().raw();
+        let msgs = match self.request(libc::NFT_MSG_GETSETELEM, family, NLM_F_ACK, &what, |w, h| w.elems(h, set, &raws))
+        {
+            Ok(m) => m,
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        for m in msgs.iter().filter(|m| nl_header(m).is_some_and(|h| h.kind == nft_type(libc::NFT_MSG_NEWSETELEM))) {
+            if let Some(r) = raw::parse_elems(m)?.first() {
+                let found = to_element(set, r).ok_or_else(|| Error::other(&what, "an element of another type"))?;
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// The rules of `chain`, in order, with their handles and comments.
