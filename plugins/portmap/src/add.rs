@@ -16,7 +16,6 @@ use netcore::netlink::route::TABLE_MAIN;
 use netcore::netlink::{Family, Handle, RouteKind};
 use netcore::nft::{Batch, Element, Set, Socket};
 use netcore::sysctl;
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Runs ADD.
@@ -156,21 +155,12 @@ fn install(layout: &Layout, plan: &Plan, owner: &str, container: &str) -> Result
 }
 
 /// The elements already in the maps under the keys `plan` wants:
-/// (map, wanted element, element found).
+/// (map, wanted element, element found), one lookup per key.
 fn holders(sock: &Socket, plan: &Plan) -> Result<Vec<(Set, Element, Element)>, Error> {
-    let mut listed: HashMap<String, Vec<Element>> = HashMap::new();
     let mut out = Vec::new();
     for (set, want) in &plan.dnat {
-        if !listed.contains_key(set.name()) {
-            let elems = match sock.list_elements(set) {
-                Ok(v) => v,
-                Err(e) if e.is_not_found() => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-            listed.insert(set.name().to_string(), elems);
-        }
-        if let Some(have) = listed[set.name()].iter().find(|h| h.key == want.key) {
-            out.push((set.clone(), want.clone(), have.clone()));
+        if let Some(have) = sock.get_element(set, want)? {
+            out.push((set.clone(), want.clone(), have));
         }
     }
     Ok(out)

@@ -7,31 +7,10 @@ use crate::config;
 use crate::nft_maps::{self, describe_key, owner_container, show_data, Layout};
 use cni::{Context, Error};
 use netcore::naming::attachment_key;
-use netcore::nft::{Chain, Element, Set, Socket};
-use std::collections::HashMap;
+use netcore::nft::{Chain, Socket};
 
 fn failed(msg: String) -> Error {
     Error::plugin(format!("portmap CHECK: {msg}"))
-}
-
-/// Lists each map once.
-struct Listing<'a> {
-    sock: &'a Socket,
-    sets: HashMap<String, Vec<Element>>,
-}
-
-impl Listing<'_> {
-    fn get(&mut self, set: &Set) -> Result<&[Element], Error> {
-        if !self.sets.contains_key(set.name()) {
-            let v = match self.sock.list_elements(set) {
-                Ok(v) => v,
-                Err(e) if e.is_not_found() => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-            self.sets.insert(set.name().to_string(), v);
-        }
-        Ok(&self.sets[set.name()])
-    }
 }
 
 fn rule_count(sock: &Socket, chain: &Chain) -> Result<usize, Error> {
@@ -60,10 +39,8 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     if !sock.has_table(&layout.table)? {
         return Err(failed(format!("table inet {} is missing", nft_maps::TABLE)));
     }
-    let mut listing = Listing { sock: &sock, sets: HashMap::new() };
     for (set, want) in &plan.dnat {
-        let have = listing.get(set)?.iter().find(|h| h.key == want.key).cloned();
-        match have {
+        match sock.get_element(set, want)? {
             None => {
                 return Err(failed(format!("mapping {} -> {} is missing", describe_key(&want.key), show_data(want))))
             }
@@ -80,13 +57,13 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
         }
     }
     for (set, want) in &plan.cond {
-        if !listing.get(set)?.iter().any(|h| h.key == want.key && h.data == want.data) {
+        if !sock.get_element(set, want)?.is_some_and(|h| h.data == want.data && h.comment == want.comment) {
             return Err(failed(format!("the conditions of {} are not applied", describe_key(&want.key))));
         }
     }
     for (set, want) in &plan.masq {
-        let end = want.key_end.clone().unwrap_or_else(|| want.key.clone());
-        if !listing.get(set)?.iter().any(|h| h.key == want.key && h.key_end.as_ref().unwrap_or(&h.key) == &end) {
+        let found = sock.get_element(set, want)?;
+        if !found.is_some_and(|h| h.data == want.data && h.comment == want.comment) {
             return Err(failed(format!("masquerade element {want} is missing from {}", set.name())));
         }
     }
@@ -95,11 +72,17 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
             return Err(failed(format!("the conditions chain {} is missing or altered", chain.name())));
         }
     }
+    for (chain, rules) in &plan.masq_chains {
+        if rule_count(&sock, chain)? != rules.len() {
+            return Err(failed(format!("the masquerade chain {} is missing or altered", chain.name())));
+        }
+    }
     let fixed = [
         (&layout.prerouting, 1),
         (&layout.output, 1),
         (&layout.postrouting, layout.postrouting_rules().len()),
         (&layout.hostports, layout.hostports_rules().len()),
+        (&layout.masq_all, 1),
     ];
     for (chain, n) in fixed {
         if rule_count(&sock, chain)? != n {

@@ -1,19 +1,56 @@
 //! DEL and GC: remove elements by their owner comment, so neither needs
-//! the mappings, the container's addresses or its namespace. Everything
-//! found goes in one transaction; nothing found is success.
+//! the container's namespace. Everything found goes in one transaction;
+//! nothing found is success.
+//!
+//! DEL usually gets the mappings and prevResult back (libcni resends the
+//! cached ones), so it looks up exactly the keys ADD could have made, one
+//! lookup each, and deletes those its owner holds: the cost does not grow
+//! with the number of containers. Without them it lists the maps.
 
-use crate::nft_maps::{owned_by_network, Layout};
+use crate::add::container_addrs;
+use crate::config;
+use crate::nft_maps::{self, owned_by_network, Layout};
 use cni::{Context, Error};
 use netcore::naming::attachment_key;
-use netcore::nft::{Batch, Socket};
+use netcore::nft::{Batch, Element, Set, Socket};
 use std::collections::{BTreeSet, HashSet};
 
 /// Runs DEL: this attachment's mappings (every protocol, every map) and
-/// its conditions chain. The config's mappings are not needed: a runtime
-/// that does not resend them still gets a clean host.
+/// its conditions chain. A DEL without mappings still cleans up.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
-    remove(&|o| o == owner, Some(&owner)).map(drop)
+    let layout = Layout::new()?;
+    let sock = Socket::open()?;
+    if !sock.has_table(&layout.table)? {
+        return Ok(());
+    }
+    let Some(candidates) = candidates(ctx, &layout, &owner) else {
+        return remove_listed(&layout, &sock, &|o| o == owner, Some(&owner)).map(drop);
+    };
+    let mut b = Batch::new();
+    for (set, want) in &candidates {
+        if let Some(have) = sock.get_element(set, want)? {
+            if have.comment.as_deref() == Some(owner.as_str()) && have.key_end == want.key_end {
+                b.destroy_element(set, &have);
+            }
+        }
+    }
+    delete_owner_chains(&layout, &sock, &mut b, [owner.as_str()])?;
+    sock.commit(&b)?;
+    Ok(())
+}
+
+/// The keys to look up, when the request carries what ADD had; `None`
+/// (list instead) when anything is missing or unreadable, since DEL must
+/// not fail on a config ADD would have refused.
+fn candidates(ctx: &Context, layout: &Layout, owner: &str) -> Option<Vec<(Set, Element)>> {
+    let prev = ctx.prev_result().ok().flatten()?;
+    let mappings = config::mappings(ctx).ok().filter(|m| !m.is_empty())?;
+    let addrs = container_addrs(&prev, &ctx.ifname);
+    if addrs.is_empty() {
+        return None;
+    }
+    nft_maps::candidates(layout, &mappings, &addrs, owner).ok()
 }
 
 /// Runs GC: removes the elements of this network whose owner is not a
@@ -24,22 +61,44 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     };
     let net = &ctx.conf.name;
     let keep: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
-    let n = remove(&|o| owned_by_network(o, net) && !keep.contains(o), None)?;
+    let layout = Layout::new()?;
+    let sock = Socket::open()?;
+    if !sock.has_table(&layout.table)? {
+        return Ok(());
+    }
+    let n = remove_listed(&layout, &sock, &|o| owned_by_network(o, net) && !keep.contains(o), None)?;
     if n > 0 {
         log::info!("portmap GC: removed {n} elements of network {net}");
     }
     Ok(())
 }
 
-/// Deletes every element whose owner `pick` selects, and those owners'
-/// conditions chains (and `owner`'s, even without elements). Returns the
-/// number of elements removed.
-fn remove(pick: &dyn Fn(&str) -> bool, owner: Option<&str>) -> Result<usize, Error> {
-    let layout = Layout::new()?;
-    let sock = Socket::open()?;
-    if !sock.has_table(&layout.table)? {
-        return Ok(0);
+/// Deletes the conditions chains of `owners` that exist; they go after
+/// the vmap elements that jump to them in the same batch.
+fn delete_owner_chains<'a>(
+    layout: &Layout,
+    sock: &Socket,
+    b: &mut Batch,
+    owners: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Error> {
+    for o in owners {
+        let chain = layout.owner_chain(o)?;
+        if sock.has_chain(&chain)? {
+            b.delete_chain(&chain);
+        }
     }
+    Ok(())
+}
+
+/// Lists every map and deletes the elements whose owner `pick` selects,
+/// and those owners' conditions chains (and `owner`'s, even without
+/// elements). Returns the number of elements removed.
+fn remove_listed(
+    layout: &Layout,
+    sock: &Socket,
+    pick: &dyn Fn(&str) -> bool,
+    owner: Option<&str>,
+) -> Result<usize, Error> {
     let mut b = Batch::new();
     let mut owners: BTreeSet<String> = owner.map(String::from).into_iter().collect();
     let mut n = 0;
@@ -57,13 +116,7 @@ fn remove(pick: &dyn Fn(&str) -> bool, owner: Option<&str>) -> Result<usize, Err
             }
         }
     }
-    // The conditions chains go after the vmap elements that jump to them.
-    for o in &owners {
-        let chain = layout.owner_chain(o)?;
-        if sock.has_chain(&chain)? {
-            b.delete_chain(&chain);
-        }
-    }
+    delete_owner_chains(layout, sock, &mut b, owners.iter().map(String::as_str))?;
     sock.commit(&b)?;
     Ok(n)
 }

@@ -10,7 +10,10 @@
 //!     meta l4proto . th dport vmap @cond4all
 //!     dnat ip to meta l4proto . th dport map @hp4all             (every host address)
 //! chain postrouting (nat, srcnat)
-//!     ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
+//!     ct status dnat ip daddr . meta l4proto . th dport vmap @masq4
+//! chain masq-10.88.0.0_16          ip saddr 10.88.0.0/16 masquerade
+//!                                  ip saddr 127.0.0.0/8 masquerade
+//! chain masq-all                   masquerade
 //! ```
 //!
 //! A mapping is one element of `hp4`/`hp4all` (and the `6` twins) whose
@@ -20,13 +23,18 @@
 //! number of containers, every lookup is one hash probe, and two mappings
 //! of the same key cannot coexist (the kernel refuses the second one).
 //!
-//! `masq4`/`masq6` (interval sets) say which DNATed connections to
-//! masquerade: sources in the container's own network (hairpin, and other
-//! containers of the bridge), `127.0.0.0/8` (the host's localhost), or
-//! every source with `masqAll`, each towards one container address and
-//! port. An attachment with conditions gets a chain `pmc-<hash>` that the
-//! `cond` vmaps jump to: it DNATs only when the conditions hold, and
-//! otherwise accepts (no DNAT).
+//! `masq4`/`masq6` say which DNATed connections are masqueraded: one
+//! element per container address and port, pointing at the chain of the
+//! container's network (sources in that network, i.e. hairpin and the
+//! bridge's other containers, and the host's `127.0.0.0/8`) or, with
+//! `masqAll`, at `masq-all`. Every set is a hash, so adding or deleting an
+//! element costs the same with ten elements or ten thousand (an interval
+//! set would be rebuilt on each change). A network's chain is shared by
+//! its containers and stays, like the base chains.
+//!
+//! An attachment with conditions gets a chain `pmc-<hash>` that the `cond`
+//! vmaps jump to: it DNATs only when the conditions hold, and otherwise
+//! accepts (no DNAT).
 //!
 //! Every element carries the owner comment `network/container/ifname`, so
 //! DEL and GC find an attachment's elements without its mappings.
@@ -36,11 +44,10 @@ use cni::Error;
 use ipnetwork::IpNetwork;
 use netcore::naming::fnv1a64;
 use netcore::nft::{
-    priority, Batch, ChainType, DataType, Element, Family, Field, Hook, IpFamily, Rule, Set, Table, Value,
+    priority, Batch, ChainType, CmpOp, DataType, Element, Family, Field, Hook, IpFamily, Rule, Set, Table, Value,
 };
 use netcore::nft::{Chain, ElemData};
-use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Our table's name.
 pub const TABLE: &str = "cnirs-portmap";
@@ -59,7 +66,7 @@ pub struct FamilyMaps {
     pub cond: Set,
     /// `proto . host port : jump pmc-<owner>`.
     pub cond_all: Set,
-    /// `source range . container address . proto . container port`.
+    /// `container address . proto . container port : jump masq-<net>`.
     pub masq: Set,
 }
 
@@ -76,6 +83,8 @@ pub struct Layout {
     pub postrouting: Chain,
     /// The lookups, shared by prerouting and output.
     pub hostports: Chain,
+    /// Masquerade of every source (`masqAll`).
+    pub masq_all: Chain,
     /// IPv4 maps.
     pub v4: FamilyMaps,
     /// IPv6 maps.
@@ -98,7 +107,7 @@ fn family_maps(t: &Table, f: IpFamily) -> netcore::Result<FamilyMaps> {
         hp_all: t.map(format!("hp{n}all"), &[InetProto, InetService], &[a, InetService])?,
         cond: t.vmap(format!("cond{n}"), &[InetProto, a, InetService])?,
         cond_all: t.vmap(format!("cond{n}all"), &[InetProto, InetService])?,
-        masq: t.set(format!("masq{n}"), &[a, a, InetProto, InetService])?.interval()?,
+        masq: t.vmap(format!("masq{n}"), &[a, InetProto, InetService])?,
     })
 }
 
@@ -115,6 +124,7 @@ impl Layout {
             output: t.base_chain("output", Hook::Output, ChainType::Nat, priority::DSTNAT)?,
             postrouting: t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?,
             hostports: t.chain("hostports")?,
+            masq_all: t.chain("masq-all")?,
             v4: family_maps(&t, IpFamily::V4)?,
             v6: family_maps(&t, IpFamily::V6)?,
             table: t,
@@ -161,7 +171,7 @@ impl Layout {
     /// table heals.
     pub fn setup(&self, b: &mut Batch) {
         b.add_table(&self.table);
-        for c in [&self.prerouting, &self.output, &self.postrouting, &self.hostports] {
+        for c in [&self.prerouting, &self.output, &self.postrouting, &self.hostports, &self.masq_all] {
             b.add_chain(c);
         }
         for s in self.sets() {
@@ -171,24 +181,74 @@ impl Layout {
             b.replace_rules(c, [Rule::new(c).fib_daddr_local().jump(&self.hostports)]);
         }
         b.replace_rules(&self.hostports, self.hostports_rules());
+        b.replace_rules(&self.masq_all, [Rule::new(&self.masq_all).masquerade()]);
         b.replace_rules(&self.postrouting, self.postrouting_rules());
     }
 
-    /// The rules of `postrouting`: masquerade what `masq4`/`masq6` select.
+    /// The rules of `postrouting`: DNATed connections to a mapped container
+    /// port go to the chain `masq4`/`masq6` name.
     pub fn postrouting_rules(&self) -> Vec<Rule> {
         [IpFamily::V4, IpFamily::V6]
             .into_iter()
             .map(|f| {
-                let fields = [Field::saddr(f), Field::daddr(f), Field::L4proto, Field::ThDport];
-                Rule::new(&self.postrouting).ct_status(CT_STATUS_DNAT).in_set(&fields, &self.maps(f).masq).masquerade()
+                let fields = [Field::daddr(f), Field::L4proto, Field::ThDport];
+                Rule::new(&self.postrouting).ct_status(CT_STATUS_DNAT).vmap(&fields, &self.maps(f).masq)
             })
             .collect()
+    }
+
+    /// The chain masquerading sources of `net` (and, for IPv4, the host's
+    /// localhost) towards its containers: `masq-10.88.0.0_16`.
+    pub fn network_chain(&self, net: IpNetwork) -> Result<(Chain, Vec<Rule>), Error> {
+        let name = format!("masq-{}_{}", net.network().to_string().replace(':', "-"), net.prefix());
+        let c = self.table.chain(name)?;
+        let f = IpFamily::of(&net.ip());
+        let mut rules = vec![Rule::new(&c).prefix(Field::saddr(f), net, CmpOp::Eq).masquerade()];
+        if f == IpFamily::V4 && !overlaps(net, loopback4()) {
+            rules.push(Rule::new(&c).prefix(Field::saddr(f), loopback4(), CmpOp::Eq).masquerade());
+        }
+        Ok((c, rules))
+    }
+
+    /// The conditions vmap keyed like DNAT map `set`.
+    pub fn cond_twin(&self, set: &Set) -> Option<&Set> {
+        [&self.v4, &self.v6].into_iter().find_map(|m| {
+            if set.name() == m.hp.name() {
+                Some(&m.cond)
+            } else if set.name() == m.hp_all.name() {
+                Some(&m.cond_all)
+            } else {
+                None
+            }
+        })
     }
 
     /// The chain holding the conditions of `owner`'s mappings.
     pub fn owner_chain(&self, owner: &str) -> Result<Chain, Error> {
         Ok(self.table.chain(format!("pmc-{:016x}", fnv1a64(&[owner])))?)
     }
+}
+
+/// Every element `owner` may hold for `mappings` towards `addrs`, whatever
+/// `snat`, `masqAll` and the conditions were at ADD: what a DEL that got
+/// the mappings back looks up, key by key, instead of listing the maps.
+pub fn candidates(
+    layout: &Layout,
+    mappings: &[Mapping],
+    addrs: &[IpNetwork],
+    owner: &str,
+) -> Result<Vec<(Set, Element)>, Error> {
+    let conf = PortmapConf { snat: true, masq_all: false, conditions_v4: Vec::new(), conditions_v6: Vec::new() };
+    let p = plan(layout, &conf, mappings, addrs, owner)?;
+    let mut out = Vec::new();
+    for (set, e) in &p.dnat {
+        if let Some(twin) = layout.cond_twin(set) {
+            out.push((twin.clone(), Element::new(e.key.clone())));
+        }
+    }
+    out.extend(p.dnat);
+    out.extend(p.masq);
+    Ok(out)
 }
 
 /// What one attachment puts in the table.
@@ -200,19 +260,10 @@ pub struct Plan {
     pub cond: Vec<(Set, Element)>,
     /// Masquerade elements of `masq*`.
     pub masq: Vec<(Set, Element)>,
+    /// The network chains the masquerade elements jump to.
+    pub masq_chains: Vec<(Chain, Vec<Rule>)>,
     /// The conditions chain and its rules, when there are conditions.
     pub chain: Option<(Chain, Vec<Rule>)>,
-}
-
-/// The first and last address of a prefix, as values.
-fn bounds(net: IpNetwork) -> (Value, Value) {
-    match net {
-        IpNetwork::V4(n) => (Value::Ipv4(n.network()), Value::Ipv4(n.broadcast())),
-        IpNetwork::V6(n) => {
-            let host = u128::MAX.checked_shr(u32::from(n.prefix())).unwrap_or(0);
-            (Value::Ipv6(n.network()), Value::Ipv6(Ipv6Addr::from(u128::from(n.network()) | host)))
-        }
-    }
 }
 
 fn loopback4() -> IpNetwork {
@@ -257,7 +308,6 @@ pub fn plan(
     } else {
         Some(layout.owner_chain(owner)?)
     };
-    let mut masq_seen: HashSet<String> = HashSet::new();
     for addr in addrs {
         let f = IpFamily::of(&addr.ip());
         let m = layout.maps(f);
@@ -287,26 +337,21 @@ pub fn plan(
                 p.cond.push((vset.clone(), Element::new(key).verdict(c.jump()).comment(owner)));
             }
             if conf.snat {
-                let mut sources = Vec::new();
-                if conf.masq_all {
-                    let any = if f == IpFamily::V4 { "0.0.0.0/0" } else { "::/0" };
-                    sources.push(any.parse::<IpNetwork>().expect("literal"));
+                let target = if conf.masq_all {
+                    layout.masq_all.clone()
                 } else {
                     let own = IpNetwork::new(addr.network(), addr.prefix()).unwrap_or(*addr);
-                    sources.push(own);
-                    if f == IpFamily::V4 && !overlaps(own, loopback4()) {
-                        sources.push(loopback4());
+                    let (c, rules) = layout.network_chain(own)?;
+                    if !p.masq_chains.iter().any(|(have, _)| have.name() == c.name()) {
+                        p.masq_chains.push((c.clone(), rules));
                     }
-                }
-                for src in sources {
-                    let (lo, hi) = bounds(src);
-                    let tail = [cip.clone(), proto.clone(), Value::Port(map.container_port)];
-                    let start: Vec<Value> = std::iter::once(lo).chain(tail.iter().cloned()).collect();
-                    let end: Vec<Value> = std::iter::once(hi).chain(tail.iter().cloned()).collect();
-                    let e = Element::range(start, end).comment(owner);
-                    if masq_seen.insert(format!("{}|{e}", m.masq.name())) {
-                        p.masq.push((m.masq.clone(), e));
-                    }
+                    c
+                };
+                let e = Element::new([cip.clone(), proto.clone(), Value::Port(map.container_port)])
+                    .verdict(target.jump())
+                    .comment(owner);
+                if !p.masq.iter().any(|(s, o)| s.name() == m.masq.name() && o.key == e.key) {
+                    p.masq.push((m.masq.clone(), e));
                 }
             }
         }
@@ -354,6 +399,9 @@ impl Plan {
     /// this owner already holds, deleted first (a repeated ADD).
     pub fn apply(&self, b: &mut Batch, replace: &[(Set, Element)]) {
         if let Some((c, rules)) = &self.chain {
+            b.add_chain(c).replace_rules(c, rules.iter().cloned());
+        }
+        for (c, rules) in &self.masq_chains {
             b.add_chain(c).replace_rules(c, rules.iter().cloned());
         }
         for (s, e) in replace {
@@ -420,11 +468,12 @@ mod tests {
         assert_eq!(
             masq,
             [
-                "masq4 10.88.0.0 . 10.88.0.2 . tcp . 80-10.88.255.255 . 10.88.0.2 . tcp . 80",
-                "masq4 127.0.0.0 . 10.88.0.2 . tcp . 80-127.255.255.255 . 10.88.0.2 . tcp . 80",
-                "masq6 fd00:88:: . fd00:88::2 . tcp . 80-fd00:88::ffff:ffff:ffff:ffff . fd00:88::2 . tcp . 80",
+                "masq4 10.88.0.2 . tcp . 80 : jump masq-10.88.0.0_16",
+                "masq6 fd00:88::2 . tcp . 80 : jump masq-fd00-88--_64"
             ]
         );
+        let chains: Vec<(&str, usize)> = p.masq_chains.iter().map(|(c, r)| (c.name(), r.len())).collect();
+        assert_eq!(chains, [("masq-10.88.0.0_16", 2), ("masq-fd00-88--_64", 1)], "IPv4 adds localhost");
         assert!(p.chain.is_none() && p.cond.is_empty());
         assert!(p.dnat.iter().all(|(_, e)| e.comment.as_deref() == Some("n/c/eth0")));
     }
@@ -446,7 +495,8 @@ mod tests {
         let p = plan(&l, &conf(true, true, &[]), &maps, &addrs()[..1], "o").unwrap();
         assert_eq!(p.dnat.len(), 2);
         assert_eq!(p.masq.len(), 1, "one masquerade element per container port");
-        assert!(p.masq[0].1.to_string().starts_with("0.0.0.0 . 10.88.0.2"));
+        assert_eq!(p.masq[0].1.to_string(), "10.88.0.2 . tcp . 80 : jump masq-all");
+        assert!(p.masq_chains.is_empty());
         let clash = [m(6, HostIp::Any, 8080, 80), m(6, HostIp::Any, 8080, 81)];
         let e = plan(&l, &conf(true, false, &[]), &clash, &addrs(), "o").unwrap_err();
         assert_eq!(e.code, 7);
@@ -463,6 +513,18 @@ mod tests {
         assert_eq!(rules.len(), 3);
         assert_eq!(p.cond.len(), 1, "only the IPv4 mapping is conditional");
         assert_eq!(p.cond[0].0.name(), "cond4all");
+    }
+
+    #[test]
+    fn del_candidates_cover_every_option() {
+        let l = Layout::new().unwrap();
+        let c = candidates(&l, &[m(6, HostIp::Any, 8080, 80)], &addrs(), "o").unwrap();
+        let names: Vec<&str> = c.iter().map(|(s, _)| s.name()).collect();
+        assert_eq!(
+            names,
+            ["cond4all", "cond6all", "hp4all", "hp6all", "masq4", "masq6"],
+            "DNAT keys, their conditions twins, and the masquerade keys"
+        );
     }
 
     #[test]
