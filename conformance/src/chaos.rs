@@ -252,6 +252,14 @@ impl PluginExec for ChaosExec {
     }
 }
 
+/// A runtime whose plugins run inside the network namespace at `netns`
+/// (entered between fork and exec), as a runtime running in that
+/// namespace would run them.
+pub fn runtime_in(netns: &str, plugin_path: Vec<PathBuf>, conf_dir: &Path, cache_dir: &Path) -> Runtime {
+    let ns = Arc::new(std::fs::File::open(netns).expect("opening the namespace"));
+    Runtime::new(plugin_path, conf_dir, cache_dir).with_exec(Arc::new(ChaosExec::new(ns, None)))
+}
+
 /// The networks of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Net {
@@ -384,7 +392,14 @@ impl Lab {
             std::fs::write(&path, serde_json::to_vec_pretty(&list).expect("json")).expect("conflist");
             lists.insert(net, runtime::config::load_file(&path).expect("our conflist loads"));
         }
-        let runtime = Runtime::new(vec![crate::bins::bin_dir()], &conf_dir, host.dir.join("cache"));
+        // A private copy of the binaries: a rebuild during a long run must
+        // not swap a plugin under it.
+        let bin_dir = host.dir.join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("bin dir");
+        for name in ["bridge", "host-local", "portmap", "macvlan"] {
+            std::fs::copy(crate::bins::bin(name), bin_dir.join(name)).expect("copying a plugin binary");
+        }
+        let runtime = Runtime::new(vec![bin_dir], &conf_dir, host.dir.join("cache"));
         let slots = (0..opts.slots).map(|_| Mutex::new(Slot::default())).collect();
         Lab {
             opts,
