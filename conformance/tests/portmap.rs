@@ -353,6 +353,51 @@ fn a_udp_flow_that_predates_the_mapping_is_redirected_after_add() {
     assert_eq!(ask(&sock).as_deref(), Some("198.51.100.2"));
 }
 
+#[test]
+fn the_bridge_example_conflist_maps_ports_through_cnitool() {
+    // `docker run -p 8888:80` with cni-conf/10-bridge.conflist, unchanged
+    // but for its IPAM store.
+    let w = world("pm-tool");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cni-conf/10-bridge.conflist");
+    let mut list: Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    assert_eq!(list["plugins"][1]["type"], "portmap", "the example chains portmap");
+    conformance::demo::point_stores_at(&mut list, &w.host.dir.join("tool-ipam"));
+    let netconf = w.host.dir.join("net.d");
+    std::fs::create_dir_all(&netconf).unwrap();
+    std::fs::write(netconf.join("10-bridge.conflist"), list.to_string()).unwrap();
+    let ctr = TestNs::new("pm-tool-c");
+    let cnitool = |cmd: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &w.host.ns.name])
+            .arg(conformance::bin("cnitool"))
+            .args([cmd, "cni-rs", &ctr.path()])
+            .env("NETCONFPATH", &netconf)
+            .env("CNI_PATH", conformance::bin_dir())
+            .env("CNI_CACHE_DIR", w.host.dir.join("cache"))
+            .env("CAP_ARGS", r#"{"portMappings":[{"hostPort":8888,"containerPort":80,"protocol":"tcp"}]}"#)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cnitool {cmd}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let r: Value = serde_json::from_str(&cnitool("add")).unwrap();
+    let ip4 = r["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let _srv = Server::start(&ctr, 80);
+    assert_eq!(tcp(&w.client, "198.51.100.1:8888").unwrap(), "198.51.100.2");
+    assert_eq!(tcp(&w.client, "[2001:db8:1::1]:8888").unwrap(), "2001:db8:1::2");
+    assert_eq!(tcp(&w.host.ns, "127.0.0.1:8888").unwrap(), "10.88.0.1");
+    assert!(ip4.starts_with("10.88."), "{r}");
+    cnitool("check");
+    cnitool("del");
+    assert!(tcp(&w.client, "198.51.100.1:8888").is_err());
+    assert!(all_elements(&w.host.ns).is_empty(), "{:?}", all_elements(&w.host.ns));
+}
+
 // ---- ownership ----
 
 #[test]
@@ -582,4 +627,11 @@ fn add_prints_prev_result_in_the_config_version() {
     assert_eq!(r.json(), prev);
     assert!(!r.stdout.ends_with('\n'));
     host.run("portmap", "DEL", "/run/netns/none", "c1", "eth0", &v.to_string()).ok();
+    // CHECK of an attachment without mappings passes; STATUS (1.1) is ready
+    // when nftables answers.
+    let none = pm_conf("ver", json!({}), json!([]), Some(&synthetic("10.0.0.2", None)));
+    host.run("portmap", "CHECK", "/run/netns/none", "c1", "eth0", &none).ok();
+    let status = json!({"cniVersion": "1.1.0", "name": "ver", "type": "portmap"}).to_string();
+    let r = host.run("portmap", "STATUS", "", "", "", &status).ok();
+    assert!(r.stdout.is_empty(), "{r:?}");
 }
