@@ -16,11 +16,13 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Routes Ctrl-C to a flag so the demo can clean up before exiting.
+/// Routes Ctrl-C (and SIGTERM) to a flag so the demo can clean up before
+/// exiting.
 pub fn catch_ctrl_c() {
     // SAFETY: the handler only stores to an atomic, which is signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod fixture;
 pub mod netns;
 pub mod scenes;
+pub mod tcp;
 pub mod topology;
 pub mod witness;
 

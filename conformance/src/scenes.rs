@@ -31,6 +31,12 @@ pub const SCENES: &[Scene] = &[
         run: bridge,
     },
     Scene {
+        name: "portmap",
+        title: "port mapping: -p 8888:80",
+        about: "docker run -p 8888:80: cni-conf/10-bridge.conflist chains portmap; CAP_ARGS carries the mapping.",
+        run: portmap,
+    },
+    Scene {
         name: "isolation",
         title: "isolation: two bridge networks that cannot reach each other",
         about: "docker network create twice, then docker network connect: isolation: true on both networks.",
@@ -278,4 +284,48 @@ fn overlay(d: &mut Demo) {
         prev = Some(h);
     }
     d.picture("overlay", &t, "overlay: vxlan between three hosts");
+}
+
+fn portmap(d: &mut Demo) {
+    let host = d.ns("pm-host");
+    let client = d.ns("pm-client");
+    let ctr = d.ns("pm-c1");
+    // The host's uplink to a client machine.
+    let client_name = d.get(client).name.clone();
+    d.get(host).ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &client_name]);
+    d.get(host).ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", "up0"]);
+    d.get(host).ok(&["ip", "link", "set", "up0", "up"]);
+    d.get(host).ok(&["ip", "link", "set", "lo", "up"]);
+    d.get(client).ok(&["ip", "addr", "add", "192.0.2.2/24", "dev", "up1"]);
+    d.get(client).ok(&["ip", "link", "set", "up1", "up"]);
+    let caps = r#"{"portMappings":[{"hostPort":8888,"containerPort":80,"protocol":"tcp"}]}"#;
+    let r = d.cnitool(host, "add", "cni-rs", ctr, "eth0", caps);
+    d.proof("cnitool add cni-rs with CAP_ARGS portMappings 8888->80", r.is_some());
+    let server = crate::tcp::Server::start(&d.get(ctr).name, "[::]:80", "hello from the container\n");
+    d.proof("a server listens on port 80 in the container", server.is_ok());
+    d.show(host, &["nft", "list", "table", "inet", "cnirs-portmap"]);
+    let client_ns = d.get(client).name.clone();
+    let got = crate::tcp::request(&client_ns, "192.0.2.1:8888");
+    println!("  client -> 192.0.2.1:8888: {got:?}");
+    d.proof(
+        "a client in another namespace reaches the container through host port 8888",
+        got.is_ok_and(|s| s.contains("hello")),
+    );
+    let host_ns = d.get(host).name.clone();
+    let local = crate::tcp::request(&host_ns, "127.0.0.1:8888");
+    d.proof("the host itself reaches it at 127.0.0.1:8888", local.is_ok_and(|s| s.contains("hello")));
+    drop(server);
+    d.proof("cnitool del cni-rs", d.cnitool(host, "del", "cni-rs", ctr, "eth0", caps).is_some());
+    let after = crate::tcp::request(&client_ns, "192.0.2.1:8888");
+    d.proof("after DEL the port no longer answers", after.is_err());
+    let mut t = Topology::default();
+    let h = t.node(
+        "host",
+        vec!["up0 192.0.2.1/24".into(), "cni0 10.88.0.1/16".into(), "nft: tcp 8888 -> :80".into()],
+        None,
+    );
+    t.node("container c1", [iface_lines(&r, "eth0"), vec!["listens on :80".into()]].concat(), Some(h));
+    let c = t.node("client", vec!["up1 192.0.2.2/24".into(), "connects to 192.0.2.1:8888".into()], None);
+    t.link(h, c, "uplink");
+    d.picture("portmap", &t, "port mapping: host 8888 -> container 80");
 }
