@@ -40,6 +40,33 @@ pub fn y_range(samples: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// At most this many groups of samples per line, so the picture stays
+/// small at any N.
+const BUCKETS: usize = 250;
+
+/// The samples as (k, ms) points: all of them when there are at most
+/// `buckets`, else the lowest and the highest of each of `buckets` groups,
+/// in order of k.
+pub fn envelope(v: &[f64], buckets: usize) -> Vec<(usize, f64)> {
+    let size = v.len().div_ceil(buckets.max(1)).max(1);
+    if size == 1 {
+        return v.iter().enumerate().map(|(j, m)| (j + 1, *m)).collect();
+    }
+    let mut out = Vec::new();
+    for (b, chunk) in v.chunks(size).enumerate() {
+        let base = b * size + 1;
+        let (lo, hi) = chunk.iter().enumerate().fold((0, 0), |(lo, hi), (j, m)| {
+            (if *m < chunk[lo] { j } else { lo }, if *m > chunk[hi] { j } else { hi })
+        });
+        let (first, second) = (lo.min(hi), lo.max(hi));
+        out.push((base + first, chunk[first]));
+        if second != first {
+            out.push((base + second, chunk[second]));
+        }
+    }
+    out
+}
+
 /// The median of the `2*half+1` samples around each one (fewer at the ends).
 pub fn running_median(v: &[f64], half: usize) -> Vec<f64> {
     (0..v.len())
@@ -85,25 +112,27 @@ fn panel(s: &mut String, x0: f64, y0: f64, title: &str, cols: &[(&Column, &[f64]
     }
     for (i, (c, v)) in cols.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let line = |vals: &[f64]| -> String {
-            vals.iter()
-                .enumerate()
-                .map(|(j, ms)| format!("{:.1},{:.1}", px(j + 1), py(*ms)))
-                .collect::<Vec<_>>()
-                .join(" ")
+        let line = |pts: &[(usize, f64)]| -> String {
+            pts.iter().map(|(k, ms)| format!("{:.0},{:.0}", px(*k), py(*ms))).collect::<Vec<_>>().join(" ")
         };
-        // Every sample, faint; over it the running median, which shows the
-        // trend through the noise of single slow operations.
+        // Every sample (as the low and high of each of at most BUCKETS
+        // groups, so a spike stays visible), faint; over it the running
+        // median, which shows the trend through single slow operations.
         let _ = writeln!(
             s,
             r#"<polyline fill="none" stroke="{color}" stroke-opacity="0.35" stroke-width="0.8" points="{}"/>"#,
-            line(v)
+            line(&envelope(v, BUCKETS))
         );
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#,
-            line(&running_median(v, (n / 50).max(1)))
-        );
+        let median = running_median(v, (n / 50).max(1));
+        let step = v.len().div_ceil(BUCKETS).max(1);
+        let thinned: Vec<(usize, f64)> = median
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| j % step == 0 || j + 1 == v.len())
+            .map(|(j, m)| (j + 1, *m))
+            .collect();
+        let _ =
+            writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#, line(&thinned));
         let ly = y0 + 14.0 + i as f64 * 14.0;
         let _ = writeln!(
             s,
@@ -166,6 +195,16 @@ mod tests {
     use super::*;
     use crate::bench::results::ScenarioResult;
     use crate::bench::suite::SuiteKind;
+
+    #[test]
+    fn envelope_keeps_spikes_and_bounds_points() {
+        let v: Vec<f64> = (0..1000).map(|i| if i == 437 { 90.0 } else { 1.0 + (i % 3) as f64 }).collect();
+        let e = envelope(&v, 250);
+        assert!(e.len() <= 500);
+        assert!(e.contains(&(438, 90.0)));
+        assert!(e.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(envelope(&[5.0, 6.0], 250), [(1, 5.0), (2, 6.0)]);
+    }
 
     #[test]
     fn running_median_drops_single_spikes() {

@@ -341,15 +341,21 @@ impl Bench<'_> {
         }
         let ctr = self.container(c.slot, k);
         let path = namespaces::path(&ctr);
-        let inside = self.home.enter(&c.host)?;
+        // A plugin runs in the host namespace; the floor's `ip` in the
+        // container's, as it would be after `ip netns exec`.
+        let target = match c.plugin {
+            Some(_) => None,
+            None => Some(Netns::open(&ctr)?),
+        };
+        let inside = self.home.enter(target.as_ref().unwrap_or(&c.host))?;
         let t0 = Instant::now();
         let r = match (&c.plugin, op) {
             (Some((rt, net, _)), Op::Add) => {
                 rt.add(net, &sc.attachment(k, &path)).map(|_| ()).map_err(|e| e.to_string())
             }
             (Some((rt, net, _)), Op::Del) => rt.del(net, &sc.attachment(k, &path)).map_err(|e| e.to_string()),
-            (None, Op::Add) => floor::add(&c.host.name, &ctr, k),
-            (None, Op::Del) => floor::del(&ctr),
+            (None, Op::Add) => floor::add(&c.host.name, k),
+            (None, Op::Del) => floor::del(),
         };
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         drop(inside);

@@ -69,7 +69,7 @@ pub fn evaluate(r: &BenchResult) -> Vec<Target> {
         w,
         pair(r, "bridge", "ours", "reference").map(|(_, o, f)| {
             let x = ratio(f.add().p50, o.add().p50);
-            (format!("reference {:.2} ms / ours {:.2} ms = {x:.1}x", f.add().p50, o.add().p50), x >= 5.0)
+            (format!("reference {:.2} ms / ours {:.2} ms = {x:.2}x", f.add().p50, o.add().p50), x >= 5.0)
         }),
     );
     let w = "bridge ADD flat from the first to the last container (ours)";
@@ -97,7 +97,7 @@ pub fn evaluate(r: &BenchResult) -> Vec<Target> {
         pair(r, "portmap", "ours", "reference").map(|(_, o, f)| {
             let (a, b) = (sum_p50(&f.timed_add_ms, &f.timed_del_ms), sum_p50(&o.timed_add_ms, &o.timed_del_ms));
             let x = ratio(a, b);
-            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.1}x"), x >= 10.0)
+            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.2}x"), x >= 10.0)
         }),
     );
 
@@ -107,7 +107,7 @@ pub fn evaluate(r: &BenchResult) -> Vec<Target> {
         pair(r, "macvlan", "ours", "reference").map(|(_, o, f)| {
             let (a, b) = (sum_p50(&f.add_ms, &f.del_ms), sum_p50(&o.add_ms, &o.del_ms));
             let x = ratio(a, b);
-            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.1}x"), x >= 5.0)
+            (format!("reference {a:.2} ms / ours {b:.2} ms = {x:.2}x"), x >= 5.0)
         }),
     );
 
