@@ -139,7 +139,8 @@ fn kubelet_cni_args_and_a_prev_result_in_the_config_version() {
         let add = run_plugin(None, "loopback", &e, &conf(version)).ok();
         let prev: serde_json::Value = serde_json::from_str(&add.stdout).unwrap();
         assert_eq!(prev["cniVersion"], version);
-        let with_prev = format!(r#"{{"cniVersion":"{version}","name":"lo","type":"loopback","prevResult":{}}}"#, add.stdout);
+        let with_prev =
+            format!(r#"{{"cniVersion":"{version}","name":"lo","type":"loopback","prevResult":{}}}"#, add.stdout);
         let mut check = e.clone();
         check[0] = ("CNI_COMMAND", "CHECK");
         run_plugin(None, "loopback", &check, &with_prev).ok();

@@ -10,6 +10,7 @@
 use cni::error::code;
 use cni::{CniResult, Command, Context, Error};
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -40,7 +41,19 @@ fn exec(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) ->
     let path = find_plugin(ipam_type, &ctx.cni_path)?;
     let mut tries = 0;
     let mut child = loop {
-        let spawned = std::process::Command::new(&path)
+        let mut cmd = std::process::Command::new(&path);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag of the
+        // child. A delegate must not outlive a caller the runtime killed
+        // (it could reserve an address after the runtime's follow-up DEL).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let spawned = cmd
             .env("CNI_COMMAND", command.as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -79,11 +79,25 @@ impl Store {
     pub fn save(&self, container_id: &str, ifname: &str, saved: &Saved) -> Result<(), Error> {
         let path = self.path(container_id, ifname)?;
         fs::create_dir_all(&self.dir).map_err(|e| io_err(format!("creating {}", self.dir.display()), &e))?;
+        // A planted symlink must not redirect the write elsewhere.
+        match fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            _ => {
+                return Err(Error::plugin(format!("tuning: state directory {} is not a directory", self.dir.display())))
+            }
+        }
         let tmp = self.dir.join(format!(".tmp.{}.{container_id}:{ifname}", std::process::id()));
+        // A stale temp file of a killed call with the same pid, never followed.
+        let _ = fs::remove_file(&tmp);
         let body =
             serde_json::to_vec_pretty(saved).map_err(|e| Error::plugin(format!("tuning: encoding state: {e}")))?;
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
             f.write_all(&body)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -99,7 +113,7 @@ impl Store {
     /// The attachment's file, or `None` when there is none.
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Saved>, Error> {
         let path = self.path(container_id, ifname)?;
-        let f = match File::open(&path) {
+        let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(format!("reading {}", path.display()), &e)),
@@ -195,6 +209,31 @@ mod tests {
         fs::create_dir_all(d.join("n")).unwrap();
         fs::write(d.join("n/c1:eth0.json"), b"{not json").unwrap();
         assert_eq!(s.load("c1", "eth0").unwrap_err().code, 6);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn planted_symlinks_redirect_nothing() {
+        let d = scratch("symlink");
+        let victim = d.join("victim");
+        let s = Store::new(&d, "n").unwrap();
+        fs::create_dir_all(d.join("n")).unwrap();
+        fs::write(&victim, b"untouched").unwrap();
+        // At the state file: load refuses to follow it.
+        std::os::unix::fs::symlink(&victim, d.join("n/c1:eth0.json")).unwrap();
+        assert!(s.load("c1", "eth0").is_err());
+        // At the temp name: the write replaces the link, never the target.
+        let tmp = d.join(format!("n/.tmp.{}.c2:eth0", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        s.save("c2", "eth0", &Saved::default()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        // At the network directory: refused.
+        let other = d.join("elsewhere");
+        fs::create_dir_all(&other).unwrap();
+        std::os::unix::fs::symlink(&other, d.join("m")).unwrap();
+        let m = Store::new(&d, "m").unwrap();
+        assert!(m.save("c3", "eth0", &Saved::default()).is_err());
+        assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
         fs::remove_dir_all(&d).unwrap();
     }
 }

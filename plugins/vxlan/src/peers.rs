@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 /// At most this many peers (a big cluster has a few thousand hosts).
-pub const MAX_PEERS: usize = 16_384;
+pub const MAX_PEERS: usize = cni::limits::MAX_PEERS;
 /// Largest peers file read.
 const MAX_FILE: u64 = 8 << 20;
 
