@@ -55,8 +55,67 @@ fn smoke_run_measures_everything_and_leaves_nothing() {
     std::fs::remove_dir_all(&out).unwrap();
 
     // Nothing of the run is left: no namespace with its prefix.
-    let prefix = format!("cnib{}-", std::process::id());
+    assert!(r.prefix.starts_with("cnib"));
     let left: Vec<String> =
-        conformance::bench::namespaces::list().into_iter().filter(|n| n.starts_with(&prefix)).collect();
+        conformance::bench::namespaces::list().into_iter().filter(|n| n.starts_with(&r.prefix)).collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
+}
+
+/// A directory holding one fake plugin `loopback` with this shell body.
+fn fake_suite(tag: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = std::env::temp_dir().join(format!("bench-fake-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join("loopback");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn run_loopback_with(ours: &std::path::Path) -> conformance::bench::BenchResult {
+    let have_reference = std::path::Path::new(REFERENCE_DIR).join("loopback").exists();
+    run(&Options {
+        n: 3,
+        quick: true,
+        ours_dir: ours.to_path_buf(),
+        reference_dir: if have_reference { REFERENCE_DIR.into() } else { conformance::bin_dir() },
+        only: vec!["loopback".into()],
+        repo: None,
+        command: "test".into(),
+        progress: false,
+    })
+}
+
+#[test]
+fn a_failing_add_fails_the_run_and_everything_is_still_removed() {
+    let dir = fake_suite("fail", r#"echo '{"code": 100, "msg": "boom"}'; exit 1"#);
+    let r = run_loopback_with(&dir);
+    assert!(!r.ok());
+    match &r.scenarios[0].status {
+        Status::Failed(why) => assert!(why.contains("boom") && why.contains("ADD"), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+    assert!(report::text(&r).contains("FAILED"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn state_left_by_a_del_fails_the_run() {
+    // ADD makes a veth pair in the host namespace; DEL forgets it.
+    let dir = fake_suite(
+        "leak",
+        r#"if [ "$CNI_COMMAND" = ADD ]; then
+  ip link add "lk$$" type veth peer name "lk$$b" || exit 1
+  printf '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"%s"}]}' "$CNI_NETNS"
+fi"#,
+    );
+    let r = run_loopback_with(&dir);
+    assert!(!r.ok());
+    match &r.scenarios[0].status {
+        Status::Failed(why) => assert!(why.contains("left behind") && why.contains("link left: lk"), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

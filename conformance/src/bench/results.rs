@@ -141,6 +141,8 @@ pub struct BenchResult {
     pub leftovers: Vec<String>,
     /// Wall time of the run, seconds.
     pub total_seconds: f64,
+    /// The prefix of every namespace name of the run.
+    pub prefix: String,
 }
 
 impl BenchResult {

@@ -24,13 +24,16 @@ use super::stats::Summary;
 use super::suite::{self, Suites};
 use runtime::{NetConfList, Runtime};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Set (by a Ctrl-C handler) to stop after the current operation; the run
 /// then cleans up and reports the scenario as failed.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs started by this process, to name each one's namespaces apart.
+static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// How to run the bench.
 #[derive(Debug, Clone)]
@@ -159,8 +162,10 @@ pub fn meta(opts: &Options) -> Meta {
 pub fn run(opts: &Options) -> BenchResult {
     let started = Instant::now();
     let mut result = BenchResult { meta: meta(opts), ..Default::default() };
-    let pid = std::process::id();
-    let work = std::env::temp_dir().join(format!("cni-bench-{pid}"));
+    // Unique per run, also for several runs in one process (tests).
+    let run_id = format!("cnib{}-{}-", std::process::id(), RUNS.fetch_add(1, Ordering::SeqCst));
+    result.prefix = run_id.clone();
+    let work = std::env::temp_dir().join(format!("cni-bench-{}", run_id.trim_end_matches('-')));
     let home = match Home::current() {
         Ok(h) => h,
         Err(e) => {
@@ -172,7 +177,7 @@ pub fn run(opts: &Options) -> BenchResult {
     let mut bench = Bench {
         opts,
         home,
-        reg: Registry::new(format!("cnib{pid}-")),
+        reg: Registry::new(run_id),
         work: work.clone(),
         suites: Suites { ours: work.join("ours-bin"), reference: None },
         slots: 0,

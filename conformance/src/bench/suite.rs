@@ -81,6 +81,13 @@ pub fn snapshot_binaries(src: &Path, dst: &Path, names: &[&str]) -> Result<usize
             continue;
         }
         let to = dst.join(name);
+        // Never write through an existing name: it may be a link to a
+        // built binary, which a copy would overwrite.
+        match std::fs::remove_file(&to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("removing {}: {e}", to.display())),
+        }
         if std::fs::hard_link(&from, &to).is_err() {
             std::fs::copy(&from, &to).map_err(|e| format!("copying {}: {e}", from.display()))?;
         }
@@ -128,6 +135,14 @@ mod tests {
         let snap = d.join("snap");
         assert_eq!(snapshot_binaries(&d, &snap, &["bridge", "portmap"]).unwrap(), 1);
         assert!(snap.join("bridge").is_file());
+        // A second snapshot from elsewhere replaces the link, never writes
+        // through it into the first source.
+        let other = d.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("bridge"), b"xy").unwrap();
+        snapshot_binaries(&other, &snap, &["bridge"]).unwrap();
+        assert_eq!(std::fs::read(d.join("bridge")).unwrap(), b"12345");
+        assert_eq!(std::fs::read(snap.join("bridge")).unwrap(), b"xy");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
