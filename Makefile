@@ -4,13 +4,14 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local portmap vxlan firewall tuning
+PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
-# iproute2/nftables as test witnesses, iputils-ping for traffic proofs,
+# iproute2/nftables/iptables as test witnesses (iptables also for the
+# firewall plugin's FORWARD DROP tests), iputils-ping for traffic proofs,
 # g++ for libFuzzer (compiled by libfuzzer-sys for `make fuzz`).
-DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iputils-ping procps g++
+DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables iputils-ping procps g++
 
 .PHONY: all deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
@@ -36,7 +37,8 @@ install: release
 	for b in $(PLUGINS) $(TOOLS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/$$b; done
 
 # Unit tests need no privileges; conformance tests need root (namespaces).
-test: build
+# The reference plugins are installed too: compatibility tests run them.
+test: build bench-deps
 	$(CARGO) test --workspace
 
 demo: release
