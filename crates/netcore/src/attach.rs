@@ -181,3 +181,49 @@ pub fn remove_stale_veths(host: &Handle, bridge: &str, live: &std::collections::
     }
     first.map_or(Ok(()), Err)
 }
+
+/// Adds to a batch the removal of one attachment's nftables elements.
+pub type ElementRemoval<'a> = dyn Fn(&crate::nft::Socket, &mut crate::nft::Batch) -> Result<()> + Sync + 'a;
+
+/// DEL's kernel half for a container on a bridge: deletes the veth pair
+/// and, beside it, commits one nftables batch that `elements` fills with
+/// the attachment's elements. Both wait for RCU grace periods in the
+/// kernel (the veth deletion; the closing of a socket that deleted
+/// elements), so running them together halves DEL. Every failure is
+/// returned; nothing stops at the first.
+pub fn detach(network: &str, container_id: &str, ifname: &str, elements: Option<&ElementRemoval<'_>>) -> Vec<Error> {
+    std::thread::scope(|s| {
+        let nft = elements.map(|fill| {
+            s.spawn(move || -> Result<()> {
+                let sock = crate::nft::Socket::open()?;
+                let mut batch = crate::nft::Batch::new();
+                fill(&sock, &mut batch)?;
+                sock.commit(&batch)
+            })
+        });
+        let mut errors: Vec<Error> = Handle::new()
+            .and_then(|host| detach_veth(&host, network, container_id, ifname).map(drop))
+            .err()
+            .into_iter()
+            .collect();
+        if let Some(t) = nft {
+            match t.join() {
+                Ok(r) => errors.extend(r.err()),
+                Err(_) => errors.push(Error::other("removing nftables elements", "the worker thread panicked")),
+            }
+        }
+        errors
+    })
+}
+
+/// GC's kernel half for the containers of a bridge network: removes the
+/// masquerade elements and host veths that no attachment in `valid` owns.
+/// Every failure is returned.
+pub fn gc_network(network: &str, bridge: &str, valid: &[cni::config::Attachment]) -> Vec<Error> {
+    let owners = crate::naming::owner_keys(network, valid);
+    let live: std::collections::HashSet<String> =
+        valid.iter().map(|a| host_veth_name(network, &a.container_id, &a.ifname)).collect();
+    let mut errors: Vec<Error> = crate::masq::gc_network(network, &owners).err().into_iter().collect();
+    errors.extend(Handle::new().and_then(|host| remove_stale_veths(&host, bridge, &live)).err());
+    errors
+}

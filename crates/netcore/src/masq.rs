@@ -147,15 +147,6 @@ pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Resu
     Ok(gone.len())
 }
 
-/// [`del_container_into`] committed on its own socket.
-pub fn del_container(owner: &str) -> Result<usize> {
-    let sock = Socket::open()?;
-    let mut batch = Batch::new();
-    let n = del_container_into(&sock, &mut batch, owner)?;
-    sock.commit(&batch)?;
-    Ok(n)
-}
-
 /// Whether every address of `ips` is masqueraded for `owner` (CHECK).
 pub fn has_container(owner: &str, ips: &[IpAddr]) -> Result<bool> {
     let sock = Socket::open()?;

@@ -85,3 +85,8 @@ mod mac_tests {
         assert_ne!(m, bridge_mac("cni1"));
     }
 }
+
+/// The owner keys of a GC's valid attachments on `network`.
+pub fn owner_keys(network: &str, valid: &[cni::config::Attachment]) -> std::collections::HashSet<String> {
+    valid.iter().map(|a| attachment_key(network, &a.container_id, &a.ifname)).collect()
+}
