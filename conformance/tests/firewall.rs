@@ -11,12 +11,7 @@
 use conformance::fixture::{with_prev, Host};
 use conformance::{witness, TestNs};
 use serde_json::{json, Value};
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::Duration;
 
 const TABLE: &str = "cnirs-firewall";
 const RULE: &str =
@@ -137,39 +132,16 @@ fn forward_drop_admits_containers_only_while_their_entries_exist() {
     assert_eq!(our_rules(&host, "iptables"), 1);
 }
 
-// ---- a TCP service inside a namespace, for the port-mapping test ----
+// ---- a TCP service in a namespace, a client in another ----
 
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path).expect("opening the namespace");
-        // SAFETY: setns on a valid namespace fd only changes this thread.
-        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread")
-}
-
-/// A listener in `ns` on port 80 that answers every connection with "hi".
-fn serve(ns: &TestNs) {
-    let l = in_ns(&ns.name, || TcpListener::bind("0.0.0.0:80").expect("bind :80"));
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            let _ = c.write_all(b"hi");
-        }
-    });
+/// A listener in `ns` on port 80 that answers every connection with "hi",
+/// until the guard is dropped.
+fn serve(ns: &TestNs) -> conformance::tcp::Server {
+    conformance::tcp::Server::start(&ns.name, "0.0.0.0:80", "hi").expect("listening on :80")
 }
 
 fn connect(ns: &TestNs, to: &str) -> bool {
-    let to: SocketAddr = to.parse().unwrap();
-    in_ns(&ns.name, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(2)) else { return false };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut out = String::new();
-        s.read_to_string(&mut out).is_ok() && out == "hi"
-    })
+    conformance::tcp::request(&ns.name, to).is_ok_and(|s| s == "hi")
 }
 
 #[test]
@@ -189,7 +161,7 @@ fn a_port_mapping_from_another_namespace_passes_only_while_admitted() {
 
     let conf = bridge_conf(&host, "fwpm", "cni-fwpm", "10.72.0.0/24", None);
     let web = attach(&host, &conf, "web");
-    serve(&web.ns);
+    let _server = serve(&web.ns);
     let pm = json!({"cniVersion": "1.0.0", "name": "fwpm", "type": "portmap",
                     "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
     let pm = with_prev(&pm.to_string(), &web.result);

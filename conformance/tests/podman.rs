@@ -9,13 +9,8 @@
 use conformance::fixture::Host;
 use conformance::{bin_dir, witness, TestNs};
 use serde_json::{json, Value};
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 const CONFLIST: &str = "87-podman.conflist";
 
@@ -68,38 +63,16 @@ impl Podman<'_> {
     }
 }
 
-// ---- a TCP service in the container, a client outside ----
+// ---- a TCP service in a namespace, a client in another ----
 
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path).expect("opening the namespace");
-        // SAFETY: setns on a valid namespace fd only changes this thread.
-        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread")
-}
-
-fn serve(ns: &TestNs) {
-    let l = in_ns(&ns.name, || TcpListener::bind("0.0.0.0:80").expect("bind :80"));
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            let _ = c.write_all(b"hi");
-        }
-    });
+/// A listener in `ns` on port 80 that answers every connection with "hi",
+/// until the guard is dropped.
+fn serve(ns: &TestNs) -> conformance::tcp::Server {
+    conformance::tcp::Server::start(&ns.name, "0.0.0.0:80", "hi").expect("listening on :80")
 }
 
 fn connect(ns: &TestNs, to: &str) -> bool {
-    let to: SocketAddr = to.parse().unwrap();
-    in_ns(&ns.name, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(2)) else { return false };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut out = String::new();
-        s.read_to_string(&mut out).is_ok() && out == "hi"
-    })
+    conformance::tcp::request(&ns.name, to).is_ok_and(|s| s == "hi")
 }
 
 /// Elements left in any of the suite's own nftables sets and maps.
@@ -169,7 +142,7 @@ fn podman_network_runs_add_check_del_on_a_forward_drop_host() {
     assert_eq!(r["ips"][0]["version"], "4");
     assert_eq!(r["ips"][0]["gateway"], "10.89.77.1");
     assert_eq!(host.leases("mynet"), vec!["10.89.77.50".to_string()]);
-    serve(&web);
+    let _server = serve(&web);
     // podman run db: no static address, no published ports.
     let db = TestNs::new("pod-db");
     let rdb = podman.ok("add", &db, "db", None, false);
