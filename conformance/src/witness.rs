@@ -79,3 +79,10 @@ pub fn nft_elements(ns: &TestNs, table: &str, set: &str) -> Vec<String> {
     }
     out
 }
+
+/// Whether the global IPv6 address of `dev` skipped duplicate address
+/// detection (`nodad`): usable the moment the plugin returns.
+pub fn v6_nodad(ns: &TestNs, dev: &str) -> bool {
+    let v = ip(ns, &["-6", "addr", "show", "dev", dev, "scope", "global"]);
+    v[0]["addr_info"][0]["nodad"] == Value::Bool(true)
+}

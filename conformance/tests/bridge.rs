@@ -159,8 +159,7 @@ fn options_show_in_kernel_state() {
     assert_eq!(witness::link(&host.ns, &veth).unwrap()["mtu"], 1400);
     let routes = witness::ip(&c, &["route", "show", "default"]);
     assert_eq!(routes[0]["gateway"], "10.55.0.1", "{routes}");
-    let dad = c.ok(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"]);
-    assert_eq!(dad.trim(), "1", "enabledad keeps DAD on");
+    assert!(!witness::v6_nodad(&c, "eth0"), "enabledad keeps DAD on");
     host.run("bridge", "DEL", &c.path(), "oc", "eth0", &conf).ok();
 
     // Defaults: DAD off, no hairpin, and promiscMode on the bridge.
@@ -168,7 +167,7 @@ fn options_show_in_kernel_state() {
         host.conf(net("optnet2", "cni-opt1", "10.55.1.0/24", Some("fd00:56::/64"), json!({"promiscMode": true})));
     let c = TestNs::new("br-opt-d");
     let r = host.run("bridge", "ADD", &c.path(), "od", "eth0", &conf).ok().json();
-    assert_eq!(c.ok(&["cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"]).trim(), "0");
+    assert!(witness::v6_nodad(&c, "eth0"), "no DAD by default");
     let flags = witness::link(&host.ns, "cni-opt1").unwrap()["flags"].clone();
     assert!(flags.as_array().unwrap().iter().any(|f| f == "PROMISC"), "{flags}");
     assert_eq!(slave_data(&host, r["interfaces"][1]["name"].as_str().unwrap())["hairpin"], false);

@@ -170,7 +170,6 @@ fn bridge_mode_containers_reach_each_other_and_the_segment() {
     assert!(is_up(&l1));
     assert_eq!(witness::addresses(&c1, "eth0")[0], "10.77.0.2/24");
     assert_eq!(sysctl(&c1, "net/ipv4/conf/eth0/arp_notify"), "1");
-    assert_eq!(sysctl(&c1, "net/ipv6/conf/eth0/ndisc_notify"), "1");
     // The MACs differ from each other and from the master.
     let master_mac = link_of(&u.host, "m0")["address"].clone();
     assert_ne!(l1["address"], link_of(&c2, "eth0")["address"]);
@@ -244,7 +243,9 @@ fn dual_stack_and_v6_only_addresses_show_in_ip_addr() {
     let routes = witness::ip(&c, &["-6", "route", "show", "default"]);
     assert_eq!(routes[0]["gateway"], PEER_V6, "{routes}");
     // No DAD wait by default: the address is usable as soon as ADD returns.
-    assert_eq!(sysctl(&c, "net/ipv6/conf/eth0/accept_dad"), "0");
+    assert!(witness::v6_nodad(&c, "eth0"));
+    // IPv6 addresses are announced too (unsolicited neighbour advertisements).
+    assert_eq!(sysctl(&c, "net/ipv6/conf/eth0/ndisc_notify"), "1");
     assert!(c.ping(PEER_V4) && c.ping(PEER_V6));
     assert!(u.peer.ping("fd77::2"));
     u.run("CHECK", &c, "mv-ds", &with_prev(&conf, &add)).ok();
@@ -269,7 +270,7 @@ fn opt_in_dad_waits_and_still_works() {
     let c = TestNs::new("mvc");
     let conf = u.conf("1.0.0", json!({"ipam": u.dual_ipam(), "enabledad": true}));
     u.run("ADD", &c, "mv-dad", &conf).ok();
-    assert_ne!(sysctl(&c, "net/ipv6/conf/eth0/accept_dad"), "0");
+    assert!(!witness::v6_nodad(&c, "eth0"));
     let a = witness::ip(&c, &["-6", "addr", "show", "dev", "eth0", "scope", "global"]);
     assert!(a[0]["addr_info"][0].get("tentative").is_none(), "DAD settled before ADD returned: {a}");
     assert!(c.ping(PEER_V6));

@@ -71,12 +71,10 @@ pub fn ensure_address(h: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> 
             _ => {}
         }
     }
-    if gw.is_ipv6() {
-        // The gateway must answer at once; a tentative address would drop
-        // the containers' first packets for a second or two.
-        sysctl::ensure(&sysctl::conf_key(Family::V6, &bridge.name, "accept_dad"), "0")?;
-    }
-    match h.add_address(bridge.index, gw) {
+    // The gateway must answer at once; a tentative IPv6 address would drop
+    // the containers' first packets for a second or two.
+    let added = if gw.is_ipv6() { h.add_address_nodad(bridge.index, gw) } else { h.add_address(bridge.index, gw) };
+    match added {
         Err(e) if !e.is_exists() => Err(e.into()),
         _ => Ok(()),
     }

@@ -32,15 +32,18 @@ pub struct Options {
     pub dad: bool,
     /// How long to wait for DAD before giving up (try again, code 11).
     pub dad_timeout: Duration,
-    /// Set `arp_notify` and `ndisc_notify` on the interface, so bringing it
-    /// up announces its addresses (gratuitous ARP, unsolicited NA): on an
-    /// underlay (macvlan) neighbours and switches learn the new MAC at once.
+    /// Set `arp_notify` on the interface (through netlink), so bringing it
+    /// up announces its IPv4 addresses (gratuitous ARP).
     pub announce: bool,
+    /// Also set `ndisc_notify` (a sysctl) when there are IPv6 addresses, so
+    /// they are announced (unsolicited NA): on an underlay (macvlan)
+    /// neighbours and switches learn the new MAC at once.
+    pub announce_v6: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { dad: false, dad_timeout: Duration::from_secs(10), announce: false }
+        Options { dad: false, dad_timeout: Duration::from_secs(10), announce: false, announce_v6: false }
     }
 }
 
@@ -106,9 +109,15 @@ pub fn configure(
     opts: &Options,
 ) -> Result<()> {
     let plan = plan(result, iface, index);
-    ns.enter(|| sysctls(ifname, &plan, opts))??;
+    if opts.announce {
+        // Best effort, as the reference: an announcement is an optimisation.
+        let _ = h.enable_arp_notify(index);
+    }
+    if plan.v6 && opts.announce_v6 {
+        let _ = ns.enter(|| sysctl::set(&sysctl::conf_key(Family::V6, ifname, "ndisc_notify"), "1"));
+    }
     for a in &plan.addresses {
-        match h.add_address(index, *a) {
+        match add_address(ns, h, index, ifname, *a, opts.dad) {
             Err(e) if !e.is_exists() => return Err(e),
             _ => {}
         }
@@ -127,39 +136,29 @@ pub fn configure(
     Ok(())
 }
 
-/// The per-interface sysctls, written from inside the namespace (one setns
-/// for all of them).
-fn sysctls(ifname: &str, plan: &Plan, opts: &Options) -> Result<()> {
-    let v6_present = std::path::Path::new("/proc/sys/net/ipv6").exists();
-    if opts.announce {
-        // Best effort, as the reference: an announcement is an optimisation.
-        let _ = sysctl::set(&sysctl::conf_key(Family::V4, ifname, "arp_notify"), "1");
-        if v6_present {
-            let _ = sysctl::set(&sysctl::conf_key(Family::V6, ifname, "ndisc_notify"), "1");
+/// Adds one address. IPv6 without DAD (the default) goes with
+/// `IFA_F_NODAD` rather than an `accept_dad` sysctl. A kernel refusing
+/// IPv6 because a runtime disabled it in the namespace (EACCES) gets it
+/// re-enabled on `lo` and the interface, then the address once more.
+fn add_address(ns: &Netns, h: &Handle, index: u32, ifname: &str, a: IpNetwork, dad: bool) -> Result<()> {
+    let add = || if a.is_ipv6() && !dad { h.add_address_nodad(index, a) } else { h.add_address(index, a) };
+    match add() {
+        Err(e) if a.is_ipv6() && e.errno == Some(libc::EACCES) => {
+            ns.enter(|| -> Result<()> {
+                for dev in ["lo", ifname] {
+                    sysctl::set(&sysctl::conf_key(Family::V6, dev, "disable_ipv6"), "0")?;
+                }
+                Ok(())
+            })??;
+            add()
         }
-    }
-    if !plan.v6 {
-        return Ok(());
-    }
-    if !v6_present {
-        return Err(Error::new(
+        Err(e) if a.is_ipv6() && e.errno == Some(libc::EAFNOSUPPORT) => Err(Error::new(
             crate::Kind::Unsupported,
-            format!("adding IPv6 addresses to {ifname:?}"),
-            "IPv6 is disabled in this kernel (no /proc/sys/net/ipv6)",
-        ));
+            format!("adding IPv6 address {a} to {ifname:?}"),
+            "IPv6 is disabled in this kernel",
+        )),
+        other => other,
     }
-    // A container runtime may have disabled IPv6; an address can't be added then.
-    for dev in ["lo", ifname] {
-        let key = sysctl::conf_key(Family::V6, dev, "disable_ipv6");
-        match sysctl::get(&key) {
-            Ok(v) if v != "0" => sysctl::set(&key, "0")?,
-            _ => {}
-        }
-    }
-    if !opts.dad {
-        sysctl::set(&sysctl::conf_key(Family::V6, ifname, "accept_dad"), "0")?;
-    }
-    Ok(())
 }
 
 /// Checks that link `index` (called `ifname`, seen through `h`) holds every

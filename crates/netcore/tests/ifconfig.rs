@@ -57,7 +57,7 @@ fn configure_puts_addresses_routes_and_sysctls_in_place() {
     run("ip", &["netns", "exec", &ns.name, "sysctl", "-qw", "net.ipv6.conf.c0.disable_ipv6=1"]);
     assert_eq!(ns.sysctl("net/ipv6/conf/c0/disable_ipv6"), "1");
     let res = dual_stack();
-    let opts = Options { announce: true, ..Options::default() };
+    let opts = Options { announce: true, announce_v6: true, ..Options::default() };
     ifconfig::configure(&ns.open(), &h, idx, "c0", &res, 0, &opts).unwrap();
 
     let a = addrs(&ns);
@@ -71,7 +71,8 @@ fn configure_puts_addresses_routes_and_sysctls_in_place() {
     let v6 = ns.ip_json(&["-6", "route", "show", "default"]);
     assert_eq!(v6[0]["gateway"], "fd05::1");
     assert_eq!(ns.sysctl("net/ipv6/conf/c0/disable_ipv6"), "0");
-    assert_eq!(ns.sysctl("net/ipv6/conf/c0/accept_dad"), "0");
+    let v6 = ns.ip_json(&["-6", "addr", "show", "dev", "c0", "scope", "global"]);
+    assert_eq!(v6[0]["addr_info"][0]["nodad"], true, "no DAD by default: {v6}");
     assert_eq!(ns.sysctl("net/ipv4/conf/c0/arp_notify"), "1");
     assert_eq!(ns.sysctl("net/ipv6/conf/c0/ndisc_notify"), "1");
 

@@ -125,7 +125,7 @@ fn attach(
             ip.interface = Some(0);
         }
         result.routes = lease.routes;
-        let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, ..Default::default() };
+        let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, announce_v6: true, ..Default::default() };
         ifconfig::configure(ns, ch, link.index, &ctx.ifname, &result, 0, &opts)?;
         Ok(result)
     })

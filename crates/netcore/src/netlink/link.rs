@@ -332,6 +332,25 @@ impl Handle {
         )
     }
 
+    /// Turns the link's IPv4 `arp_notify` on through netlink
+    /// (`IFLA_INET_CONF`), so bringing it up announces its address, without
+    /// the cost of a first `/proc/sys/net` access in a fresh namespace.
+    /// (The request format carries only non-zero values: there is no "off".)
+    pub fn enable_arp_notify<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<()> {
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, InetDevConf, LinkAttribute};
+        let id = id.into();
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        self.change_link(
+            id,
+            || format!("turning arp_notify on for {id}"),
+            |m| {
+                m.attributes
+                    .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])]))
+            },
+        )
+    }
+
     /// Turns promiscuous mode on or off (bridge `promiscMode`, tuning `promisc`).
     pub fn set_promisc<'a>(&self, id: impl Into<LinkId<'a>>, on: bool) -> Result<()> {
         let id = id.into();
