@@ -187,7 +187,10 @@ pub fn run(opts: &Options) -> BenchResult {
     scenarios.retain(|s| opts.only.is_empty() || opts.only.iter().any(|o| o == s.name));
     let setup = (|| -> Result<(), String> {
         if opts.n == 0 || opts.n > MAX_N {
-            return Err(format!("N={} is outside 1..={MAX_N}", opts.n));
+            return Err(format!(
+                "N={} is outside 1..={MAX_N} (a Linux bridge holds at most {MAX_N} ports: one per container)",
+                opts.n
+            ));
         }
         suite::snapshot_binaries(&opts.ours_dir, &bench.suites.ours, scenarios::PLUGINS)?;
         if opts.reference_dir.is_dir() {

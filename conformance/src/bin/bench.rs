@@ -67,6 +67,12 @@ fn main() {
         Options { n, quick, ours_dir: ours, reference_dir: reference, only, repo: Some(repo), command, progress: true };
     let result = run(&opts);
     print!("{}", report::text(&result));
+    // A run that measured nothing keeps the files of the last one that did.
+    let measured = result.scenarios.iter().any(|s| s.columns.iter().any(|c| !c.add_ms.is_empty()));
+    if !measured {
+        eprintln!("bench: nothing was measured; {} left as it was", out.display());
+        std::process::exit(1);
+    }
     match outputs::write(&result, &out) {
         Ok(w) => {
             println!("json: {}", w.json.display());
