@@ -133,17 +133,26 @@ fn panel(s: &mut String, x0: f64, y0: f64, title: &str, cols: &[(&Column, &[f64]
             .collect();
         let _ =
             writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#, line(&thinned));
-        let ly = y0 + 14.0 + i as f64 * 14.0;
+    }
+    // The legend on the title line, right-aligned, clear of the lines.
+    let mut lx = x0 + PANEL_W;
+    for (i, (c, _)) in cols.iter().enumerate().rev() {
+        lx -= 26.0 + 6.5 * c.label.chars().count() as f64;
+        let color = COLORS[i % COLORS.len()];
         let _ = writeln!(
             s,
-            r#"<rect x="{:.1}" y="{:.1}" width="12" height="3" fill="{color}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            x0 + PANEL_W - 110.0,
-            ly - 4.0,
-            x0 + PANEL_W - 94.0,
-            ly,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="3" fill="{color}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            y0 - 12.0,
+            lx + 16.0,
+            y0 - 8.0,
             esc(&c.label)
         );
     }
+}
+
+/// A scenario's title without its parenthesised detail, for a panel.
+fn short(title: &str) -> &str {
+    title.split(" (").next().unwrap_or(title)
 }
 
 /// The whole picture for a run; `None` when no scenario has figures.
@@ -183,8 +192,8 @@ pub fn svg(r: &BenchResult) -> Option<String> {
         let y0 = top + i as f64 * row_h + TITLE;
         let adds: Vec<(&Column, &[f64])> = sc.columns.iter().map(|c| (c, c.add_ms.as_slice())).collect();
         let dels: Vec<(&Column, &[f64])> = sc.columns.iter().map(|c| (c, c.del_ms.as_slice())).collect();
-        panel(&mut s, LEFT, y0, &format!("{}: ADD", sc.title), &adds, n);
-        panel(&mut s, LEFT + PANEL_W + GAP, y0, &format!("{}: DEL", sc.title), &dels, n);
+        panel(&mut s, LEFT, y0, &format!("{}: ADD", short(&sc.title)), &adds, n);
+        panel(&mut s, LEFT + PANEL_W + GAP, y0, &format!("{}: DEL", short(&sc.title)), &dels, n);
     }
     s.push_str("</svg>\n");
     Some(s)

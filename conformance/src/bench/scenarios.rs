@@ -185,7 +185,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "vxlan",
-            title: "vxlan overlay, ours only: 1 peer vs 100 peers",
+            title: "vxlan overlay (ours only; 1 peer vs 100 peers)",
             network: "bench-vx",
             plugins: vec!["vxlan", "host-local"],
             timed_plugin: None,
