@@ -110,7 +110,7 @@ fn panel(s: &mut String, x0: f64, y0: f64, title: &str, cols: &[(&Column, &[f64]
         let _ =
             writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, px(k.max(1)), y0 + PANEL_H + 16.0);
     }
-    for (i, (c, v)) in cols.iter().enumerate() {
+    for (i, (_, v)) in cols.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let line = |pts: &[(usize, f64)]| -> String {
             pts.iter().map(|(k, ms)| format!("{:.0},{:.0}", px(*k), py(*ms))).collect::<Vec<_>>().join(" ")
