@@ -116,9 +116,17 @@ fn describe_fdb(mac: &Mac, dst: Option<IpAddr>, index: u32) -> String {
 }
 
 impl Handle {
-    fn neighbour_dump(&self, family: AddressFamily, what: &str) -> Result<Vec<NeighbourMessage>> {
+    fn neighbour_dump(&self, family: AddressFamily, index: u32, what: &str) -> Result<Vec<NeighbourMessage>> {
         let mut m = NeighbourMessage::default();
         m.header.family = family;
+        // With strict checking (see transport) the kernel dumps only this
+        // device: the FDB filter is the header's index, the neighbour
+        // filter an NDA_IFINDEX attribute.
+        if family == AddressFamily::Bridge {
+            m.header.ifindex = index;
+        } else {
+            m.attributes.push(NeighbourAttribute::IfIndex(index));
+        }
         let replies = self.dump(RouteNetlinkMessage::GetNeighbour(m), || what.to_string())?;
         Ok(replies
             .into_iter()
@@ -153,7 +161,7 @@ impl Handle {
 
     /// The ARP and NDP entries of link `index`.
     pub fn neighs(&self, index: u32) -> Result<Vec<Neigh>> {
-        let msgs = self.neighbour_dump(AddressFamily::Unspec, "listing neighbours")?;
+        let msgs = self.neighbour_dump(AddressFamily::Unspec, index, "listing neighbours")?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.ifindex == index)
@@ -192,7 +200,7 @@ impl Handle {
 
     /// The FDB entries of link `index` (a vxlan device or a bridge port).
     pub fn fdb(&self, index: u32) -> Result<Vec<FdbEntry>> {
-        let msgs = self.neighbour_dump(AddressFamily::Bridge, "listing FDB entries")?;
+        let msgs = self.neighbour_dump(AddressFamily::Bridge, index, "listing FDB entries")?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.ifindex == index)
@@ -260,6 +268,25 @@ mod tests {
         assert_eq!(got[0].ip, "10.244.3.0".parse::<IpAddr>().unwrap());
         assert_eq!(got[0].mac, Some(MAC));
         assert!(got[0].permanent);
+    }
+
+    #[test]
+    fn dumps_for_one_device_ask_the_kernel_to_filter() {
+        let rec = Recorder::new();
+        rec.reply(Ok(vec![]));
+        rec.reply(Ok(vec![]));
+        let h = rec.handle();
+        h.fdb(4).unwrap();
+        h.neighs(5).unwrap();
+        let reqs = rec.requests();
+        match (&reqs[0].msg, &reqs[1].msg) {
+            (RouteNetlinkMessage::GetNeighbour(f), RouteNetlinkMessage::GetNeighbour(n)) => {
+                assert_eq!(f.header.ifindex, 4, "FDB: the bridge-port filter is the header's index");
+                assert_eq!(n.header.ifindex, 0, "strict checking refuses an index in the header");
+                assert!(n.attributes.contains(&NeighbourAttribute::IfIndex(5)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
