@@ -185,31 +185,42 @@ pub fn remove_stale_veths(host: &Handle, bridge: &str, live: &std::collections::
 /// Adds to a batch the removal of one attachment's nftables elements.
 pub type ElementRemoval<'a> = dyn Fn(&crate::nft::Socket, &mut crate::nft::Batch) -> Result<()> + Sync + 'a;
 
-/// DEL's kernel half for a container on a bridge: deletes the veth pair
-/// and, beside it, commits one nftables batch that `elements` fills with
-/// the attachment's elements. Both wait for RCU grace periods in the
-/// kernel (the veth deletion; the closing of a socket that deleted
-/// elements), so running them together halves DEL. Every failure is
-/// returned; nothing stops at the first.
-pub fn detach(network: &str, container_id: &str, ifname: &str, elements: Option<&ElementRemoval<'_>>) -> Vec<Error> {
+/// DEL's kernel half for a container on a bridge: commits one nftables
+/// batch that `elements` fills with the attachment's elements, in a thread
+/// started first; runs `meanwhile` (the IPAM DEL) and deletes the veth pair
+/// in this one; only then lets the nftables socket close. The kernel frees
+/// deleted elements after an RCU grace period and makes a closing nftables
+/// socket wait for that; started early and closed last, that wait overlaps
+/// the veth deletion's own grace periods instead of adding to them.
+/// Every failure is returned; nothing stops at the first.
+pub fn detach(
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+    elements: Option<&ElementRemoval<'_>>,
+    meanwhile: impl FnOnce() -> Vec<cni::Error>,
+) -> Vec<cni::Error> {
     std::thread::scope(|s| {
+        let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
         let nft = elements.map(|fill| {
             s.spawn(move || -> Result<()> {
                 let sock = crate::nft::Socket::open()?;
                 let mut batch = crate::nft::Batch::new();
                 fill(&sock, &mut batch)?;
-                sock.commit(&batch)
+                let committed = sock.commit(&batch);
+                // Hold the socket open until the veth is gone.
+                let _ = close_rx.recv();
+                committed
             })
         });
-        let mut errors: Vec<Error> = Handle::new()
-            .and_then(|host| detach_veth(&host, network, container_id, ifname).map(drop))
-            .err()
-            .into_iter()
-            .collect();
+        let mut errors = meanwhile();
+        let veth = Handle::new().and_then(|host| detach_veth(&host, network, container_id, ifname).map(drop));
+        errors.extend(veth.err().map(cni::Error::from));
+        drop(close_tx);
         if let Some(t) = nft {
             match t.join() {
-                Ok(r) => errors.extend(r.err()),
-                Err(_) => errors.push(Error::other("removing nftables elements", "the worker thread panicked")),
+                Ok(r) => errors.extend(r.err().map(cni::Error::from)),
+                Err(_) => errors.push(cni::Error::plugin("removing nftables elements: the worker thread panicked")),
             }
         }
         errors

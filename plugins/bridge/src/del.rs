@@ -12,10 +12,7 @@ use netcore::{attach, ipam, masq};
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
-    let mut errors: Vec<Error> = Vec::new();
-    if let Some(t) = ipam::configured(ctx)? {
-        errors.extend(ipam::forward(ctx, &t, Command::Del).err());
-    }
+    let ipam_type = ipam::configured(ctx)?;
     let remove = |sock: &Socket, batch: &mut Batch| -> netcore::Result<()> {
         if conf.ip_masq {
             masq::del_container_into(sock, batch, &owner)?;
@@ -26,8 +23,10 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
         Ok(())
     };
     let nft = conf.ip_masq || conf.macspoofchk;
-    let detached = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, nft.then_some(&remove));
-    errors.extend(detached.into_iter().map(Error::from));
+    // IPAM first in this thread (the address is released whatever else
+    // fails), while the nftables removal already runs beside it.
+    let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();
+    let errors = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, nft.then_some(&remove), release);
     for e in &errors {
         log::warn!("DEL: {e}");
     }

@@ -14,13 +14,12 @@ use netcore::{attach, ipam, masq};
 /// Runs DEL: every step is tried; the first failure is reported after.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
-    let mut errors: Vec<Error> = Vec::new();
-    errors.extend(ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Del, &conf.ipam.stdin).err());
     // Also when ipMasq is off now: it may have been on at ADD.
     let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
     let remove = |sock: &Socket, batch: &mut Batch| masq::del_container_into(sock, batch, &owner).map(drop);
-    let detached = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, Some(&remove));
-    errors.extend(detached.into_iter().map(Error::from));
+    let release =
+        || ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Del, &conf.ipam.stdin).err().into_iter().collect();
+    let errors = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, Some(&remove), release);
     for e in &errors {
         log::warn!("DEL: {e}");
     }
