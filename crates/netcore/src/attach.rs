@@ -79,14 +79,14 @@ pub struct Attached {
 }
 
 /// Creates the pair with the container end made directly in the container
-/// (no move between namespaces), enslaves the host end to `bridge` and
-/// brings it up. A stale host end of this same attachment (a killed ADD)
-/// is replaced. On failure the pair is removed again.
+/// (no move between namespaces) and the host end enslaved to `bridge` and
+/// up in the same request. A stale host end of this same attachment (a
+/// killed ADD) is replaced. On failure the pair is removed again. Each
+/// rtnetlink request costs ~1 ms on a host with 1,000 containers, so this
+/// makes as few as it can: create, read the two ends, and port flags only
+/// when asked for.
 pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_>) -> Result<Attached> {
     let name = host_veth_name(a.network, a.container_id, a.ifname);
-    if let Some(stale) = host.link_by_name(&name)? {
-        host.delete_link(stale.index)?;
-    }
     let spec = VethSpec {
         name: &name,
         peer_name: a.ifname,
@@ -94,18 +94,27 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
         mtu: a.mtu,
         mac: None,
         peer_mac: a.mac,
-        up: false,
+        up: true,
+        master: Some(bridge.index),
     };
-    let veth = host.create_veth(&spec)?;
+    let veth = match host.create_veth(&spec) {
+        Err(e) if e.is_exists() => match host.link_by_name(&name)? {
+            // Our own leftover (the name is derived from the attachment).
+            Some(stale) => {
+                host.delete_link(stale.index)?;
+                host.create_veth(&spec)?
+            }
+            // The container already has an interface of that name.
+            None => return Err(e),
+        },
+        other => other?,
+    };
     let done = (|| {
-        host.set_master(veth.index, bridge.index)?;
         if a.port != BridgePortFlags::default() {
             host.set_bridge_port(veth.index, &a.port)?;
         }
-        host.set_up(veth.index)?;
         let container = ctr.link(a.ifname)?;
-        let host_end = host.link(veth.index)?;
-        Ok(Attached { host: host_end, container })
+        Ok(Attached { host: veth.clone(), container })
     })();
     if done.is_err() {
         let _ = host.delete_link(veth.index);

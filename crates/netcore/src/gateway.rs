@@ -45,39 +45,45 @@ fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
 }
 
 /// Puts `gw` on the bridge. An address already there is success (many
-/// ADDs race here). Another address of the family that would conflict
-/// (IPv4: any other; IPv6: an overlapping prefix) is an error unless
-/// `force`, which replaces it, as the reference's `forceAddress`.
+/// ADDs race here, and every ADD after the first lands here: one request,
+/// no listing). When the address is new, another address of the family
+/// that would conflict (IPv4: any other; IPv6: an overlapping prefix) is
+/// an error, and `gw` is taken off again, unless `force`, which replaces
+/// it instead, as the reference's `forceAddress`.
 pub fn ensure_address(h: &Handle, bridge: &Link, gw: IpNetwork, force: bool) -> Result<(), Error> {
-    let existing = h.addresses(bridge.index)?;
-    if existing.iter().any(|a| a.net == gw) {
-        return Ok(());
-    }
-    for a in existing.iter().filter(|a| a.net.is_ipv4() == gw.is_ipv4()) {
-        if a.net.is_ipv6()
-            && (!overlaps(&a.net, &gw) || matches!(a.net.ip(), std::net::IpAddr::V6(v6) if v6.is_unicast_link_local()))
-        {
-            continue;
-        }
-        if !force {
-            return Err(Error::plugin(format!(
-                "bridge {:?} already has an IP address different from {gw}: {}",
-                bridge.name, a.net
-            ))
-            .with_details("set forceAddress to replace it"));
-        }
-        match h.del_address(bridge.index, a.net) {
-            Err(e) if !e.is_not_found() => return Err(e.into()),
-            _ => {}
-        }
-    }
     // The gateway must answer at once; a tentative IPv6 address would drop
     // the containers' first packets for a second or two.
     let added = if gw.is_ipv6() { h.add_address_nodad(bridge.index, gw) } else { h.add_address(bridge.index, gw) };
     match added {
-        Err(e) if !e.is_exists() => Err(e.into()),
-        _ => Ok(()),
+        Err(e) if e.is_exists() => return Ok(()),
+        Err(e) => return Err(e.into()),
+        Ok(()) => {}
     }
+    let conflicting: Vec<IpNetwork> = h
+        .addresses(bridge.index)?
+        .into_iter()
+        .map(|a| a.net)
+        .filter(|n| *n != gw && n.is_ipv4() == gw.is_ipv4())
+        .filter(|n| {
+            n.is_ipv4() || (overlaps(n, &gw) && !matches!(n.ip(), IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        })
+        .collect();
+    let Some(first) = conflicting.first() else { return Ok(()) };
+    if !force {
+        let _ = h.del_address(bridge.index, gw);
+        return Err(Error::plugin(format!(
+            "bridge {:?} already has an IP address different from {gw}: {first}",
+            bridge.name
+        ))
+        .with_details("set forceAddress to replace it"));
+    }
+    for n in &conflicting {
+        match h.del_address(bridge.index, *n) {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Turns forwarding on for the family (only ever on, never off: other

@@ -118,9 +118,6 @@ impl Env<'_> {
                 gateway::ensure_gateways(self.host, br, &result.ips, conf.force_address)?;
             }
         }
-        // The container end's MAC may only be known now (random).
-        let container = self.ctr.link(attached.container.index)?;
-        result.interfaces[2].mac = container.mac_string();
         let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
         let mut batch = Batch::new();
         let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
@@ -133,7 +130,7 @@ impl Env<'_> {
             isolation::ensure(&mut batch, &ctx.conf.name, &conf.bridge)?;
         }
         if conf.macspoofchk {
-            let mac = container.mac.ok_or_else(|| {
+            let mac = attached.container.mac.ok_or_else(|| {
                 Error::plugin(format!("macspoofchk: interface {:?} has no Ethernet address", ctx.ifname))
             })?;
             spoofchk::add(&mut batch, &owner, &attached.host.name, mac)?;

@@ -123,9 +123,6 @@ impl Env<'_> {
             masq::add_container(&mut batch, &ctx.conf.name, &owner, &ips)?;
             batch.commit()?;
         }
-        if let Some(l) = self.ctr.link_by_index(attached.container.index)? {
-            result.interfaces[2].mac = l.mac_string();
-        }
         Ok(result)
     }
 }

@@ -36,6 +36,9 @@ pub struct VethSpec<'a> {
     pub peer_mac: Option<Mac>,
     /// Create the host end already up (saves one request).
     pub up: bool,
+    /// Enslave the host end to this bridge at creation (`IFLA_MASTER`;
+    /// saves one request, each of which costs ~1 ms with 1,000 links).
+    pub master: Option<u32>,
 }
 
 /// A bridge to create if missing.
@@ -201,7 +204,8 @@ pub(crate) fn veth_msg(s: &VethSpec<'_>) -> Result<LinkMessage> {
     if let Some(ns) = s.peer_netns {
         peer.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
     }
-    let m = base(s.name, s.mtu, s.mac, s.up)?;
+    let mut m = base(s.name, s.mtu, s.mac, s.up)?;
+    m.attributes.extend(s.master.map(LinkAttribute::Controller));
     Ok(with_info(m, InfoKind::Veth, Some(InfoData::Veth(InfoVeth::Peer(peer)))))
 }
 
