@@ -110,6 +110,18 @@ impl Context {
         self.prev_result()?.ok_or_else(|| Error::invalid_config("Required prevResult missing"))
     }
 
+    /// The container MAC the runtime asked for, with where it came from, in
+    /// the reference's precedence: `runtimeConfig.mac` > `args.cni.mac` >
+    /// `CNI_ARGS MAC` (empty values count as absent). Plugins parse it.
+    pub fn requested_mac(&self) -> Result<Option<(&'static str, String)>, Error> {
+        let candidates = [
+            ("runtimeConfig.mac", self.conf.runtime_config()?.mac),
+            ("args.cni.mac", self.conf.args_cni()?.mac),
+            ("CNI_ARGS MAC", self.args.get("MAC").map(str::to_string)),
+        ];
+        Ok(candidates.into_iter().find_map(|(src, m)| m.filter(|m| !m.is_empty()).map(|m| (src, m))))
+    }
+
     /// GC's list of live attachments: `cni.dev/valid-attachments`, or the
     /// legacy `cni.dev/attachments`. `None` when neither key is present,
     /// which GC must read as "remove nothing".

@@ -140,17 +140,7 @@ fn trunk_ids(entries: &[TrunkEntry]) -> Result<Vec<u16>, Error> {
 
 /// The container MAC: `runtimeConfig.mac` > `args.cni.mac` > `CNI_ARGS MAC`.
 fn requested_mac(ctx: &Context) -> Result<Option<Mac>, Error> {
-    let rc = ctx.conf.runtime_config()?;
-    let args = ctx.conf.args_cni()?;
-    let (field, text) = if let Some(m) = rc.mac {
-        ("runtimeConfig.mac", m)
-    } else if let Some(m) = args.mac {
-        ("args.cni.mac", m)
-    } else if let Some(m) = ctx.args.get("MAC") {
-        ("CNI_ARGS MAC", m.to_string())
-    } else {
-        return Ok(None);
-    };
+    let Some((field, text)) = ctx.requested_mac()? else { return Ok(None) };
     parse_mac(&text).map(Some).ok_or_else(|| bad(field, format!("{text:?} is not a MAC address")))
 }
 

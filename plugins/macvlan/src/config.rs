@@ -79,15 +79,9 @@ impl MacvlanConf {
         };
 
         let cfg_mac: String = field(raw, "mac")?;
-        let env_mac = ctx.args.get("MAC").unwrap_or_default();
-        let args_mac = ctx.conf.args_cni()?.mac.unwrap_or_default();
-        let rt_mac = ctx.conf.runtime_config()?.mac.unwrap_or_default();
-        let mac = if !rt_mac.is_empty() {
-            Some(mac_from("runtimeConfig.mac", &rt_mac, Error::invalid_config)?)
-        } else if !args_mac.is_empty() {
-            Some(mac_from("args.cni.mac", &args_mac, Error::invalid_config)?)
-        } else if !env_mac.is_empty() {
-            Some(mac_from("CNI_ARGS MAC", env_mac, Error::invalid_env)?)
+        let mac = if let Some((src, text)) = ctx.requested_mac()? {
+            let err = if src == "CNI_ARGS MAC" { Error::invalid_env } else { Error::invalid_config };
+            Some(mac_from(src, &text, err)?)
         } else if !cfg_mac.is_empty() {
             Some(mac_from("field \"mac\"", &cfg_mac, Error::invalid_config)?)
         } else {
