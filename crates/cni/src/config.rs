@@ -12,10 +12,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// Deserialises `v`, naming the offending field in the code-7 error
+/// Deserialises `v` with Go's key matching ([`crate::gojson`]), naming the
+/// offending field in the code-7 error
 /// (`field "mtu": invalid type: string "big", expected i64`).
 pub fn from_value<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, Error> {
-    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+    crate::gojson::from_value_with_path(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
@@ -236,7 +237,7 @@ impl NetConf {
 
     /// `args.cni`, or empty when absent.
     pub fn args_cni(&self) -> Result<ArgsCni, Error> {
-        let Some(cni) = self.args.as_ref().and_then(|a| a.get("cni")) else {
+        let Some(cni) = self.args.as_ref().and_then(|a| crate::gojson::get(a, "cni")) else {
             return Ok(ArgsCni::default());
         };
         from_value(cni, "args.cni")
@@ -278,8 +279,8 @@ impl NetConfList {
         let v: Value =
             serde_json::from_slice(bytes).map_err(|e| Error::decode(format!("error parsing configuration: {e}")))?;
         if single {
-            let name = v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let version = v.get("cniVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = crate::gojson::get(&v, "name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let version = crate::gojson::get(&v, "cniVersion").and_then(Value::as_str).unwrap_or_default().to_string();
             let list = NetConfList {
                 cni_version: version,
                 cni_versions: Vec::new(),
@@ -292,7 +293,7 @@ impl NetConfList {
             return Ok(list);
         }
         let list: NetConfList =
-            serde_json::from_value(v).map_err(|e| Error::invalid_config(format!("invalid conflist: {e}")))?;
+            crate::gojson::from_value(&v).map_err(|e| Error::invalid_config(format!("invalid conflist: {e}")))?;
         list.validate()?;
         Ok(list)
     }
@@ -303,7 +304,7 @@ impl NetConfList {
             return Err(Error::invalid_config(format!("network {:?}: \"plugins\" is empty", self.name)));
         }
         for (i, p) in self.plugins.iter().enumerate() {
-            let t = p.get("type").and_then(Value::as_str).unwrap_or_default();
+            let t = crate::gojson::get(p, "type").and_then(Value::as_str).unwrap_or_default();
             validate::plugin_type(&format!("plugins[{i}].type"), t)?;
         }
         Ok(())
@@ -327,7 +328,7 @@ impl NetConfList {
 
     /// The capabilities a plugin declared (`"capabilities": {"portMappings": true}`).
     pub fn declared_capabilities(plugin: &Value) -> BTreeMap<String, bool> {
-        plugin.get("capabilities").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default()
+        crate::gojson::get(plugin, "capabilities").and_then(|c| crate::gojson::from_value(c).ok()).unwrap_or_default()
     }
 }
 

@@ -172,8 +172,8 @@ impl CniResult {
     /// expects (the config's); a result whose own `cniVersion` is of another
     /// shape is refused, as the reference refuses it.
     pub fn parse(value: &Value, declared: Version) -> Result<CniResult, Error> {
-        let any: AnyResult = serde_json::from_value(value.clone())
-            .map_err(|e| Error::decode(format!("could not parse prevResult: {e}")))?;
+        let any: AnyResult =
+            crate::gojson::from_value(value).map_err(|e| Error::decode(format!("could not parse prevResult: {e}")))?;
         if let Some(v) = any.cni_version.as_deref().filter(|v| !v.is_empty()) {
             let own = Version::parse(v)
                 .ok_or_else(|| Error::decode(format!("could not parse prevResult: unknown cniVersion {v:?}")))?;

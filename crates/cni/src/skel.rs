@@ -6,8 +6,8 @@ use crate::args::CniArgs;
 use crate::config::{Attachment, NetConf};
 use crate::error::{code, Error};
 use crate::result::{pretty, CniResult};
-use crate::validate;
 use crate::version::{Version, CURRENT, SUPPORTED};
+use crate::{gojson, validate};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -126,10 +126,11 @@ impl Context {
     /// legacy `cni.dev/attachments`. `None` when neither key is present,
     /// which GC must read as "remove nothing".
     pub fn valid_attachments(&self) -> Result<Option<Vec<Attachment>>, Error> {
-        let v = self.raw.get("cni.dev/valid-attachments").or_else(|| self.raw.get("cni.dev/attachments"));
+        let v = gojson::get(&self.raw, "cni.dev/valid-attachments")
+            .or_else(|| gojson::get(&self.raw, "cni.dev/attachments"));
         match v {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
+            Some(v) => gojson::from_value(v)
                 .map(Some)
                 .map_err(|e| Error::invalid_config(format!("invalid cni.dev/valid-attachments: {e}"))),
         }
@@ -241,7 +242,7 @@ pub fn build_context(
     if !raw.is_object() {
         return Err((Error::decode("error unmarshall network config: not a JSON object"), current));
     }
-    let version_str = match raw.get("cniVersion") {
+    let version_str = match gojson::get(&raw, "cniVersion") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err((Error::decode("field \"cniVersion\" must be a string"), current)),
@@ -250,7 +251,7 @@ pub fn build_context(
     let label = version.as_str().to_string();
     let with_label = |e: Error| (e, label.clone());
 
-    let conf: NetConf = serde_json::from_value(raw.clone())
+    let conf: NetConf = gojson::from_value(&raw)
         .map_err(|e| with_label(Error::decode(format!("error unmarshall network config: {e}"))))?;
     validate::network_name(&conf.name).map_err(with_label)?;
     validate::plugin_type("type", &conf.plugin_type).map_err(with_label)?;

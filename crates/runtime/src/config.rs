@@ -77,7 +77,7 @@ pub fn conflist_from_bytes(bytes: &[u8], dir: Option<&Path>) -> crate::Result<Ne
             return Err(Error::invalid_config(format!("invalid value {other} for loadOnlyInlinedPlugins")));
         }
     };
-    let name = obj.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = cni::gojson::member(obj, "name").and_then(Value::as_str).unwrap_or_default().to_string();
     if let (Some(dir), false) = (dir, inlined_only) {
         validate::network_name(&name)?;
         let extra = conf_files(&dir.join(&name), &["conf"])?;

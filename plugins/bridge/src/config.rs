@@ -283,4 +283,21 @@ mod tests {
         assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 1]));
         assert!(load(&ctx(json!({}), "MAC=zz")).unwrap_err().msg.contains("MAC"));
     }
+
+    /// Go's decoder matches keys in any case; so do we (any re-casing of
+    /// every key decodes to the same options).
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = json!({
+            "bridge": "br-x", "isGateway": true, "isDefaultGateway": true, "forceAddress": true,
+            "ipMasq": true, "ipMasqBackend": "nftables", "mtu": 1400, "hairpinMode": false,
+            "promiscMode": true, "enabledad": true, "macspoofchk": true, "portIsolation": true,
+            "isolation": true, "args": {"cni": {"mac": "02:00:00:00:00:09"}}
+        });
+        let want = format!("{:?}", load(&ctx(full.clone(), "")).unwrap());
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(format!("{:?}", load(&ctx(folded.clone(), "")).unwrap()), want, "{folded}");
+        }
+    }
 }

@@ -77,7 +77,7 @@ pub fn ingress_policy(s: &str) -> Result<IngressPolicy, Error> {
 
 /// Reads and validates the options.
 pub fn load(ctx: &Context) -> Result<FirewallConf, Error> {
-    let raw: Raw = serde_json::from_value(ctx.raw.clone()).map_err(|e| bad(format!("invalid config: {e}")))?;
+    let raw: Raw = cni::gojson::from_value(&ctx.raw).map_err(|e| bad(format!("invalid config: {e}")))?;
     if raw.admin_chain.len() > 28 || raw.admin_chain.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad(format!(
             "invalid iptablesAdminChainName {:?}: an iptables chain name has at most 28 characters and no spaces",
@@ -108,5 +108,29 @@ mod tests {
         assert_eq!(ingress_policy("open").unwrap(), IngressPolicy::Open);
         assert_eq!(ingress_policy("same-bridge").unwrap(), IngressPolicy::SameBridge);
         assert!(ingress_policy("closed").unwrap_err().msg.contains("ingress policy"));
+    }
+
+    /// Go's decoder matches keys in any case; so do we.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "n", "type": "firewall", "backend": "firewalld",
+            "ingressPolicy": "same-bridge", "iptablesAdminChainName": "ADMIN", "firewalldZone": "trusted"
+        });
+        let show = |v: &serde_json::Value| {
+            let env = |k: &str| match k {
+                "CNI_CONTAINERID" => Some("c1".to_string()),
+                "CNI_NETNS" => Some("/run/netns/x".to_string()),
+                "CNI_IFNAME" => Some("eth0".to_string()),
+                _ => None,
+            };
+            let ctx = cni::skel::build_context(&env, &mut v.to_string().as_bytes(), cni::Command::Add).unwrap();
+            format!("{:?}", load(&ctx).unwrap())
+        };
+        let want = show(&full);
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(show(&folded), want, "{folded}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 use crate::range::{canonical, RangeSet};
 use cni::config::IpRange;
 use cni::result::Route;
-use cni::{limits, validate, Context, Error, Version};
+use cni::{gojson, limits, validate, Context, Error, Version};
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,16 +82,16 @@ impl Config {
         if !matches!((one.next(), one.next()), (Some(Component::Normal(_)), None)) {
             return Err(Error::invalid_config(format!("network name {network:?} is not a single path component")));
         }
-        let ipam = match ctx.raw.get("ipam") {
+        let ipam = match gojson::get(&ctx.raw, "ipam") {
             Some(v @ Value::Object(_)) => v,
             _ => return Err(Error::invalid_config("IPAM config missing 'ipam' key")),
         };
-        let data_dir = data_dir(ipam.get("dataDir"))?;
-        let runtime = ctx.raw.get("runtimeConfig");
-        let runtime_ranges = runtime.and_then(|r| r.get("ipRanges")).filter(|v| !v.is_null());
+        let data_dir = data_dir(gojson::get(ipam, "dataDir"))?;
+        let runtime = gojson::get(&ctx.raw, "runtimeConfig");
+        let runtime_ranges = runtime.and_then(|r| gojson::get(r, "ipRanges")).filter(|v| !v.is_null());
 
         if mode == Mode::Release {
-            let sets = serde_json::from_value::<IpamJson>(ipam.clone())
+            let sets = gojson::from_value::<IpamJson>(ipam)
                 .ok()
                 .and_then(|json| Self::sets(&json, runtime_ranges, ctx.version).ok())
                 .unwrap_or_default();
@@ -105,8 +105,8 @@ impl Config {
             });
         }
 
-        let json: IpamJson = serde_json::from_value(ipam.clone())
-            .map_err(|e| Error::invalid_config(format!("invalid ipam config: {e}")))?;
+        let json: IpamJson =
+            gojson::from_value(ipam).map_err(|e| Error::invalid_config(format!("invalid ipam config: {e}")))?;
         let sets = Self::sets(&json, runtime_ranges, ctx.version)?;
         let resolv_conf = match json.resolv_conf.as_deref() {
             None | Some("") => None,
@@ -125,7 +125,7 @@ impl Config {
     /// Builds and validates the range sets.
     fn sets(json: &IpamJson, runtime_ranges: Option<&Value>, version: Version) -> Result<Vec<RangeSet>, Error> {
         let mut raw: Vec<Vec<IpRange>> = match runtime_ranges {
-            Some(v) => serde_json::from_value(v.clone())
+            Some(v) => gojson::from_value(v)
                 .map_err(|e| Error::invalid_config(format!("invalid runtimeConfig.ipRanges: {e}")))?,
             None => Vec::new(),
         };
@@ -226,13 +226,16 @@ fn requested(ctx: &Context) -> Result<Vec<IpAddr>, Error> {
         }
     }
     let lists = [
-        ("args.cni.ips", ctx.raw.get("args").and_then(|a| a.get("cni")).and_then(|c| c.get("ips"))),
-        ("runtimeConfig.ips", ctx.raw.get("runtimeConfig").and_then(|r| r.get("ips"))),
+        (
+            "args.cni.ips",
+            gojson::get(&ctx.raw, "args").and_then(|a| gojson::get(a, "cni")).and_then(|c| gojson::get(c, "ips")),
+        ),
+        ("runtimeConfig.ips", gojson::get(&ctx.raw, "runtimeConfig").and_then(|r| gojson::get(r, "ips"))),
     ];
     for (field, value) in lists {
         let Some(value) = value.filter(|v| !v.is_null()) else { continue };
-        let items: Vec<String> = serde_json::from_value(value.clone())
-            .map_err(|e| Error::invalid_config(format!("invalid {field}: {e}")))?;
+        let items: Vec<String> =
+            gojson::from_value(value).map_err(|e| Error::invalid_config(format!("invalid {field}: {e}")))?;
         for item in items {
             let ip = parse_ip(&item)
                 .ok_or_else(|| Error::invalid_config(format!("invalid IP address {item:?} in {field}")))?;
@@ -412,5 +415,27 @@ mod tests {
         .unwrap();
         assert!(c.sets.is_empty());
         assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
+    }
+
+    /// Go's decoder matches keys in any case; so do we: `ipam`, its
+    /// ranges, routes, the `ipRanges` and `ips` capabilities and `args`.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = json!({
+            "cniVersion": "1.0.0", "name": "n", "type": "bridge",
+            "ipam": {
+                "type": "host-local", "dataDir": "/tmp/x", "resolvConf": "/etc/resolv.conf",
+                "ranges": [[{"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.10", "rangeEnd": "10.1.0.20", "gateway": "10.1.0.1"}]],
+                "routes": [{"dst": "0.0.0.0/0", "gw": "10.1.0.1"}]
+            },
+            "runtimeConfig": {"ipRanges": [[{"subnet": "10.2.0.0/24"}]], "ips": ["10.2.0.7"]},
+            "args": {"cni": {"ips": ["10.1.0.15"]}}
+        });
+        let show = |v: &Value| format!("{:?}", Config::load(&ctx(v.clone(), ""), Mode::Add).unwrap());
+        let want = show(&full);
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(show(&folded), want, "{folded}");
+        }
     }
 }

@@ -31,9 +31,9 @@ pub struct MacvlanConf {
 /// Decodes `key` of the config; absent or `null` gives the default, a value
 /// of the wrong type is code 7 naming the key.
 fn field<T: DeserializeOwned + Default>(raw: &Value, key: &str) -> Result<T, Error> {
-    match raw.get(key) {
+    match cni::gojson::get(raw, key) {
         None | Some(Value::Null) => Ok(T::default()),
-        Some(v) => serde_json::from_value(v.clone())
+        Some(v) => cni::gojson::from_value(v)
             .map_err(|e| Error::invalid_config(format!("invalid macvlan config: field {key:?} = {v}: {e}"))),
     }
 }
@@ -211,5 +211,20 @@ mod tests {
         assert!(e.msg.contains("\"mtu\"") && e.msg.contains("1500"), "{e}");
         load(r#","mtu":1500"#, "").unwrap().check_mtu("m0", 1500).unwrap();
         load("", "").unwrap().check_mtu("m0", 1500).unwrap();
+    }
+
+    /// Go's decoder matches keys in any case; so do we.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "n", "type": "macvlan", "master": "vethm", "mode": "private",
+            "mtu": 1400, "mac": "02:00:00:00:00:05", "linkInContainer": false, "bcqueuelen": 100, "enabledad": true
+        });
+        let show = |v: &serde_json::Value| format!("{:?}", MacvlanConf::load(&ctx(&v.to_string(), "")).unwrap());
+        let want = show(&full);
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(show(&folded), want, "{folded}");
+        }
     }
 }

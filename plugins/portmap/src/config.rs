@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn raw(v: serde_json::Value) -> Result<PortmapConf, Error> {
-        validate(serde_json::from_value(v).unwrap())
+        validate(cni::gojson::from_value(&v).unwrap())
     }
 
     #[test]
@@ -245,5 +245,19 @@ mod tests {
         assert!(!HostIp::AnyOf(IpFamily::V4).applies_to(IpFamily::V6));
         assert!(HostIp::Addr("fd00::1".parse().unwrap()).applies_to(IpFamily::V6));
         assert!(!HostIp::Addr("10.0.0.1".parse().unwrap()).applies_to(IpFamily::V6));
+    }
+
+    /// Go's decoder matches keys in any case; so do we.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = serde_json::json!({
+            "snat": false, "masqAll": true, "markMasqBit": 13,
+            "conditionsV4": ["ip saddr 10.0.0.0/8"], "conditionsV6": ["ip6 saddr fd00::/8"], "backend": "iptables"
+        });
+        let want = format!("{:?}", raw(full.clone()).unwrap());
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(format!("{:?}", raw(folded.clone()).unwrap()), want, "{folded}");
+        }
     }
 }

@@ -72,10 +72,10 @@ struct Options {
     txqlen: Option<i64>,
 }
 
+/// The keys besides [`Options`]; decoded from the same object as those
+/// (no `flatten`, which would bypass Go's key matching).
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
-    #[serde(flatten)]
-    own: Options,
     #[serde(rename = "dataDir", default)]
     data_dir: Option<String>,
     #[serde(default)]
@@ -95,7 +95,7 @@ fn bad(msg: String) -> Error {
 /// The state directory from `dataDir` (absolute) or the default. DEL uses
 /// only this, so a config whose other options went bad can still clean up.
 pub fn data_dir(ctx: &Context) -> Result<PathBuf, Error> {
-    let dir = ctx.raw.get("dataDir").and_then(|v| v.as_str()).unwrap_or_default();
+    let dir = cni::gojson::get(&ctx.raw, "dataDir").and_then(|v| v.as_str()).unwrap_or_default();
     parse_data_dir(dir)
 }
 
@@ -164,12 +164,13 @@ fn txqlen_from(from: &str, v: i64) -> Result<u32, Error> {
 
 /// Reads and validates every option; nothing is changed yet.
 pub fn load(ctx: &Context) -> Result<TuningConf, Error> {
-    let raw: Raw = serde_json::from_value(ctx.raw.clone()).map_err(|e| bad(format!("invalid config: {e}")))?;
+    let raw: Raw = cni::gojson::from_value(&ctx.raw).map_err(|e| bad(format!("invalid config: {e}")))?;
+    let own: Options = cni::gojson::from_value(&ctx.raw).map_err(|e| bad(format!("invalid config: {e}")))?;
     let args = raw.args.and_then(|a| a.cni).unwrap_or_default();
     let mut conf =
         TuningConf { data_dir: parse_data_dir(raw.data_dir.as_deref().unwrap_or_default())?, ..Default::default() };
 
-    let mut sysctl = raw.own.sysctl.unwrap_or_default();
+    let mut sysctl = own.sysctl.unwrap_or_default();
     sysctl.extend(args.sysctl.unwrap_or_default());
     if sysctl.len() > MAX_SYSCTLS {
         return Err(bad(format!("{} sysctls given, at most {MAX_SYSCTLS} are accepted", sysctl.len())));
@@ -182,7 +183,7 @@ pub fn load(ctx: &Context) -> Result<TuningConf, Error> {
 
     // MAC: config < CNI_ARGS < runtimeConfig < args.cni, as the reference.
     let mut mac = None;
-    if let Some(m) = raw.own.mac.as_deref().filter(|m| !m.is_empty()) {
+    if let Some(m) = own.mac.as_deref().filter(|m| !m.is_empty()) {
         mac = Some(mac_from("field \"mac\"", m, Error::invalid_config)?);
     }
     if let Some(m) = ctx.args.get("MAC").filter(|m| !m.is_empty()) {
@@ -196,18 +197,18 @@ pub fn load(ctx: &Context) -> Result<TuningConf, Error> {
     }
     conf.mac = mac;
 
-    conf.mtu = match (args.mtu, raw.own.mtu) {
+    conf.mtu = match (args.mtu, own.mtu) {
         (Some(v), _) => mtu_from("args.cni.mtu", v)?,
         (None, Some(v)) => mtu_from("field \"mtu\"", v)?,
         (None, None) => None,
     };
-    conf.txqlen = match (args.txqlen, raw.own.txqlen) {
+    conf.txqlen = match (args.txqlen, own.txqlen) {
         (Some(v), _) => Some(txqlen_from("args.cni.txQLen", v)?),
         (None, Some(v)) => Some(txqlen_from("field \"txQLen\"", v)?),
         (None, None) => None,
     };
-    conf.promisc = args.promisc.or(raw.own.promisc).unwrap_or(false);
-    conf.allmulti = args.allmulti.or(raw.own.allmulti);
+    conf.promisc = args.promisc.or(own.promisc).unwrap_or(false);
+    conf.allmulti = args.allmulti.or(own.allmulti);
     Ok(conf)
 }
 
@@ -299,5 +300,21 @@ mod tests {
         }
         let e = load(&ctx(base(json!({})), "MAC=nope")).unwrap_err();
         assert_eq!(e.code, 4);
+    }
+
+    /// Go's decoder matches keys in any case; sysctl names are data and
+    /// keep theirs.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = base(json!({
+            "sysctl": {"net.ipv4.conf.eth0.rp_filter": "1"}, "mac": "02:00:00:00:00:07", "mtu": 1400,
+            "promisc": true, "allmulti": true, "txQLen": 500, "dataDir": "/run/x",
+            "args": {"cni": {"mtu": 1300}}
+        }));
+        let want = format!("{:?}", load(&ctx(full.clone(), "")).unwrap());
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &["sysctl"]);
+            assert_eq!(format!("{:?}", load(&ctx(folded.clone(), "")).unwrap()), want, "{folded}");
+        }
     }
 }

@@ -124,9 +124,9 @@ pub fn bad(field: &str, msg: impl std::fmt::Display) -> Error {
 /// Decodes `key` of `raw`; absent or `null` is `None`, a wrong type is
 /// code 7 naming the key.
 fn field<T: DeserializeOwned>(raw: &Value, key: &str) -> Result<Option<T>, Error> {
-    match raw.get(key) {
+    match cni::gojson::get(raw, key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| bad(key, format!("{v}: {e}"))),
+        Some(v) => cni::gojson::from_value(v).map(Some).map_err(|e| bad(key, format!("{v}: {e}"))),
     }
 }
 
@@ -192,9 +192,11 @@ fn big_enough(field_name: &str, net: &IpNetwork) -> Result<(), Error> {
 fn ipam_ranges(ipam: &Map<String, Value>) -> Result<Vec<(IpNetwork, Option<IpAddr>)>, Error> {
     let mut out = Vec::new();
     let mut one = |where_: String, r: &Value| -> Result<(), Error> {
-        let s = r.get("subnet").and_then(Value::as_str).ok_or_else(|| bad(&where_, "a range needs a \"subnet\""))?;
+        let s = cni::gojson::get(r, "subnet")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&where_, "a range needs a \"subnet\""))?;
         let net = parse_net(&format!("{where_}.subnet"), s)?;
-        let gw = match r.get("gateway").and_then(Value::as_str) {
+        let gw = match cni::gojson::get(r, "gateway").and_then(Value::as_str) {
             None | Some("") => None,
             Some(g) => Some(
                 g.parse::<IpAddr>().map_err(|_| bad(&format!("{where_}.gateway"), format!("{g:?} is not an IP")))?,
@@ -203,10 +205,10 @@ fn ipam_ranges(ipam: &Map<String, Value>) -> Result<Vec<(IpNetwork, Option<IpAdd
         out.push((net, gw));
         Ok(())
     };
-    if ipam.get("subnet").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+    if cni::gojson::member(ipam, "subnet").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
         one("ipam".into(), &Value::Object(ipam.clone()))?;
     }
-    if let Some(sets) = ipam.get("ranges") {
+    if let Some(sets) = cni::gojson::member(ipam, "ranges") {
         let sets = sets.as_array().ok_or_else(|| bad("ipam.ranges", "must be a list of range sets"))?;
         for (i, set) in sets.iter().enumerate() {
             let set = set.as_array().ok_or_else(|| bad(&format!("ipam.ranges[{i}]"), "must be a list of ranges"))?;
@@ -225,12 +227,12 @@ fn ipam_ranges(ipam: &Map<String, Value>) -> Result<Vec<(IpNetwork, Option<IpAdd
 /// - `ipam` ranges alone: their subnets are this host's;
 /// - both: every range must lie inside the subnet of its family.
 fn host_subnets(raw: &Value) -> Result<(Vec<HostSubnet>, Map<String, Value>), Error> {
-    let mut ipam: Map<String, Value> = match raw.get("ipam") {
+    let mut ipam: Map<String, Value> = match cni::gojson::get(raw, "ipam") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(other) => return Err(bad("ipam", format!("{other} is not an object"))),
     };
-    match ipam.get("type") {
+    match cni::gojson::member(&ipam, "type") {
         None | Some(Value::Null) => {
             ipam.insert("type".into(), "host-local".into());
         }
@@ -241,7 +243,7 @@ fn host_subnets(raw: &Value) -> Result<(Vec<HostSubnet>, Map<String, Value>), Er
         Some(other) => return Err(bad("ipam.type", format!("{other} is not a string"))),
     }
     let ranges = ipam_ranges(&ipam)?;
-    let given = match raw.get("subnet") {
+    let given = match cni::gojson::get(raw, "subnet") {
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_nets("subnet", v)?),
     };
@@ -257,7 +259,7 @@ fn host_subnets(raw: &Value) -> Result<(Vec<HostSubnet>, Map<String, Value>), Er
                     ));
                 }
             }
-            if ranges.is_empty() && ipam.get("type").and_then(Value::as_str) == Some("host-local") {
+            if ranges.is_empty() && cni::gojson::member(&ipam, "type").and_then(Value::as_str) == Some("host-local") {
                 let sets: Vec<Value> = nets.iter().map(|n| json!([{ "subnet": n.to_string() }])).collect();
                 ipam.insert("ranges".into(), Value::Array(sets));
             }
@@ -320,7 +322,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
             Some(ip)
         }
     };
-    let cluster = match raw.get("clusterCIDR") {
+    let cluster = match cni::gojson::get(raw, "clusterCIDR") {
         None | Some(Value::Null) => return Err(bad("clusterCIDR", "missing: give the CIDR all hosts' subnets are in")),
         Some(v) => parse_nets("clusterCIDR", v)?,
     };
@@ -344,7 +346,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
     if bridge == vtep {
         return Err(bad("bridge", format!("{bridge:?} is the VTEP's name")));
     }
-    let peers = match (raw.get("peers").filter(|v| !v.is_null()), field::<String>(raw, "peersFile")?) {
+    let peers = match (cni::gojson::get(raw, "peers").filter(|v| !v.is_null()), field::<String>(raw, "peersFile")?) {
         (Some(_), Some(_)) => return Err(bad("peersFile", "give either peers (inline) or peersFile, not both")),
         (Some(v), None) => PeerSource::Inline(v.clone()),
         (None, Some(f)) if !f.is_empty() => PeerSource::File(PathBuf::from(f)),
@@ -352,7 +354,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
     };
     let mut stdin_conf = raw.clone();
     stdin_conf["ipam"] = Value::Object(ipam.clone());
-    let plugin = ipam.get("type").and_then(Value::as_str).unwrap_or("host-local").to_string();
+    let plugin = cni::gojson::member(&ipam, "type").and_then(Value::as_str).unwrap_or("host-local").to_string();
     Ok(VxConf {
         vni,
         port,
@@ -492,5 +494,26 @@ mod tests {
         assert!(c.in_cluster(&"10.244.9.0/24".parse().unwrap()));
         assert!(!c.in_cluster(&"0.0.0.0/0".parse().unwrap()));
         assert!(!c.in_cluster(&"fd00::/64".parse().unwrap()));
+    }
+
+    /// Our own options decode like every other plugin's: keys in any case.
+    #[test]
+    fn any_recasing_of_keys_decodes_the_same() {
+        let full = conf(json!({
+            "port": 4790, "underlayIP": "192.168.50.1", "mtu": 1400, "bridge": "vx-br", "ipMasq": true,
+            "isDefaultGateway": false, "hairpinMode": true, "enabledad": true,
+            "peers": [{"underlayIP": "192.168.50.2", "subnet": "10.244.2.0/24"}],
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/25", "gateway": "10.244.1.1"}]]}
+        }));
+        let show = |v: &Value| {
+            let c = from_raw(v).unwrap();
+            let flags = (c.ip_masq, c.is_default_gateway, c.hairpin_mode, c.enable_dad);
+            format!("{} {} {:?} {:?} {} {flags:?} {:?}", c.vni, c.port, c.underlay_ip, c.mtu, c.bridge, c.subnets)
+        };
+        let want = show(&full);
+        for seed in 0..64 {
+            let folded = cni::gojson::refold_keys(&full, seed, &[]);
+            assert_eq!(show(&folded), want, "{folded}");
+        }
     }
 }
