@@ -1,0 +1,389 @@
+//! The chaos run's world: a host namespace with a macvlan master, three
+//! networks (two sharing one Linux bridge and subnet), container slots,
+//! and what each operation does to them, as a runtime does it.
+
+use super::exec::{ChaosExec, KillPlan};
+use super::generator::{Op, Rng};
+use super::{Options, Report};
+use crate::fixture::Host;
+use crate::netns::TestNs;
+use runtime::{Attachment, GcAttachment, NetConfList, Runtime};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The networks of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Net {
+    /// bridge + host-local + portmap on `chaosbr0`.
+    Bridge,
+    /// A second bridge network on the same `chaosbr0` and subnets, with a
+    /// range of its own (what GC of one network must never touch).
+    Shared,
+    /// macvlan + host-local.
+    Macvlan,
+}
+
+impl Net {
+    /// The network's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Bridge => "chaosbr",
+            Net::Shared => "chaossh",
+            Net::Macvlan => "chaosmv",
+        }
+    }
+    /// Whether its containers hang off the shared Linux bridge.
+    pub fn on_bridge(self) -> bool {
+        matches!(self, Net::Bridge | Net::Shared)
+    }
+    /// The address pools of the network (container addresses come from
+    /// these, gateways excluded).
+    pub fn pools(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Net::Bridge | Net::Shared => [("10.201.0.0/27", "10.201.0.1"), ("fd00:c9:1::/120", "fd00:c9:1::1")],
+            Net::Macvlan => [("10.202.0.0/27", "10.202.0.1"), ("fd00:c9:2::/120", "fd00:c9:2::1")],
+        }
+    }
+    /// host-local's range sets: the two bridge networks split one subnet.
+    fn ranges(self) -> Value {
+        let [(v4, gw4), (v6, gw6)] = self.pools();
+        let (a4, b4, a6, b6) = match self {
+            Net::Bridge => ("10.201.0.2", "10.201.0.15", "fd00:c9:1::2", "fd00:c9:1::7f"),
+            Net::Shared => ("10.201.0.16", "10.201.0.30", "fd00:c9:1::80", "fd00:c9:1::fe"),
+            Net::Macvlan => ("10.202.0.2", "10.202.0.30", "fd00:c9:2::2", "fd00:c9:2::fe"),
+        };
+        json!([[{"subnet": v4, "gateway": gw4, "rangeStart": a4, "rangeEnd": b4}],
+               [{"subnet": v6, "gateway": gw6, "rangeStart": a6, "rangeEnd": b6}]])
+    }
+}
+
+/// A running container.
+#[derive(Debug, Clone)]
+pub(super) struct Live {
+    pub(super) net: Net,
+    pub(super) cid: String,
+    pub(super) netns: String,
+    pub(super) ips: BTreeSet<IpAddr>,
+}
+
+/// One container slot.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    pub(super) ns: Option<TestNs>,
+    pub(super) live: Option<Live>,
+    pub(super) generation: u32,
+}
+
+/// The run's world.
+pub(super) struct Lab {
+    pub(super) opts: Options,
+    pub(super) host: Host,
+    pub(super) netns: Arc<std::fs::File>,
+    pub(super) runtime: Runtime,
+    /// The same runtime after a restart: its cache is empty, so its DEL
+    /// carries no prevResult.
+    pub(super) restarted: Runtime,
+    pub(super) lists: BTreeMap<Net, NetConfList>,
+    pub(super) slots: Vec<Mutex<Slot>>,
+    pub(super) report: Mutex<Report>,
+    pub(super) log: Mutex<Vec<String>>,
+}
+
+impl Lab {
+    /// Makes the host namespace, the networks and a private copy of the
+    /// plugins.
+    pub(super) fn new(opts: Options) -> Lab {
+        let host = Host::new("chaos");
+        // The macvlan master: one end of a veth pair inside the host
+        // namespace (never a real interface of the machine).
+        host.ns.ok(&["ip", "link", "add", "chaosm0", "type", "veth", "peer", "name", "chaosm1"]);
+        host.ns.ok(&["ip", "link", "set", "chaosm0", "up"]);
+        host.ns.ok(&["ip", "link", "set", "chaosm1", "up"]);
+        let netns = Arc::new(std::fs::File::open(host.ns.path()).expect("host namespace"));
+        let conf_dir = host.dir.join("net.d");
+        std::fs::create_dir_all(&conf_dir).expect("conf dir");
+        let ipam = |net: Net| {
+            json!({"type": "host-local", "dataDir": host.ipam_dir(), "ranges": net.ranges(),
+                   "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]})
+        };
+        let mut bridge_plugins = vec![json!({
+            "type": "bridge", "bridge": "chaosbr0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+            "ipam": ipam(Net::Bridge)
+        })];
+        if opts.portmap {
+            bridge_plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}));
+        }
+        let mut lists = BTreeMap::new();
+        let shared = vec![json!({
+            "type": "bridge", "bridge": "chaosbr0", "isGateway": true, "ipMasq": true, "ipam": ipam(Net::Shared)
+        })];
+        let mut nets = vec![(Net::Bridge, bridge_plugins), (Net::Shared, shared)];
+        if opts.macvlan {
+            nets.push((
+                Net::Macvlan,
+                vec![json!({"type": "macvlan", "master": "chaosm0", "mode": "bridge",
+                                                 "ipam": ipam(Net::Macvlan)})],
+            ));
+        }
+        for (net, plugins) in nets {
+            let list = json!({"cniVersion": "1.1.0", "name": net.name(), "plugins": plugins});
+            let path = conf_dir.join(format!("{}.conflist", net.name()));
+            std::fs::write(&path, serde_json::to_vec_pretty(&list).expect("json")).expect("conflist");
+            lists.insert(net, runtime::config::load_file(&path).expect("our conflist loads"));
+        }
+        // A private copy of the binaries: a rebuild during a long run must
+        // not swap a plugin under it.
+        let bin_dir = host.dir.join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("bin dir");
+        for name in ["bridge", "host-local", "portmap", "macvlan"] {
+            std::fs::copy(crate::bins::bin(name), bin_dir.join(name)).expect("copying a plugin binary");
+        }
+        let runtime = Runtime::new(vec![bin_dir.clone()], &conf_dir, host.dir.join("cache"));
+        let restarted = Runtime::new(vec![bin_dir], &conf_dir, host.dir.join("cache-after-restart"));
+        let slots = (0..opts.slots).map(|_| Mutex::new(Slot::default())).collect();
+        Lab {
+            opts,
+            host,
+            netns,
+            runtime,
+            restarted,
+            lists,
+            slots,
+            report: Mutex::new(Report::default()),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(super) fn note(&self, line: String) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.push(line);
+        let excess = log.len().saturating_sub(40);
+        log.drain(..excess);
+    }
+
+    pub(super) fn count(&self, what: &'static str) {
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()).ops.entry(what).or_default() += 1;
+    }
+
+    /// A runtime whose plugins run in the host namespace, with `plan`.
+    pub(super) fn runtime_with(&self, plan: Option<KillPlan>) -> (Runtime, Arc<ChaosExec>) {
+        let exec = Arc::new(ChaosExec::new(self.netns.clone(), plan));
+        (self.runtime.clone().with_exec(exec.clone()), exec)
+    }
+
+    pub(super) fn plan(&self, rng: &mut Rng, net: Option<Net>) -> Option<KillPlan> {
+        if !rng.chance(self.opts.kill_percent) {
+            return None;
+        }
+        let processes = match net {
+            Some(Net::Bridge) if self.opts.portmap => 2,
+            _ => 1,
+        };
+        let max = self.opts.max_kill_delay.as_micros().max(1) as u64;
+        let plan = KillPlan { nth: rng.below(processes) as usize, after: Duration::from_micros(rng.below(max)) };
+        self.report.lock().unwrap_or_else(|p| p.into_inner()).kills_scheduled += 1;
+        Some(plan)
+    }
+
+    pub(super) fn landed(&self, exec: &ChaosExec) -> bool {
+        let landed = exec.landed.load(Ordering::SeqCst);
+        if landed {
+            self.report.lock().unwrap_or_else(|p| p.into_inner()).kills_landed += 1;
+        }
+        landed
+    }
+
+    pub(super) fn attachment(live_cid: &str, netns: &str, slot: usize) -> Attachment {
+        Attachment::new(live_cid, netns, "eth0").with_capability(
+            "portMappings",
+            json!([{"hostPort": 30000 + slot, "containerPort": 80, "protocol": "tcp"}]),
+        )
+    }
+
+    /// DEL until it succeeds, as a runtime retries it; the first tries may
+    /// be killed too.
+    pub(super) fn del_until_done(&self, rng: &mut Rng, net: Net, att: &Attachment) -> Result<(), String> {
+        for attempt in 0.. {
+            let plan = if attempt < 3 { self.plan(rng, Some(net)) } else { None };
+            let (rt, exec) = self.runtime_with(plan);
+            self.count("del");
+            match rt.del(&self.lists[&net], att) {
+                Ok(()) => return Ok(()),
+                Err(_) if self.landed(&exec) => continue,
+                Err(e) => return Err(format!("DEL {} on {} failed: {e}", att.container_id, net.name())),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Runs one operation on slot `i`.
+    pub(super) fn op(&self, i: usize, op: Op, seed: u64) -> Result<(), String> {
+        let mut rng = Rng::new(seed);
+        let mut slot = self.slots[i].lock().unwrap_or_else(|p| p.into_inner());
+        match op {
+            Op::Add(net) => {
+                slot.generation += 1;
+                if slot.ns.is_none() {
+                    slot.ns = Some(TestNs::new("chaos-c"));
+                }
+                let ns = slot.ns.as_ref().expect("made above");
+                let cid = format!("s{i}g{}", slot.generation);
+                let att = Self::attachment(&cid, &ns.path(), i);
+                let plan = self.plan(&mut rng, Some(net));
+                let (rt, exec) = self.runtime_with(plan);
+                self.count("add");
+                match rt.add(&self.lists[&net], &att) {
+                    Ok(result) => {
+                        let ips = result.ips.iter().map(|c| c.address.ip()).collect();
+                        slot.live = Some(Live { net, cid, netns: ns.path(), ips });
+                        Ok(())
+                    }
+                    Err(e) => {
+                        if !self.landed(&exec) {
+                            return Err(format!("ADD {cid} on {} failed without a kill: {e}", net.name()));
+                        }
+                        self.note(format!("  ADD {cid} killed: {}", e.msg));
+                        self.del_until_done(&mut rng, net, &att)
+                    }
+                }
+            }
+            Op::AddRacingDel(net) => self.add_racing_del(&mut slot, i, net, &mut rng),
+            Op::Check => {
+                let Some(live) = slot.live.clone() else { return Ok(()) };
+                let (rt, exec) = self.runtime_with(self.plan(&mut rng, Some(live.net)));
+                self.count("check");
+                match rt.check(&self.lists[&live.net], &Self::attachment(&live.cid, &live.netns, i)) {
+                    Ok(()) => Ok(()),
+                    Err(_) if self.landed(&exec) => Ok(()),
+                    Err(e) => Err(format!("CHECK {} failed: {e}", live.cid)),
+                }
+            }
+            Op::Del | Op::DelGone => {
+                let Some(live) = slot.live.take() else { return Ok(()) };
+                if op == Op::DelGone {
+                    slot.ns = None;
+                }
+                let att = Self::attachment(&live.cid, &live.netns, i);
+                self.del_until_done(&mut rng, live.net, &att)?;
+                if rng.chance(30) {
+                    slot.ns = None;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// ADD of a new container on slot `i` with a DEL of the same
+    /// attachment started 0–4 ms later by the restarted runtime. Whatever
+    /// the interleaving, the outcome must be whole: ADD failed and nothing
+    /// of it remains (after the DEL a runtime sends for a failed ADD), or
+    /// ADD succeeded and either all it reported is held (the DEL came
+    /// first) or nothing is (the DEL came last). Which one the store says
+    /// is what the invariants then check, in the kernel too.
+    fn add_racing_del(&self, slot: &mut Slot, i: usize, net: Net, rng: &mut Rng) -> Result<(), String> {
+        slot.generation += 1;
+        if slot.ns.is_none() {
+            slot.ns = Some(TestNs::new("chaos-c"));
+        }
+        let ns = slot.ns.as_ref().expect("made above").path();
+        let cid = format!("s{i}g{}", slot.generation);
+        let att = Self::attachment(&cid, &ns, i);
+        let delay = Duration::from_micros(rng.below(4000));
+        let (rt, _) = self.runtime_with(None);
+        let restarted = self.restarted.clone().with_exec(Arc::new(ChaosExec::new(self.netns.clone(), None)));
+        self.count("add-racing-del");
+        let list = &self.lists[&net];
+        let (added, deleted) = std::thread::scope(|s| {
+            let add = s.spawn(|| rt.add(list, &att));
+            std::thread::sleep(delay);
+            let deleted = restarted.del(list, &att);
+            (add.join().unwrap_or_else(|_| Err(runtime::Error::io("ADD panicked"))), deleted)
+        });
+        if let Err(e) = deleted {
+            return Err(format!("DEL racing ADD of {cid} on {} failed: {e}", net.name()));
+        }
+        let result = match added {
+            Ok(result) => result,
+            Err(e) => {
+                self.note(format!("  ADD {cid} lost the race to DEL: {}", e.msg));
+                return self.del_until_done(rng, net, &att);
+            }
+        };
+        let leased = std::fs::read_dir(self.host.ipam_dir().join(net.name()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|c| c.lines().next() == Some(cid.as_str())));
+        if leased {
+            let ips = result.ips.iter().map(|c| c.address.ip()).collect();
+            slot.live = Some(Live { net, cid, netns: ns, ips });
+        } else {
+            // The DEL came last: the runtime forgets the attachment.
+            let _ = std::fs::remove_file(self.host.dir.join("cache").join(format!("{}-{cid}-eth0", net.name())));
+            self.note(format!("  DEL of {cid} came after its ADD"));
+        }
+        Ok(())
+    }
+
+    /// GC of one network with the running containers as the valid list.
+    pub(super) fn gc(&self, net: Net, rng: &mut Rng) -> Result<(), String> {
+        let valid: Vec<GcAttachment> = self
+            .lives()
+            .into_iter()
+            .filter(|(_, l)| l.net == net)
+            .map(|(_, l)| GcAttachment { container_id: l.cid, ifname: "eth0".into() })
+            .collect();
+        for attempt in 0.. {
+            let plan = if attempt < 2 { self.plan(rng, None) } else { None };
+            let (rt, exec) = self.runtime_with(plan);
+            self.count("gc");
+            match rt.gc(&self.lists[&net], &valid) {
+                Ok(()) => return Ok(()),
+                Err(_) if self.landed(&exec) => continue,
+                Err(e) => return Err(format!("GC of {} failed: {e}", net.name())),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    pub(super) fn lives(&self) -> Vec<(usize, Live)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.lock().unwrap_or_else(|p| p.into_inner()).live.clone().map(|l| (i, l)))
+            .collect()
+    }
+
+    pub(super) fn nets(&self) -> Vec<Net> {
+        self.lists.keys().copied().collect()
+    }
+
+    /// DEL of every running container, then GC of every network with an
+    /// empty valid list.
+    pub(super) fn del_all(&self, rng: &mut Rng) -> Result<(), String> {
+        for (i, slot) in self.slots.iter().enumerate() {
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(live) = slot.live.take() {
+                self.del_until_done(rng, live.net, &Self::attachment(&live.cid, &live.netns, i))?;
+            }
+            slot.ns = None;
+        }
+        for net in self.nets() {
+            self.gc(net, rng)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn fail(&self, step: usize, what: String) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+        format!(
+            "chaos failed at step {step} (seed {seed}; replay: make chaos SEED={seed} STEPS={steps}):\n  {what}\nlast operations:\n{log}",
+            seed = self.opts.seed,
+            steps = self.opts.steps
+        )
+    }
+}
