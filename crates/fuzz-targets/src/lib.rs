@@ -197,9 +197,9 @@ pub fn cni_args(data: &[u8]) {
 /// version, printed in every version, and what is printed parsed back.
 pub fn result(data: &[u8]) {
     for declared in versions() {
-        let _ = runtime::invoke::parse_result(data, declared);
+        let _ = invoke::parse_result(data, declared);
     }
-    let _ = runtime::invoke::plugin_error("exit status 1", data, data);
+    let _ = invoke::plugin_error("exit status 1", data, data);
     let Ok(value) = serde_json::from_slice::<Value>(data) else { return };
     for declared in versions() {
         let Ok(r) = CniResult::parse(&value, declared) else { continue };

@@ -9,85 +9,26 @@
 
 use cni::error::code;
 use cni::{CniResult, Command, Context, Error};
-use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 
 /// Finds the first executable file called `name` in `dirs`.
 pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
-    cni::validate::plugin_type("ipam.type", name)?;
     if dirs.is_empty() {
+        cni::validate::plugin_type("ipam.type", name)?;
         return Err(Error::invalid_env(format!("CNI_PATH is required to run the IPAM plugin {name:?}")));
     }
-    for dir in dirs {
-        let p = dir.join(name);
-        if is_executable(&p) {
-            return Ok(p);
-        }
-    }
-    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    Err(Error::invalid_config(format!("failed to find plugin {name:?} in path [{}]", shown.join(" "))))
+    invoke::find("ipam.type", name, dirs)
 }
 
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-}
-
-/// Runs the delegate for `command` and returns its stdout on success; an
-/// error object it printed comes back unchanged.
+/// Runs the delegate for `command` through the suite's one plugin runner
+/// and returns its stdout on success; an error object it printed comes
+/// back unchanged. The delegate dies with its caller: one that outlived a
+/// caller the runtime killed could reserve an address after the runtime's
+/// follow-up DEL.
 fn exec(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) -> Result<Vec<u8>, Error> {
     let path = find_plugin(ipam_type, &ctx.cni_path)?;
-    let mut tries = 0;
-    let mut child = loop {
-        let mut cmd = std::process::Command::new(&path);
-        // SAFETY: prctl is async-signal-safe; it only sets a flag of the
-        // child. A delegate must not outlive a caller the runtime killed
-        // (it could reserve an address after the runtime's follow-up DEL).
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let spawned = cmd
-            .env("CNI_COMMAND", command.as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn();
-        match spawned {
-            Ok(c) => break c,
-            // The binary is being replaced (an upgrade): retry as runtimes do.
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(Error::plugin(format!("running IPAM plugin {}: {e}", path.display()))),
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A delegate that exits early closes its stdin; its exit status tells.
-        let _ = stdin.write_all(stdin_bytes);
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::plugin(format!("waiting for IPAM plugin {}: {e}", path.display())))?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    match serde_json::from_slice::<Error>(&out.stdout) {
-        Ok(e) => Err(e),
-        Err(_) => Err(Error::plugin(format!(
-            "IPAM plugin {ipam_type:?} {} failed ({}) without an error object",
-            command.as_str(),
-            out.status
-        ))
-        .with_details(String::from_utf8_lossy(&out.stdout).into_owned())),
-    }
+    let env = [("CNI_COMMAND".to_string(), command.as_str().to_string())];
+    invoke::run_plugin(&invoke::Request::new(&path, stdin_bytes, &env))
 }
 
 /// The configured IPAM type, or `None` for `"ipam": {}`.

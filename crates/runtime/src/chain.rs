@@ -4,10 +4,11 @@
 //! cached result; GC that first deletes stale cached attachments; STATUS.
 
 use crate::cache::{Cache, CacheEntry, DEFAULT_CACHE_DIR};
-use crate::invoke::{parse_result, PluginExec, ProcessExec};
+use crate::exec::{PluginExec, ProcessExec};
 use crate::{request, Attachment, GcAttachment};
 use cni::error::code;
 use cni::{validate, CniResult, Error, NetConfList, Version};
+use invoke::parse_result;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -159,7 +160,7 @@ impl Runtime {
             let text = String::from_utf8_lossy(&out);
             if self.strict_output {
                 return Err(Error::new(
-                    crate::invoke::UNTYPED_FAILURE,
+                    invoke::UNTYPED_FAILURE,
                     format!("plugin printed output on a successful {command}, which must print nothing"),
                 )
                 .with_details(text.into_owned()));

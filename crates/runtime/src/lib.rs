@@ -7,9 +7,10 @@
 //! - [`request`]: build the stdin of one plugin of a chain (name and version
 //!   injected, `runtimeConfig` filtered by declared capabilities,
 //!   `prevResult`).
-//! - [`invoke`]: find a plugin in `CNI_PATH`, run it with the `CNI_*`
-//!   environment, and turn its stdout/stderr/exit status into a result or an
-//!   error.
+//! - [`exec`]: the seam between the chain and plugin processes; real
+//!   binaries run through the suite's one runner, the `invoke` crate (find
+//!   in `CNI_PATH`, exec with the `CNI_*` environment, stdout/stderr/exit
+//!   status into a result or an error).
 //! - [`cache`]: the result cache libcni keeps under `/var/lib/cni/results`,
 //!   which DEL, CHECK and GC depend on.
 //! - [`chain`]: [`Runtime`] with ADD, DEL, CHECK, GC and STATUS over a whole
@@ -26,7 +27,7 @@ pub mod cache;
 pub mod chain;
 pub mod cli;
 pub mod config;
-pub mod invoke;
+pub mod exec;
 pub mod request;
 
 pub use attachment::Attachment;
@@ -34,7 +35,7 @@ pub use cache::CacheEntry;
 pub use chain::Runtime;
 pub use cni::config::Attachment as GcAttachment;
 pub use cni::{CniResult, Error, NetConfList, Version};
-pub use invoke::{PluginExec, ProcessExec};
+pub use exec::{PluginExec, ProcessExec};
 
 /// Shorthand for the crate's results.
 pub type Result<T> = std::result::Result<T, Error>;
