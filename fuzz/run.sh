@@ -2,7 +2,9 @@
 # Builds the libFuzzer targets on the stable toolchain and runs each one for
 # FUZZ_SECONDS (default 300), one after the other, seeded from seeds/<target>
 # (and cni-conf/ for conf). The growing corpus lives in corpus/<target>,
-# crashes in artifacts/. Exits non-zero on the first finding.
+# crashes in artifacts/. The harness (libfuzzer/) is its own workspace, so the
+# instrumented build never touches the main one; the target bodies
+# (targets/) are a crate of the main workspace, run by `make test` too. Exits non-zero on the first finding.
 #
 #   fuzz/run.sh [target...]        FUZZ_SECONDS=60 fuzz/run.sh conf
 set -eu
@@ -18,7 +20,7 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 export RUSTFLAGS
-"$CARGO" build --release --target "$TRIPLE"
+"$CARGO" build --release --target "$TRIPLE" --manifest-path libfuzzer/Cargo.toml
 mkdir -p artifacts
 summary=""
 for t in $TARGETS; do
@@ -30,7 +32,7 @@ for t in $TARGETS; do
     status=0
     # -rss_limit_mb: an input that makes memory grow without bound is a
     # finding; -timeout: so is one that hangs.
-    "target/$TRIPLE/release/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 -timeout=10 \
+    "libfuzzer/target/$TRIPLE/release/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="artifacts/$t-" "corpus/$t" "seeds/$t" $extra >"$log" 2>&1 || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
