@@ -163,7 +163,7 @@ pub fn load(ctx: &Context) -> Result<BridgeConf, Error> {
     let vlan_trunk = trunk_ids(&raw.vlan_trunk)?;
     if (raw.is_gateway || raw.is_default_gateway) && vlan != 0 {
         // The gateway lives on `<bridge>.<vlan>`, which must be a valid name.
-        let gw = crate::vlan::gateway_name(&bridge, vlan);
+        let gw = gateway_name(&bridge, vlan);
         if gw.len() > 15 {
             return Err(bad(
                 "vlan",
@@ -203,6 +203,12 @@ pub fn load(ctx: &Context) -> Result<BridgeConf, Error> {
         isolation: raw.isolation,
         mac: requested_mac(ctx)?,
     })
+}
+
+/// The gateway interface of access VLAN `vlan`: `<bridge>.<vlan>`, as the
+/// reference names it (config checks it fits, vlan creates it).
+pub fn gateway_name(bridge: &str, vlan: u16) -> String {
+    format!("{bridge}.{vlan}")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! naming the option, before any container is attached, and leaves an
 //! existing bridge exactly as it found it.
 
-use crate::config::BridgeConf;
+use crate::config::{gateway_name, BridgeConf};
 use cni::error::code;
 use cni::Error;
 use netcore::naming::fnv1a64;
@@ -69,12 +69,6 @@ pub fn remove_if_unused(host: &Handle, bridge: &Link) {
             log::warn!("removing bridge {:?} after a failed ADD: {e}", bridge.name);
         }
     }
-}
-
-/// The gateway interface of access VLAN `vlan`: `<bridge>.<vlan>`, as the
-/// reference names it.
-pub fn gateway_name(bridge: &str, vlan: u16) -> String {
-    format!("{bridge}.{vlan}")
 }
 
 /// The bridge-side end of the gateway veth: `vgw` + 12 hex digits, stable

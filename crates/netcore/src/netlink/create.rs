@@ -6,15 +6,14 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::str::FromStr;
 
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::link::validate_ifname;
+use super::link::{validate_ifname, MacvlanMode};
 use super::{Handle, Link, Mac};
 use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
@@ -52,70 +51,6 @@ pub struct BridgeSpec<'a> {
     pub mac: Option<Mac>,
     /// Make sure the bridge is up (when created, and when found down).
     pub up: bool,
-}
-
-/// How a macvlan shares its parent (`mode` in the macvlan config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MacvlanMode {
-    /// Children can't talk to each other.
-    Private,
-    /// Traffic between children goes out through the external switch.
-    Vepa,
-    /// Children talk to each other directly (the default).
-    #[default]
-    Bridge,
-    /// One child takes over the parent.
-    Passthru,
-    /// Only traffic from listed source MACs.
-    Source,
-    /// A mode this code does not know.
-    Other(u32),
-}
-
-impl MacvlanMode {
-    pub(crate) fn from_raw(v: u32) -> MacvlanMode {
-        match MacVlanMode::from(v) {
-            MacVlanMode::Private => MacvlanMode::Private,
-            MacVlanMode::Vepa => MacvlanMode::Vepa,
-            MacVlanMode::Bridge => MacvlanMode::Bridge,
-            MacVlanMode::Passthrough => MacvlanMode::Passthru,
-            MacVlanMode::Source => MacvlanMode::Source,
-            _ => MacvlanMode::Other(v),
-        }
-    }
-
-    fn raw(self) -> MacVlanMode {
-        match self {
-            MacvlanMode::Private => MacVlanMode::Private,
-            MacvlanMode::Vepa => MacVlanMode::Vepa,
-            MacvlanMode::Bridge => MacVlanMode::Bridge,
-            MacvlanMode::Passthru => MacVlanMode::Passthrough,
-            MacvlanMode::Source => MacVlanMode::Source,
-            MacvlanMode::Other(v) => MacVlanMode::Other(v),
-        }
-    }
-}
-
-impl FromStr for MacvlanMode {
-    type Err = Error;
-
-    /// Parses the config's `mode` (`bridge`, `private`, `vepa`, `passthru`, `source`).
-    fn from_str(s: &str) -> Result<MacvlanMode> {
-        Ok(match s {
-            "" | "bridge" => MacvlanMode::Bridge,
-            "private" => MacvlanMode::Private,
-            "vepa" => MacvlanMode::Vepa,
-            "passthru" => MacvlanMode::Passthru,
-            "source" => MacvlanMode::Source,
-            _ => {
-                return Err(Error::new(
-                    Kind::Invalid,
-                    format!("macvlan mode {s:?}"),
-                    "unknown mode, expected one of bridge, private, vepa, passthru, source",
-                ))
-            }
-        })
-    }
 }
 
 impl fmt::Display for MacvlanMode {
@@ -422,7 +357,10 @@ mod tests {
         assert!(m.attributes.contains(&LinkAttribute::NetNsFd(ns.as_raw_fd())));
         assert_eq!(
             info(&m)[1],
-            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Vepa), InfoMacVlan::BcQueueLen(100)]))
+            LinkInfo::Data(InfoData::MacVlan(vec![
+                InfoMacVlan::Mode(rtnetlink::packet_route::link::MacVlanMode::Vepa),
+                InfoMacVlan::BcQueueLen(100)
+            ]))
         );
     }
 

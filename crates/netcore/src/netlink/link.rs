@@ -5,13 +5,13 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::str::FromStr;
 
 use rtnetlink::packet_route::link::{
-    InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
+    InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::create::MacvlanMode;
 use super::port::BridgePortInfo;
 use super::{mac_to_string, Handle, Mac};
 use crate::error::{Error, Kind, Result};
@@ -36,6 +36,70 @@ pub fn validate_ifname(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How a macvlan shares its parent (`mode` in the macvlan config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MacvlanMode {
+    /// Children can't talk to each other.
+    Private,
+    /// Traffic between children goes out through the external switch.
+    Vepa,
+    /// Children talk to each other directly (the default).
+    #[default]
+    Bridge,
+    /// One child takes over the parent.
+    Passthru,
+    /// Only traffic from listed source MACs.
+    Source,
+    /// A mode this code does not know.
+    Other(u32),
+}
+
+impl MacvlanMode {
+    pub(crate) fn from_raw(v: u32) -> MacvlanMode {
+        match MacVlanMode::from(v) {
+            MacVlanMode::Private => MacvlanMode::Private,
+            MacVlanMode::Vepa => MacvlanMode::Vepa,
+            MacVlanMode::Bridge => MacvlanMode::Bridge,
+            MacVlanMode::Passthrough => MacvlanMode::Passthru,
+            MacVlanMode::Source => MacvlanMode::Source,
+            _ => MacvlanMode::Other(v),
+        }
+    }
+
+    pub(crate) fn raw(self) -> MacVlanMode {
+        match self {
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+            MacvlanMode::Source => MacVlanMode::Source,
+            MacvlanMode::Other(v) => MacVlanMode::Other(v),
+        }
+    }
+}
+
+impl FromStr for MacvlanMode {
+    type Err = Error;
+
+    /// Parses the config's `mode` (`bridge`, `private`, `vepa`, `passthru`, `source`).
+    fn from_str(s: &str) -> Result<MacvlanMode> {
+        Ok(match s {
+            "" | "bridge" => MacvlanMode::Bridge,
+            "private" => MacvlanMode::Private,
+            "vepa" => MacvlanMode::Vepa,
+            "passthru" => MacvlanMode::Passthru,
+            "source" => MacvlanMode::Source,
+            _ => {
+                return Err(Error::new(
+                    Kind::Invalid,
+                    format!("macvlan mode {s:?}"),
+                    "unknown mode, expected one of bridge, private, vepa, passthru, source",
+                ))
+            }
+        })
+    }
 }
 
 /// Which link a request is about: by index when we know it (cheapest, immune

@@ -24,8 +24,8 @@ use crate::error::{Error, Result};
 use crate::netns::Netns;
 
 pub use addr::{AddrScope, Address};
-pub use create::{BridgeSpec, MacvlanMode, MacvlanSpec, VethSpec, VxlanSpec};
-pub use link::{Link, LinkId, VxlanInfo};
+pub use create::{BridgeSpec, MacvlanSpec, VethSpec, VxlanSpec};
+pub use link::{Link, LinkId, MacvlanMode, VxlanInfo};
 pub use neigh::{FdbEntry, Neigh};
 pub use port::{BridgePortFlags, BridgePortInfo};
 pub use route::{Route, RouteKind, RouteScope};

@@ -10,7 +10,6 @@
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table};
 use super::raw::{Header, MsgWriter, RawElem};
 use super::rule::Rule;
-use super::socket::Socket;
 use super::types::{encode_key, increment_be};
 use super::udata;
 use crate::error::{Error, Kind, Result};
@@ -343,16 +342,6 @@ impl Batch {
     /// exist (a missing set is still `Kind::NotFound`).
     pub fn destroy_element(&mut self, s: &Set, e: &Element) -> &mut Batch {
         self.elem(Op::Destroy, s, e)
-    }
-
-    /// Applies the batch through a new socket in the calling thread's
-    /// network namespace (see [`Socket::commit`]).
-    pub fn commit(&self) -> Result<()> {
-        self.check()?;
-        if self.is_empty() {
-            return Ok(());
-        }
-        Socket::open()?.commit(self)
     }
 
     /// The first mistake made while building, if any.

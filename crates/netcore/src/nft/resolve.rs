@@ -18,6 +18,46 @@ use super::socket::Socket;
 use super::udata;
 use crate::error::{OrMissing, Result};
 
+/// Every commit goes through a plan; the entry points live here so that
+/// the socket and the batch need not know the planner.
+impl Socket {
+    /// Applies `batch` as one transaction: everything or nothing. On failure
+    /// the error names the first message the kernel refused (`what`) and
+    /// carries its errno (`EEXIST` → `Kind::Exists`, `ENOENT` →
+    /// `Kind::NotFound`).
+    ///
+    /// The batch is first planned against the kernel's state ([`Socket::plan`]):
+    /// chains already in place are not re-sent and rule lists already
+    /// current are not rewritten. If the commit then fails with `NotFound`
+    /// (a concurrent commit removed what the plan relied on), it is planned
+    /// and sent once more.
+    pub fn commit(&self, batch: &Batch) -> Result<()> {
+        let (first, read_state) = plan(self, batch)?;
+        match self.commit_exact(&first) {
+            Err(e) if e.is_not_found() && read_state => self.commit_exact(&plan(self, batch)?.0),
+            r => r,
+        }
+    }
+
+    /// The messages `commit` would send for `batch` now: for tests, and to
+    /// see why a commit is (or is not) cheap.
+    pub fn plan(&self, batch: &Batch) -> Result<Batch> {
+        Ok(plan(self, batch)?.0)
+    }
+}
+
+impl Batch {
+    /// Applies the batch through a new socket in the calling thread's
+    /// network namespace (see [`Socket::commit`]).
+    pub fn commit(&self) -> Result<()> {
+        self.check()?;
+        if self.is_empty() {
+            return Ok(());
+        }
+        Socket::open()?.commit(self)
+    }
+}
+
 /// The messages to send for `batch`, and whether any of them depends on
 /// what was read (a commit that then fails with `NotFound` raced with
 /// another one, and is worth planning again).

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::batch::{encode_element, Batch};
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table, Verdict};
 use super::raw::{self, AlignedBuf, ChainInfo, Header, MsgWriter, RawElem};
-use super::resolve;
 use super::types::{decode_key, decrement_be, DataType};
 use super::udata::decode_comment;
 use crate::error::{Error, Kind, Result};
@@ -123,32 +122,8 @@ impl Socket {
         Ok(())
     }
 
-    /// Applies `batch` as one transaction: everything or nothing. On failure
-    /// the error names the first message the kernel refused (`what`) and
-    /// carries its errno (`EEXIST` → `Kind::Exists`, `ENOENT` →
-    /// `Kind::NotFound`).
-    ///
-    /// The batch is first planned against the kernel's state ([`Socket::plan`]):
-    /// chains already in place are not re-sent and rule lists already
-    /// current are not rewritten. If the commit then fails with `NotFound`
-    /// (a concurrent commit removed what the plan relied on), it is planned
-    /// and sent once more.
-    pub fn commit(&self, batch: &Batch) -> Result<()> {
-        let (plan, read_state) = resolve::plan(self, batch)?;
-        match self.commit_exact(&plan) {
-            Err(e) if e.is_not_found() && read_state => self.commit_exact(&resolve::plan(self, batch)?.0),
-            r => r,
-        }
-    }
-
-    /// The messages `commit` would send for `batch` now: for tests, and to
-    /// see why a commit is (or is not) cheap.
-    pub fn plan(&self, batch: &Batch) -> Result<Batch> {
-        Ok(resolve::plan(self, batch)?.0)
-    }
-
     /// Sends `batch` exactly as it is.
-    fn commit_exact(&self, batch: &Batch) -> Result<()> {
+    pub(super) fn commit_exact(&self, batch: &Batch) -> Result<()> {
         batch.check()?;
         if batch.is_empty() {
             return Ok(());
