@@ -172,7 +172,14 @@ fn wait_exited_keep_zombie(pid: libc::pid_t) {
 
 impl ProcessExec {
     fn exec_once(&self, plugin: &Path, stdin: &[u8], env: &[(String, String)]) -> std::io::Result<Raw> {
-        let mut child = Command::new(plugin)
+        let mut cmd = Command::new(plugin);
+        // Our identity, so that a plugin we run never trusts a stale one
+        // inherited from our own environment (see `cni::caller`).
+        match cni::caller::Identity::current() {
+            Some(me) => cmd.env(cni::caller::CALLER_ENV, me.to_env()),
+            None => cmd.env_remove(cni::caller::CALLER_ENV),
+        };
+        let mut child = cmd
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
