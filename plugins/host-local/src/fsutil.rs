@@ -45,14 +45,24 @@ fn open_temp(dir: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
     }
 }
 
-/// Writes `content` to a fresh temp file in `dir` and returns its path.
+/// Writes `content` to a fresh temp file in `dir`, on disk (fsync), and
+/// returns its path.
 fn write_temp(dir: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> {
     let (path, mut f) = open_temp(dir, mode)?;
-    if let Err(e) = f.write_all(content) {
+    if let Err(e) = f.write_all(content).and_then(|()| f.sync_data()) {
         let _ = fs::remove_file(&path);
         return Err(e);
     }
     Ok(path)
+}
+
+/// Puts the directory entries of `dir` on disk (after a rename into it).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)?.sync_all()
+}
+
+fn parent(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new("."))
 }
 
 fn cstring(p: &Path) -> io::Result<CString> {
@@ -75,17 +85,18 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Creates `target` holding `content` if no file of that name exists:
-/// `Ok(true)` when created, `Ok(false)` when the name was taken. The temp
-/// file lives in `tmp_dir` (same file system as `target`).
+/// `Ok(true)` when created (file and directory on disk), `Ok(false)` when
+/// the name was taken. The temp file lives in `tmp_dir` (same file system
+/// as `target`).
 pub fn create_new(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
     let tmp = write_temp(tmp_dir, content, mode)?;
     let outcome = match rename_noreplace(&tmp, target) {
-        Ok(()) => return Ok(true),
+        Ok(()) => return sync_dir(parent(target)).map(|()| true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         // File systems without RENAME_NOREPLACE: link() never replaces either.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)) => {
             match fs::hard_link(&tmp, target) {
-                Ok(()) => Ok(true),
+                Ok(()) => sync_dir(parent(target)).map(|()| true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(e),
             }
@@ -94,6 +105,17 @@ pub fn create_new(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> i
     };
     let _ = fs::remove_file(&tmp);
     outcome
+}
+
+/// Replaces (or creates) the file `target` with one holding `content`,
+/// in one step and on disk (a temp file in `tmp_dir`, renamed over it).
+pub fn replace(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_temp(tmp_dir, content, mode)?;
+    if let Err(e) = fs::rename(&tmp, target) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent(target))
 }
 
 /// Replaces (or creates) the symlink `target` with one to `text`, in one
