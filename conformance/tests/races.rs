@@ -6,7 +6,9 @@
 
 use conformance::fixture::Host;
 use conformance::{witness, TestNs};
+use netcore::attachment_lock::{lock_path, LOCK_DIR};
 use serde_json::json;
+use std::path::Path;
 use std::time::Duration;
 
 /// The address host-local holds for `cid` in network `net`, if any.
@@ -80,7 +82,29 @@ fn del_racing_add_leaves_the_attachment_whole_or_gone_and_never_duplicates_an_ad
             host.run("bridge", "DEL", &other.path(), "other", "eth0", &conf).ok();
         }
         host.run("bridge", "DEL", &ctr.path(), &cid, "eth0", &conf).ok();
+        assert!(!lock_path(Path::new(LOCK_DIR), "racenet", &cid, "eth0").exists(), "DEL removes the lock file");
     }
     eprintln!("{whole} trials ended whole (DEL first), {gone} ended gone");
     assert!(host.leases("racenet").is_empty(), "{:?}", host.leases("racenet"));
+}
+
+#[test]
+fn gc_removes_the_lock_files_of_attachments_it_collects() {
+    let host = Host::new("race-gc");
+    let mut v = json!({
+        "cniVersion": "1.1.0", "name": "racegc", "type": "bridge", "bridge": "racegc0",
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.59.1.0/24"}]]}
+    });
+    let conf = host.conf(v.clone());
+    let (kept, gone) = (TestNs::new("race-gc-k"), TestNs::new("race-gc-g"));
+    host.run("bridge", "ADD", &kept.path(), "kept", "eth0", &conf).ok();
+    host.run("bridge", "ADD", &gone.path(), "gone", "eth0", &conf).ok();
+    let lock = |cid: &str| lock_path(Path::new(LOCK_DIR), "racegc", cid, "eth0");
+    assert!(lock("kept").exists() && lock("gone").exists());
+    v["cni.dev/valid-attachments"] = json!([{"containerID": "kept", "ifname": "eth0"}]);
+    host.run("bridge", "GC", "", "", "", &host.conf(v)).ok();
+    assert!(lock("kept").exists(), "a valid attachment's lock file stays");
+    assert!(!lock("gone").exists(), "GC left the lock file of a collected attachment");
+    host.run("bridge", "DEL", &kept.path(), "kept", "eth0", &conf).ok();
+    assert!(!lock("kept").exists());
 }

@@ -10,13 +10,14 @@
 //! that found nothing. IPAM plugins never take it (their ADD runs inside
 //! the caller's, which holds it).
 //!
-//! The lock is `flock(2)` on `/run/cni/attachment-locks/<hash>` (a hash of
-//! the three names, so no id can make the name too long; two attachments
-//! that share a hash only wait for each other). A SIGKILLed holder releases
-//! it. DEL removes the file while holding the lock; a waiter that then gets
-//! the lock on the removed file notices (the name no longer leads to the
-//! inode it locked) and locks the new file instead, so exclusion holds
-//! across removal.
+//! The lock is `flock(2)` on `/run/cni/attachment-locks/<network
+//! hash>/<attachment hash>` (hashes, so no name or id can make a path too
+//! long; two attachments that share a hash only wait for each other). A
+//! SIGKILLed holder releases it. DEL removes the file while holding the
+//! lock, and GC removes those of the network's attachments that are not
+//! valid and not held; a waiter that then gets the lock on a removed file
+//! notices (the name no longer leads to the inode it locked) and locks the
+//! new file instead, so exclusion holds across removal.
 
 use cni::Error;
 use std::fs::{self, File, OpenOptions};
@@ -34,9 +35,19 @@ pub struct AttachmentLock {
     path: PathBuf,
 }
 
+/// The directory of a network's lock files inside `dir`.
+fn network_dir(dir: &Path, network: &str) -> PathBuf {
+    dir.join(format!("{:016x}", crate::naming::fnv1a64(&[network])))
+}
+
+/// The name of an attachment's lock file in its network's directory.
+fn lock_name(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("{:016x}", crate::naming::fnv1a64(&[network, container_id, ifname]))
+}
+
 /// The lock file of an attachment inside `dir`.
 pub fn lock_path(dir: &Path, network: &str, container_id: &str, ifname: &str) -> PathBuf {
-    dir.join(format!("{:016x}", crate::naming::fnv1a64(&[network, container_id, ifname])))
+    network_dir(dir, network).join(lock_name(network, container_id, ifname))
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -56,11 +67,12 @@ pub fn lock(network: &str, container_id: &str, ifname: &str) -> Result<Attachmen
 
 /// [`lock`] with the lock files in `dir`.
 pub fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Result<AttachmentLock, Error> {
+    let net_dir = network_dir(dir, network);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_error("creating the directory of", dir, e))?;
+        .create(&net_dir)
+        .map_err(|e| io_error("creating the directory of", &net_dir, e))?;
     let path = lock_path(dir, network, container_id, ifname);
     loop {
         let file = OpenOptions::new()
@@ -94,6 +106,54 @@ pub fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> R
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error("inspecting", &path, e)),
+        }
+    }
+}
+
+/// GC of the call's network: [`gc`] with the runtime's valid list; no
+/// list removes nothing (as every GC).
+pub fn gc_of(ctx: &cni::Context) {
+    if let Ok(Some(valid)) = ctx.valid_attachments() {
+        gc(&ctx.conf.name, &valid);
+    }
+}
+
+/// GC: removes the lock files of `network` (in [`LOCK_DIR`]) that belong
+/// to no attachment in `valid` and that no call holds now.
+pub fn gc(network: &str, valid: &[cni::config::Attachment]) {
+    gc_in(Path::new(LOCK_DIR), network, valid)
+}
+
+/// [`gc`] with the lock files in `dir`. Failures only leave small files
+/// behind, so they are logged, not returned.
+pub fn gc_in(dir: &Path, network: &str, valid: &[cni::config::Attachment]) {
+    let keep: std::collections::HashSet<String> =
+        valid.iter().map(|a| lock_name(network, &a.container_id, &a.ifname)).collect();
+    let net_dir = network_dir(dir, network);
+    let Ok(entries) = fs::read_dir(&net_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path)
+        else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // a call of that attachment runs: not ours to remove
+        }
+        let same = match (file.metadata(), fs::symlink_metadata(&path)) {
+            (Ok(a), Ok(b)) => a.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            AttachmentLock { file, path }.remove();
         }
     }
 }
@@ -148,6 +208,24 @@ mod tests {
         // SAFETY: flock on a descriptor we own.
         assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, -1);
         drop(second);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn gc_removes_only_free_lock_files_of_invalid_attachments_of_its_network() {
+        let d = tempdir("gc");
+        let att = |cid: &str| cni::config::Attachment { container_id: cid.into(), ifname: "eth0".into() };
+        for cid in ["valid", "stale", "busy"] {
+            drop(lock_in(&d, "net", cid, "eth0").unwrap());
+        }
+        drop(lock_in(&d, "other", "stale", "eth0").unwrap());
+        let busy = lock_in(&d, "net", "busy", "eth0").unwrap();
+        gc_in(&d, "net", &[att("valid")]);
+        assert!(lock_path(&d, "net", "valid", "eth0").exists());
+        assert!(!lock_path(&d, "net", "stale", "eth0").exists());
+        assert!(lock_path(&d, "net", "busy", "eth0").exists(), "held by a call: kept");
+        assert!(lock_path(&d, "other", "stale", "eth0").exists(), "another network's: kept");
+        drop(busy);
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -31,7 +31,9 @@ impl Plugin for Bridge {
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::gc(ctx)
+        let done = crate::del::gc(ctx);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     fn status(&self, ctx: &Context) -> Result<(), Error> {

@@ -42,7 +42,9 @@ impl Plugin for Macvlan {
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        to_ipam(ctx, Command::Gc)
+        let done = to_ipam(ctx, Command::Gc);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     fn status(&self, ctx: &Context) -> Result<(), Error> {

@@ -36,7 +36,9 @@ impl Plugin for Vxlan {
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::gc(ctx)
+        let done = crate::del::gc(ctx);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     /// Not available (50) while the underlay or the peer table would make
