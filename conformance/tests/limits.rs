@@ -57,6 +57,29 @@ fn ranges_range_sets_and_routes_are_bounded_through_bridge() {
 }
 
 #[test]
+fn container_ids_are_bounded_at_add_through_bridge() {
+    let host = Host::new("lim-id");
+    let ctr = TestNs::new("lim-id-c");
+    let conf = bridge_conf(&host, json!({}));
+    let before = state(&host);
+    for len in [limits::MAX_CONTAINER_ID + 1, 5000] {
+        let v = host.run("bridge", "ADD", &ctr.path(), &"c".repeat(len), "eth0", &conf).err(4);
+        let msg = v["msg"].as_str().unwrap();
+        assert!(msg.contains(&format!("{len} bytes long (at most {})", limits::MAX_CONTAINER_ID)), "{v}");
+        assert_eq!(state(&host), before, "a refused ADD changed the host");
+        assert!(witness::link_names(&ctr).iter().all(|l| l == "lo"));
+        // DEL of such an id (what an older release may have made) works.
+        host.run("bridge", "DEL", &ctr.path(), &"c".repeat(len), "eth0", &conf).ok();
+    }
+    // At the bound, everything works and DEL removes it.
+    let id = "c".repeat(limits::MAX_CONTAINER_ID);
+    host.run("bridge", "ADD", &ctr.path(), &id, "eth0", &conf).ok();
+    assert_eq!(host.leases("lim").len(), 1);
+    host.run("bridge", "DEL", &ctr.path(), &id, "eth0", &conf).ok();
+    assert!(host.leases("lim").is_empty());
+}
+
+#[test]
 fn port_mappings_are_bounded_through_portmap() {
     let host = Host::new("lim-pm");
     let ctr = TestNs::new("lim-pm-c");

@@ -33,6 +33,14 @@ pub const MAX_PORT_MAPPINGS: usize = 4096;
 /// (Kubernetes supports 5,000 nodes), inline or in a peers file.
 pub const MAX_PEERS: usize = 16_384;
 
+/// Longest container id an ADD accepts, in bytes. Runtimes use 64 hex
+/// digits (containerd, CRI-O, Podman) or a UUID; twice that leaves room,
+/// and keeps every name built from an id within a file name's 255 bytes
+/// (host-local's index entry `<id>:<ifname>`, at most 144) and every lease
+/// small. Only ADD refuses a longer one (code 4): DEL, CHECK and GC still
+/// accept it, so what an older release reserved for one is released.
+pub const MAX_CONTAINER_ID: usize = 128;
+
 /// Code 7 when `count` items of `what` in `field` exceed `max`:
 /// `too many port mappings in "runtimeConfig.portMappings": 5000 (at most 4096)`.
 pub fn check(field: &str, what: &str, count: usize, max: usize) -> Result<(), Error> {
@@ -62,6 +70,8 @@ mod tests {
         const { assert!(MAX_REQUESTED_IPS <= MAX_RANGE_SETS) };
         // host-local's index seal records up to 64 round-robin markers.
         const { assert!(MAX_RANGE_SETS <= 64) };
+        // `<id>:<ifname>` (ifname at most 15 bytes) is a file name.
+        const { assert!(MAX_CONTAINER_ID + 1 + 15 <= 255) };
         assert_eq!(MAX_STDIN, crate::skel::MAX_STDIN);
     }
 }

@@ -273,7 +273,11 @@ pub fn build_context(
 
     let (container_id, ifname, netns) = if command.is_attachment() {
         let id = var("CNI_CONTAINERID").unwrap_or_default();
-        validate::container_id(&id).map_err(with_label)?;
+        match command {
+            Command::Add => validate::new_container_id(&id),
+            _ => validate::container_id(&id),
+        }
+        .map_err(with_label)?;
         let ifname = var("CNI_IFNAME").unwrap_or_default();
         validate::interface_name(&ifname).map_err(with_label)?;
         let netns = var("CNI_NETNS").map(PathBuf::from);

@@ -25,6 +25,19 @@ pub fn container_id(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Validates the `CNI_CONTAINERID` of an ADD: [`container_id`], and at
+/// most [`MAX_CONTAINER_ID`](crate::limits::MAX_CONTAINER_ID) bytes (code
+/// 4), so that nothing is reserved that a later call cannot name.
+pub fn new_container_id(id: &str) -> Result<(), Error> {
+    container_id(id)?;
+    let max = crate::limits::MAX_CONTAINER_ID;
+    if id.len() > max {
+        return Err(Error::invalid_env(format!("CNI_CONTAINERID is {} bytes long (at most {max})", id.len()))
+            .with_details(format!("this suite refuses at ADD a container id longer than {max} bytes")));
+    }
+    Ok(())
+}
+
 /// Validates a network `name` (code 7): it becomes a directory name.
 pub fn network_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
@@ -101,6 +114,12 @@ mod tests {
         assert_eq!(network_name("").unwrap_err().code, 7);
         assert_eq!(network_name("../etc").unwrap_err().code, 7);
         assert!(network_name("podman").is_ok());
+        let max = crate::limits::MAX_CONTAINER_ID;
+        assert!(new_container_id(&"a".repeat(max)).is_ok());
+        let e = new_container_id(&"a".repeat(max + 1)).unwrap_err();
+        assert_eq!(e.code, 4);
+        assert!(e.msg.contains("at most"), "{}", e.msg);
+        assert!(container_id(&"a".repeat(5000)).is_ok(), "other commands accept it");
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! (`ETXTBSY`) retried with growing waits; an optional deadline after
 //! which the plugin is SIGKILLed; optionally dying with its caller
 //! (`PR_SET_PDEATHSIG`), so a killed plugin's delegate cannot act after
-//! the runtime's follow-up DEL; and error objects parsed as leniently as
-//! Go's decoder does.
+//! the runtime's follow-up DEL; the caller's identity passed down
+//! (`cni::caller`), so a delegate started after its caller died changes
+//! nothing; and error objects parsed as leniently as Go's decoder does.
 
 use cni::error::code;
 use cni::{validate, CniResult, Error, Version};
@@ -283,6 +284,12 @@ fn wait_exited_keep_zombie(pid: libc::pid_t) {
 
 fn run_once(req: &Request) -> std::io::Result<Output> {
     let mut cmd = Command::new(req.plugin);
+    // Our identity, which an IPAM delegate checks before it writes (see
+    // `cni::caller`); never a stale one inherited from our own caller.
+    match cni::caller::Identity::current() {
+        Some(me) => cmd.env(cni::caller::CALLER_ENV, me.to_env()),
+        None => cmd.env_remove(cni::caller::CALLER_ENV),
+    };
     cmd.envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -116,7 +116,7 @@ mod tests {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\ncat > {seen}.$CNI_COMMAND\n[ \"$CNI_COMMAND\" = ADD ] && \
+                "#!/bin/sh\ncat > {seen}.$CNI_COMMAND\necho \"$CNIRS_CALLER\" > {seen}.caller\n[ \"$CNI_COMMAND\" = ADD ] && \
                  echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.9.0.2/24\"}}]}}'\nexit 0\n",
                 seen = seen.display()
             ),
@@ -137,6 +137,9 @@ mod tests {
         let lease = add_stdin(&ctx, "fake-ipam", derived).unwrap();
         assert_eq!(lease.ips[0].address.to_string(), "10.9.0.2/24");
         assert_eq!(std::fs::read(dir.join("seen.ADD")).unwrap(), derived);
+        // The delegate is told who its caller is (PID and start time).
+        let me = cni::caller::Identity::current().unwrap().to_env();
+        assert_eq!(std::fs::read_to_string(dir.join("seen.caller")).unwrap().trim(), me);
         let e: Result<(), Error> =
             add_with_rollback_stdin(&ctx, "fake-ipam", derived, |_| Err(Error::plugin("later step failed")));
         assert_eq!(e.unwrap_err().msg, "later step failed");

@@ -1,7 +1,7 @@
 //! The CNI commands of the bridge plugin, each in its own module.
 
 use cni::{CniResult, Command, Context, Error, Plugin};
-use netcore::ipam;
+use netcore::{attachment_lock, ipam};
 
 /// The plugin.
 pub struct Bridge;
@@ -11,20 +11,29 @@ impl Plugin for Bridge {
         "bridge"
     }
 
+    // ADD, DEL and CHECK of one attachment never interleave (a DEL sent
+    // while its ADD runs waits for it, then undoes it).
     fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
+        let _held = attachment_lock::of(ctx)?;
         crate::add::add(ctx)
     }
 
     fn del(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::del(ctx)
+        let held = attachment_lock::of(ctx)?;
+        let done = crate::del::del(ctx);
+        held.remove();
+        done
     }
 
     fn check(&self, ctx: &Context) -> Result<(), Error> {
+        let _held = attachment_lock::of(ctx)?;
         crate::check::check(ctx)
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::gc(ctx)
+        let done = crate::del::gc(ctx);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     fn status(&self, ctx: &Context) -> Result<(), Error> {

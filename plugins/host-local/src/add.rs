@@ -43,6 +43,9 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     store.ensure_index()?;
     let (cid, ifname) = (ctx.container_id.as_str(), ctx.ifname.as_str());
     let held = store.held(cid, ifname)?;
+    for ip in &held {
+        store.restore_lease(*ip, cid, ifname)?;
+    }
     let mut picks = plan(&conf, &store, &held, &requests, cid, ifname)?;
     commit(&conf, &store, &held, &mut picks, cid, ifname)?;
     Ok(result(&conf, &picks, dns))

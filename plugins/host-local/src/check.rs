@@ -2,7 +2,7 @@
 //! attachment (or, with no prevResult addresses, it holds at least one).
 
 use crate::config::{Config, Mode};
-use crate::store::{Open, Store};
+use crate::store::{Lease, Open, Store};
 use cni::error::code;
 use cni::{Context, Error};
 use std::net::IpAddr;
@@ -37,7 +37,12 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
         }
         return Err(not_found());
     }
+    store.ensure_index()?;
     for ip in ips {
+        if store.lease(ip)? == Some(Lease::Empty) {
+            let listed = store.candidates(cid, Some(ifname))?.contains(&ip);
+            return Err(store.empty_error(ip, listed.then_some((cid, ifname))));
+        }
         match store.read_lease(ip)? {
             Some(o) if o.is(cid, ifname) || o.is_legacy_of(cid) => {}
             Some(o) => {

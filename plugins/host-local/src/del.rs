@@ -1,9 +1,9 @@
-//! DEL: releases every lease of (container id, ifname); succeeds when
-//! nothing is held. Legacy id-only leases are released when the pair holds
+//! DEL: releases every lease of (container id, ifname), an emptied one its
+//! index entry lists included; succeeds when nothing is held. Legacy id-only leases are released when the pair holds
 //! nothing, as the reference does.
 
 use crate::config::{Config, Mode};
-use crate::store::{Open, Owner, Store};
+use crate::store::{Lease, Open, Owner, Store};
 use cni::{Context, Error};
 
 /// Runs DEL. It needs only the network name and `dataDir`, so a config
@@ -30,8 +30,14 @@ fn release_entry(
     let mut first_error = None;
     for ip in store.candidates(cid, ifname)? {
         // A corrupt lease names nobody: it is not released (and is logged).
-        let outcome = store.owner(ip).and_then(|owner| match owner {
-            Some(o) if owns(&o) => store.remove_lease(ip).map(|()| 1),
+        // An emptied one is the attachment's whose entry lists it.
+        let outcome = store.lease(ip).and_then(|lease| match lease {
+            Some(Lease::Held(o)) if owns(&o) => store.remove_lease(ip).map(|()| 1),
+            Some(Lease::Empty) => store.remove_lease(ip).map(|()| 1),
+            Some(Lease::Corrupt(why)) => {
+                log::warn!("{}", store.corrupt_error(ip, &why));
+                Ok(0)
+            }
             _ => Ok(0),
         });
         match outcome {

@@ -184,10 +184,19 @@ impl Store {
         let mut errors = Vec::new();
         let mut corrupt = Vec::new();
         let mut want: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        let listed = self.listed_owners()?;
         for (ip, lease) in self.leases()? {
             let owner = match lease {
                 Lease::Held(o) => o,
-                // Attributable to nobody: kept by the index rebuild, and
+                // Emptied (a crash, or a truncation): the index still says
+                // whose it is, so it is that attachment's, kept while it is
+                // valid. An entry `keep` accepts wins over a stale one.
+                Lease::Empty if listed.contains_key(&ip) => {
+                    let owners = &listed[&ip];
+                    owners.iter().find(|o| keep(o)).unwrap_or(&owners[0]).clone()
+                }
+                // Attributable to nobody (a reference plugin killed between
+                // creating and writing it): kept by the index rebuild, and
                 // released by a GC (whose `keep` accepts no empty id).
                 Lease::Empty => Owner { container_id: String::new(), ifname: None },
                 Lease::Corrupt(why) => {
@@ -246,6 +255,30 @@ impl Store {
         Ok(Rebuilt { errors, corrupt })
     }
 
+    /// Who each address is listed for in the index as it is on disk
+    /// (before a rebuild rewrites it): the owners of emptied leases.
+    fn listed_owners(&self) -> Result<BTreeMap<IpAddr, Vec<Owner>>, Error> {
+        let mut out: BTreeMap<IpAddr, Vec<Owner>> = BTreeMap::new();
+        let entries = match fs::read_dir(&self.index_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_error(format!("listing {}", self.index_dir.display()), e)),
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Some((cid, ifname)) = name.split_once(':') else { continue };
+            if index_name(cid, (!ifname.is_empty()).then_some(ifname)).as_deref() != Some(name.as_str()) {
+                continue;
+            }
+            let owner =
+                Owner { container_id: cid.to_string(), ifname: (!ifname.is_empty()).then(|| ifname.to_string()) };
+            for ip in self.read_index(&entry.path())? {
+                out.entry(ip).or_default().push(owner.clone());
+            }
+        }
+        Ok(out)
+    }
+
     fn read_index(&self, path: &Path) -> Result<Vec<IpAddr>, Error> {
         // Entries are symlinks we wrote: read, never followed.
         match fs::read_link(path) {
@@ -287,11 +320,22 @@ impl Store {
         }
     }
 
-    /// The addresses the attachment holds, verified against the leases.
+    /// The addresses the attachment holds, verified against the leases. An
+    /// emptied lease its index entry lists is its own too (see
+    /// [`Lease::Empty`]), after the well-formed ones.
     pub fn held(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, Error> {
         let mut out = Vec::new();
+        let mut emptied = Vec::new();
         for ip in self.candidates(container_id, Some(ifname))? {
-            if self.owner(ip)?.is_some_and(|o| o.is(container_id, ifname)) && !out.contains(&ip) {
+            match self.lease(ip)? {
+                Some(Lease::Held(o)) if o.is(container_id, ifname) && !out.contains(&ip) => out.push(ip),
+                Some(Lease::Empty) => emptied.push(ip),
+                Some(Lease::Corrupt(why)) => log::warn!("{}", self.corrupt_error(ip, &why)),
+                _ => {}
+            }
+        }
+        for ip in emptied {
+            if !out.contains(&ip) {
                 out.push(ip);
             }
         }

@@ -27,9 +27,10 @@
 //! *corrupt*: its address is never handed out, no DEL or GC removes it,
 //! CHECK of an attachment that should hold it fails naming the file, and
 //! GC reports it. An administrator removes it once no container uses the
-//! address. The one exception is an empty lease: only a reference plugin
-//! killed between creating and writing it (or a node crash) leaves one,
-//! its ADD never returned the address, and GC releases it.
+//! address. The one exception is an empty lease (see [`Lease::Empty`]).
+//!
+//! A lease is on disk (file and directory fsynced) before ADD returns, so
+//! a crash of the node cannot empty a lease whose address was handed out.
 
 use crate::fsutil;
 use cni::Error;
@@ -49,8 +50,11 @@ pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
 /// Mode of every file the store creates (leases, markers, lock, index
 /// seal): only root reads or writes them.
 pub const FILE_MODE: u32 = 0o600;
-/// Largest lease file read; a real one is under 300 bytes.
-const MAX_LEASE: u64 = 4096;
+/// Largest lease file read. Ours are under 150 bytes (ADD refuses longer
+/// ids, `cni::limits::MAX_CONTAINER_ID`), but an older release or the
+/// reference may have written any id the environment can carry (one
+/// variable holds at most 128 KiB), and DEL and GC must still read it.
+const MAX_LEASE: u64 = 128 * 1024 + 64;
 
 /// Maps an I/O failure to the spec's I/O error, naming what failed.
 pub fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
@@ -72,9 +76,12 @@ pub enum Lease {
     /// A well-formed lease.
     Held(Owner),
     /// An empty file: what a reference plugin killed between creating the
-    /// lease and writing it leaves (or a crash of the node before the data
-    /// reached the disk). Its ADD never returned the address, so GC may
-    /// release it; nothing else does.
+    /// lease and writing it leaves (its ADD never returned the address), or
+    /// a crash of the node before an unsynced lease reached the disk, or a
+    /// truncation. When the index lists the address for an attachment, it
+    /// is that attachment's: its DEL releases it, GC keeps it while it is
+    /// valid, its repeated ADD rewrites it. Otherwise it is nobody's and
+    /// only GC releases it.
     Empty,
     /// Content no writer of the format produces; why, for the report.
     Corrupt(String),
@@ -246,13 +253,34 @@ impl Store {
         ))
     }
 
-    /// The holder of `ip`, or `None` when it is free; a corrupt lease is
-    /// an error that names the file.
+    /// The error that reports an empty lease; `listed_for` is the
+    /// attachment the index lists it for, if any.
+    pub fn empty_error(&self, ip: IpAddr, listed_for: Option<(&str, &str)>) -> Error {
+        let path = self.lease_path(ip);
+        match listed_for {
+            Some((cid, ifname)) => Error::io(format!(
+                "lease file {} is empty (truncated); the index records {ip} for container {cid} ({ifname})",
+                path.display()
+            ))
+            .with_details(format!(
+                "{ip} stays reserved for it: GC keeps it while the attachment is valid, its DEL releases it, \
+                 and its ADD rewrites the file"
+            )),
+            None => Error::io(format!(
+                "lease file {} is empty (truncated) and no index entry names its owner",
+                path.display()
+            ))
+            .with_details(format!("{ip} is not handed out until GC releases it (GC releases such a lease)")),
+        }
+    }
+
+    /// The holder of `ip`, or `None` when it is free; a corrupt or empty
+    /// lease is an error that names the file.
     pub fn read_lease(&self, ip: IpAddr) -> Result<Option<Owner>, Error> {
         match self.lease(ip)? {
             None => Ok(None),
             Some(Lease::Held(o)) => Ok(Some(o)),
-            Some(Lease::Empty) => Err(self.corrupt_error(ip, "empty (truncated)")),
+            Some(Lease::Empty) => Err(self.empty_error(ip, None)),
             Some(Lease::Corrupt(why)) => Err(self.corrupt_error(ip, &why)),
         }
     }
@@ -265,7 +293,7 @@ impl Store {
             None => Ok(None),
             Some(Lease::Held(o)) => Ok(Some(o)),
             Some(Lease::Empty) => {
-                log::warn!("{}", self.corrupt_error(ip, "empty (truncated)"));
+                log::warn!("lease file {} is empty (truncated)", self.lease_path(ip).display());
                 Ok(None)
             }
             Some(Lease::Corrupt(why)) => {
@@ -282,6 +310,20 @@ impl Store {
         let content = Owner::content(container_id, ifname);
         fsutil::create_new(&self.index_dir, &self.lease_path(ip), content.as_bytes(), FILE_MODE)
             .map_err(|e| io_error(format!("reserving {ip} in {}", self.dir.display()), e))
+    }
+
+    /// Rewrites the emptied lease of `ip` for the attachment its index
+    /// entry lists it for (ADD of that attachment); other leases are left.
+    pub fn restore_lease(&self, ip: IpAddr, container_id: &str, ifname: &str) -> Result<(), Error> {
+        if self.lease(ip)? != Some(Lease::Empty) {
+            return Ok(());
+        }
+        self.dirty.set(true);
+        self.ensure_index_dir()?;
+        let content = Owner::content(container_id, ifname);
+        log::warn!("rewriting the emptied lease {} for {container_id} ({ifname})", self.lease_path(ip).display());
+        fsutil::replace(&self.index_dir, &self.lease_path(ip), content.as_bytes(), FILE_MODE)
+            .map_err(|e| io_error(format!("rewriting lease {ip} in {}", self.dir.display()), e))
     }
 
     /// Releases `ip` (a lease already gone is fine).

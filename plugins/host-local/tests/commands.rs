@@ -200,13 +200,40 @@ fn every_result_version() {
 }
 
 #[test]
-fn long_container_ids_fall_back_to_the_walk() {
+fn long_container_ids_are_refused_at_add_and_old_leases_still_released() {
     let d = DataDir::new("longid");
     let c = dual("net", &d);
-    let long = "x".repeat(300);
-    let r1 = Call::new("ADD", &long).run(&c).ips();
-    assert_eq!(Call::new("ADD", &long).run(&c).ips(), r1, "idempotent without an index entry");
     Call::new("ADD", "short").run(&c).ok();
-    Call::new("DEL", &long).run(&c).ok();
-    assert_eq!(leases(&d.store("net")).len(), 2);
+    let store = d.store("net");
+    let max = cni::limits::MAX_CONTAINER_ID;
+    assert_eq!(Call::new("ADD", &"x".repeat(max)).run(&c).ips().len(), 2, "at the bound");
+    Call::new("DEL", &"x".repeat(max)).run(&c).ok();
+    for len in [max + 1, 300, 5000] {
+        let long = "x".repeat(len);
+        // Refused with nothing written: a lease no later call could release.
+        let before = snapshot(&d.0);
+        let e = Call::new("ADD", &long).run(&c).err(4);
+        assert!(e["msg"].as_str().unwrap().contains(&format!("at most {max}")), "{e}");
+        assert_eq!(snapshot(&d.0), before, "{len}: store changed");
+        // What an older release wrote for such an id is read, checked and
+        // released: by DEL, and by GC when the id is not valid.
+        std::fs::write(store.join("10.55.0.200"), format!("{long}\r\neth0")).unwrap();
+        let mut check = c.clone();
+        check["prevResult"] = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.55.0.200/24"}]});
+        Call::new("CHECK", &long).run(&check).ok();
+        Call::new("DEL", &long).run(&c).ok();
+        assert!(!store.join("10.55.0.200").exists(), "{len}: DEL left the lease");
+        std::fs::write(store.join("10.55.0.200"), format!("{long}\r\neth0")).unwrap();
+        let gc = |valid: serde_json::Value| {
+            let mut g = c.clone();
+            g["cniVersion"] = json!("1.1.0");
+            g["cni.dev/valid-attachments"] = valid;
+            Call::new("GC", "").run(&g).ok();
+        };
+        gc(json!([{"containerID": "short", "ifname": "eth0"}, {"containerID": long, "ifname": "eth0"}]));
+        assert!(store.join("10.55.0.200").exists(), "{len}: GC released a valid lease");
+        gc(json!([{"containerID": "short", "ifname": "eth0"}]));
+        assert!(!store.join("10.55.0.200").exists(), "{len}: GC kept it");
+    }
+    assert_eq!(leases(&store).len(), 2, "only short's");
 }

@@ -179,7 +179,7 @@ fn a_corrupt_lease_is_reported_never_trusted_and_never_released() {
     assert!(e["msg"].as_str().unwrap().contains("10.90.0.2 is corrupt: not UTF-8"), "{e}");
     assert_eq!(lease_names(&store), ["10.90.0.2"]);
     // Other kinds of corruption are caught the same way.
-    for bad in [&b"../../etc\r\neth0"[..], b"c1\r\neth0\r\nextra", &[b'a'; 5000][..]] {
+    for bad in [&b"../../etc\r\neth0"[..], b"c1\r\neth0\r\nextra", &[b'a'; 200_000][..]] {
         fs::write(store.join("10.90.0.2"), bad).unwrap();
         assert_eq!(Call::new("GC", "").run(&gc).err(5)["code"], 5);
         assert!(store.join("10.90.0.2").exists());
@@ -200,6 +200,55 @@ fn a_truncated_lease_keeps_its_address_until_gc() {
     Call::new("GC", "").run(&gc).ok();
     assert!(!store.join("10.90.0.2").exists(), "GC releases an empty lease");
     assert!(store.join("10.90.0.3").exists());
+}
+
+#[test]
+fn an_emptied_live_lease_stays_its_owners_and_is_never_handed_out_again() {
+    let d = DataDir::new("emptied");
+    let c = small(&d);
+    let store = d.store("net");
+    let r = Call::new("ADD", "c1").run(&c).ok();
+    assert_eq!(r["ips"][0]["address"], "10.90.0.2/29");
+    let gc = |valid: Value| {
+        let mut g = c.clone();
+        g["cni.dev/valid-attachments"] = valid;
+        Call::new("GC", "").run(&g)
+    };
+    let c1_valid = json!([{"containerID": "c1", "ifname": "eth0"}]);
+    // What a crash can leave of an unsynced lease, or a truncation.
+    fs::write(store.join("10.90.0.2"), b"").unwrap();
+    gc(c1_valid.clone()).ok();
+    assert!(store.join("10.90.0.2").exists(), "GC released the lease of a valid container");
+    assert_eq!(Call::new("ADD", "c2").run(&c).ips(), ["10.90.0.3/29"], "handed out again");
+    // Also after the index is rebuilt (a foreign writer changed the store).
+    fs::write(store.join("10.90.0.6"), "foreign\r\neth0").unwrap();
+    assert_eq!(Call::new("ADD", "c3").run(&c).ips(), ["10.90.0.4/29"]);
+    gc(json!([{"containerID": "c1", "ifname": "eth0"}, {"containerID": "c2", "ifname": "eth0"},
+              {"containerID": "c3", "ifname": "eth0"}, {"containerID": "foreign", "ifname": "eth0"}]))
+    .ok();
+    assert!(store.join("10.90.0.2").exists(), "GC after a rebuild released it");
+    // CHECK says what is wrong and what happens to it.
+    let mut check = c.clone();
+    check["prevResult"] = r.clone();
+    let e = Call::new("CHECK", "c1").run(&check).err(5);
+    let (msg, details) = (e["msg"].as_str().unwrap(), e["details"].as_str().unwrap());
+    assert!(msg.contains("10.90.0.2 is empty (truncated)") && msg.contains("for container c1 (eth0)"), "{e}");
+    assert!(
+        details.contains("GC keeps it while the attachment is valid") && details.contains("DEL releases it"),
+        "{e}"
+    );
+    // A repeated ADD of the owner gets it back and rewrites it.
+    assert_eq!(Call::new("ADD", "c1").run(&c).ips(), ["10.90.0.2/29"]);
+    assert_eq!(fs::read(store.join("10.90.0.2")).unwrap(), b"c1\r\neth0");
+    Call::new("CHECK", "c1").run(&check).ok();
+    // Emptied again, its owner's DEL releases it; and GC releases one
+    // whose owner is not valid.
+    fs::write(store.join("10.90.0.2"), b"").unwrap();
+    Call::new("DEL", "c1").run(&c).ok();
+    assert!(!store.join("10.90.0.2").exists(), "DEL left it");
+    fs::write(store.join("10.90.0.3"), b"").unwrap();
+    gc(json!([{"containerID": "c3", "ifname": "eth0"}])).ok();
+    assert_eq!(lease_names(&store), ["10.90.0.4"]);
 }
 
 #[test]
@@ -285,4 +334,40 @@ fn an_orphaned_delegate_changes_nothing() {
     assert_eq!(owners, ["seed\r\neth0"], "the orphan reserved nothing");
     let _ = fs::remove_file(&stdin);
     let _ = fs::remove_file(&out);
+}
+
+/// Field 22 (start time) of /proc/<pid>/stat.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[test]
+fn a_delegate_whose_named_caller_is_gone_changes_nothing() {
+    // A caller (bridge) killed after forking host-local but before its
+    // `main` ran: host-local starts already re-parented, so only the
+    // identity the caller passed tells. Here the caller is a process that
+    // has exited, or one whose PID now belongs to another process.
+    let d = DataDir::new("orphan-named");
+    let c = small(&d);
+    let store = d.store("net");
+    Call::new("ADD", "seed").run(&c).ok();
+    let mut dead = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let dead_id = format!("{}:{}", dead.id(), start_time(dead.id()).unwrap());
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let me = std::process::id();
+    let reused = format!("{me}:{}", start_time(me).unwrap() + 1);
+    let before = snapshot(&d.0);
+    for (caller, cmd) in [(&dead_id, "ADD"), (&reused, "ADD"), (&dead_id, "DEL")] {
+        let cid = if cmd == "DEL" { "seed" } else { "orphan" };
+        let e = Call::new(cmd, cid).env("CNIRS_CALLER", caller.as_str()).run(&c).err(11);
+        assert!(e["msg"].as_str().unwrap().contains("is gone"), "{e}");
+        assert_eq!(snapshot(&d.0), before, "{cmd} with caller {caller} changed the store");
+    }
+    // A caller that runs: the call goes through.
+    let live = format!("{me}:{}", start_time(me).unwrap());
+    assert_eq!(Call::new("ADD", "orphan").env("CNIRS_CALLER", live).run(&c).ips(), ["10.90.0.3/29"]);
+    let owners: Vec<String> = leases(&store).into_values().collect();
+    assert_eq!(owners, ["seed\r\neth0", "orphan\r\neth0"]);
 }

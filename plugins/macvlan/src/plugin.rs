@@ -2,7 +2,7 @@
 //! and GC have no macvlan state of their own and go to IPAM.
 
 use cni::{CniResult, Command, Context, Error, Plugin};
-use netcore::ipam;
+use netcore::{attachment_lock, ipam};
 
 use crate::{add, check, del};
 
@@ -22,20 +22,29 @@ impl Plugin for Macvlan {
         "macvlan"
     }
 
+    // ADD, DEL and CHECK of one attachment never interleave (a DEL sent
+    // while its ADD runs waits for it, then undoes it).
     fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
+        let _held = attachment_lock::of(ctx)?;
         add::add(ctx)
     }
 
     fn del(&self, ctx: &Context) -> Result<(), Error> {
-        del::del(ctx)
+        let held = attachment_lock::of(ctx)?;
+        let done = del::del(ctx);
+        held.remove();
+        done
     }
 
     fn check(&self, ctx: &Context) -> Result<(), Error> {
+        let _held = attachment_lock::of(ctx)?;
         check::check(ctx)
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        to_ipam(ctx, Command::Gc)
+        let done = to_ipam(ctx, Command::Gc);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     fn status(&self, ctx: &Context) -> Result<(), Error> {

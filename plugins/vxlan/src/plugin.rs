@@ -5,8 +5,8 @@
 use crate::{config, peers, underlay};
 use cni::error::code;
 use cni::{CniResult, Command, Context, Error, Plugin};
-use netcore::ipam;
 use netcore::netlink::Handle;
+use netcore::{attachment_lock, ipam};
 
 /// The plugin.
 pub struct Vxlan;
@@ -16,20 +16,29 @@ impl Plugin for Vxlan {
         "vxlan"
     }
 
+    // ADD, DEL and CHECK of one attachment never interleave (a DEL sent
+    // while its ADD runs waits for it, then undoes it).
     fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
+        let _held = attachment_lock::of(ctx)?;
         crate::add::add(ctx)
     }
 
     fn del(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::del(ctx)
+        let held = attachment_lock::of(ctx)?;
+        let done = crate::del::del(ctx);
+        held.remove();
+        done
     }
 
     fn check(&self, ctx: &Context) -> Result<(), Error> {
+        let _held = attachment_lock::of(ctx)?;
         crate::check::check(ctx)
     }
 
     fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::gc(ctx)
+        let done = crate::del::gc(ctx);
+        attachment_lock::gc_of(ctx);
+        done
     }
 
     /// Not available (50) while the underlay or the peer table would make

@@ -113,12 +113,13 @@ pub struct Call<'a> {
     pub ifname: &'a str,
     pub args: &'a str,
     pub log_level: &'a str,
+    pub env: Vec<(&'a str, String)>,
 }
 
 impl<'a> Call<'a> {
     /// `command` of our binary for (cid, eth0).
     pub fn new(command: &'a str, cid: &'a str) -> Call<'a> {
-        Call { bin: OURS, command, cid, ifname: "eth0", args: "", log_level: "" }
+        Call { bin: OURS, command, cid, ifname: "eth0", args: "", log_level: "", env: Vec::new() }
     }
 
     /// The same with the reference binary.
@@ -145,6 +146,12 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// Sets one more variable.
+    pub fn env(mut self, key: &'a str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
+    }
+
     /// Starts the process with `stdin` written and closed.
     pub fn spawn(&self, stdin: &Value) -> Child {
         let mut cmd = Command::new(self.bin);
@@ -162,6 +169,9 @@ impl<'a> Call<'a> {
         }
         if !self.log_level.is_empty() {
             cmd.env("CNI_LOG_LEVEL", self.log_level);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
         }
         let mut child =
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn plugin");
