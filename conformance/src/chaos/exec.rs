@@ -29,17 +29,36 @@ pub struct ChaosExec {
     started: AtomicUsize,
     /// Whether the planned kill landed (the process died of it).
     pub landed: AtomicBool,
+    /// Set when the runtime "restarts": no further plugin is started, as a
+    /// dead runtime starts none (the one running goes on).
+    stopped: AtomicBool,
 }
 
 impl ChaosExec {
     /// Runs plugins in `netns`, killing as `plan` says.
     pub fn new(netns: Arc<std::fs::File>, plan: Option<KillPlan>) -> ChaosExec {
-        ChaosExec { netns, plan, started: AtomicUsize::new(0), landed: AtomicBool::new(false) }
+        ChaosExec {
+            netns,
+            plan,
+            started: AtomicUsize::new(0),
+            landed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ChaosExec {
+    /// The runtime dies: plugins already running go on, no new one starts.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
     }
 }
 
 impl PluginExec for ChaosExec {
     fn exec_plugin(&self, plugin: &Path, stdin: &[u8], env: &[(String, String)]) -> runtime::Result<Vec<u8>> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(runtime::Error::io(format!("the runtime died before it ran {}", plugin.display())));
+        }
         let nth = self.started.fetch_add(1, Ordering::SeqCst);
         let kill_after = self.plan.filter(|p| p.nth == nth).map(|p| p.after);
         // The planned kill is the runner's deadline, at a random moment.

@@ -41,8 +41,8 @@ pub fn fresh_seed() -> u64 {
 pub enum Op {
     /// ADD of a new container on a network.
     Add(Net),
-    /// ADD of a new container, and a DEL of the same attachment started
-    /// 0–4 ms later by a runtime that restarted (no cached result).
+    /// ADD of a new container by a runtime that dies 0–4 ms later, and the
+    /// DEL of the same attachment its restarted self sends.
     AddRacingDel(Net),
     /// CHECK of the running container.
     Check,
