@@ -36,13 +36,9 @@ pub fn configured(ctx: &Context) -> Result<Option<String>, Error> {
     Ok(ctx.conf.ipam_type()?.map(str::to_string))
 }
 
-/// Delegates ADD and returns the IPAM result in the internal form.
-pub fn add(ctx: &Context, ipam_type: &str) -> Result<CniResult, Error> {
-    add_stdin(ctx, ipam_type, &ctx.stdin)
-}
-
-/// [`add`] with `stdin` as the delegate's config instead of the caller's.
-pub fn add_stdin(ctx: &Context, ipam_type: &str, stdin: &[u8]) -> Result<CniResult, Error> {
+/// Delegates ADD (with `stdin` as the delegate's config) and returns the
+/// IPAM result in the internal form; [`Lease`] is the way in.
+fn add_stdin(ctx: &Context, ipam_type: &str, stdin: &[u8]) -> Result<CniResult, Error> {
     let out = exec(ctx, ipam_type, Command::Add, stdin)?;
     let v: serde_json::Value = serde_json::from_slice(&out)
         .map_err(|e| Error::decode(format!("IPAM plugin {ipam_type:?} printed an invalid result: {e}")))?;
@@ -59,36 +55,55 @@ pub fn forward_stdin(ctx: &Context, ipam_type: &str, command: Command, stdin: &[
     exec(ctx, ipam_type, command, stdin).map(|_| ())
 }
 
-/// Runs the IPAM ADD, then `rest` with its result; when `rest` fails the
-/// lease is released before the error is returned, so a failed ADD never
-/// leaks an address.
-pub fn add_with_rollback<T>(
-    ctx: &Context,
-    ipam_type: &str,
-    rest: impl FnOnce(CniResult) -> Result<T, Error>,
-) -> Result<T, Error> {
-    add_with_rollback_stdin(ctx, ipam_type, &ctx.stdin, rest)
+/// An address lease from the IPAM delegate, released again (the
+/// delegate's DEL, with the same stdin) when dropped unless [`Lease::keep`]
+/// took it: an ADD that fails after the lease, at any `?`, never leaks an
+/// address. (The Go reference gets this with `defer ipam.ExecDel`.)
+pub struct Lease<'a> {
+    ctx: &'a Context,
+    ipam_type: &'a str,
+    stdin: &'a [u8],
+    result: CniResult,
+    kept: bool,
 }
 
-/// [`add_with_rollback`] with `stdin` as the delegate's config (for the ADD
-/// and for the DEL that undoes it).
-pub fn add_with_rollback_stdin<T>(
-    ctx: &Context,
-    ipam_type: &str,
-    stdin: &[u8],
-    rest: impl FnOnce(CniResult) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let lease = add_stdin(ctx, ipam_type, stdin)?;
-    if lease.ips.is_empty() {
-        let e = Error::new(code::PLUGIN, format!("IPAM plugin {ipam_type:?} returned no IP address"));
-        let _ = forward_stdin(ctx, ipam_type, Command::Del, stdin);
-        return Err(e);
+impl<'a> Lease<'a> {
+    /// Runs the delegate's ADD; a result without any address is refused
+    /// (and released).
+    pub fn acquire(ctx: &'a Context, ipam_type: &'a str) -> Result<Lease<'a>, Error> {
+        Lease::acquire_stdin(ctx, ipam_type, &ctx.stdin)
     }
-    rest(lease).inspect_err(|_| {
-        if let Err(e) = forward_stdin(ctx, ipam_type, Command::Del, stdin) {
-            log::warn!("rolling back IPAM lease after a failed ADD: {e}");
+
+    /// [`Lease::acquire`] with `stdin` as the delegate's config (for the
+    /// ADD and for the DEL that undoes it).
+    pub fn acquire_stdin(ctx: &'a Context, ipam_type: &'a str, stdin: &'a [u8]) -> Result<Lease<'a>, Error> {
+        let result = add_stdin(ctx, ipam_type, stdin)?;
+        let lease = Lease { ctx, ipam_type, stdin, result, kept: false };
+        if lease.result.ips.is_empty() {
+            return Err(Error::new(code::PLUGIN, format!("IPAM plugin {ipam_type:?} returned no IP address")));
         }
-    })
+        Ok(lease)
+    }
+
+    /// What the delegate reserved.
+    pub fn result(&self) -> &CniResult {
+        &self.result
+    }
+
+    /// The ADD succeeded: the lease stays reserved.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            if let Err(e) = forward_stdin(self.ctx, self.ipam_type, Command::Del, self.stdin) {
+                log::warn!("releasing the IPAM lease of a failed ADD: {e}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,15 +149,19 @@ mod tests {
         let own = br#"{"cniVersion":"1.0.0","name":"n","type":"vxlan","subnet":"10.9.0.0/24"}"#;
         let ctx = cni::skel::build_context(&env, &mut &own[..], Command::Add).unwrap();
         let derived = br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"fake-ipam"}}"#;
-        let lease = add_stdin(&ctx, "fake-ipam", derived).unwrap();
-        assert_eq!(lease.ips[0].address.to_string(), "10.9.0.2/24");
+        let lease = Lease::acquire_stdin(&ctx, "fake-ipam", derived).unwrap();
+        assert_eq!(lease.result().ips[0].address.to_string(), "10.9.0.2/24");
+        lease.keep();
         assert_eq!(std::fs::read(dir.join("seen.ADD")).unwrap(), derived);
         // The delegate is told who its caller is (PID and start time).
         let me = cni::caller::Identity::current().unwrap().to_env();
         assert_eq!(std::fs::read_to_string(dir.join("seen.caller")).unwrap().trim(), me);
-        let e: Result<(), Error> =
-            add_with_rollback_stdin(&ctx, "fake-ipam", derived, |_| Err(Error::plugin("later step failed")));
-        assert_eq!(e.unwrap_err().msg, "later step failed");
+        let _ = std::fs::remove_file(dir.join("seen.DEL"));
+        let failed_add = || -> Result<(), Error> {
+            let _lease = Lease::acquire_stdin(&ctx, "fake-ipam", derived)?;
+            Err(Error::plugin("later step failed"))
+        };
+        assert_eq!(failed_add().unwrap_err().msg, "later step failed");
         assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the rollback DEL gets the same bytes");
         forward_stdin(&ctx, "fake-ipam", Command::Check, derived).unwrap();
         assert_eq!(std::fs::read(dir.join("seen.CHECK")).unwrap(), derived);

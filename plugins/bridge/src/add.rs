@@ -30,10 +30,11 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     }
     let host = Handle::new()?;
     let env = Env { ctx, conf: &conf, ns: &ns, host: &host, ctr: &ctr };
-    match ipam::configured(ctx)? {
-        Some(t) => ipam::add_with_rollback(ctx, &t, |lease| env.setup(Some(lease))),
-        None => env.setup(None),
-    }
+    let Some(ipam_type) = ipam::configured(ctx)? else { return env.setup(None) };
+    let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
+    let result = env.setup(Some(lease.result().clone()))?;
+    lease.keep();
+    Ok(result)
 }
 
 struct Env<'a> {

@@ -119,14 +119,14 @@ fn attach(
         ch.set_up(link.index)?;
         return Ok(result);
     };
-    ipam::add_with_rollback(ctx, ipam_type, |lease| {
-        result.ips = lease.ips;
-        for ip in &mut result.ips {
-            ip.interface = Some(0);
-        }
-        result.routes = lease.routes;
-        let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, announce_v6: true, ..Default::default() };
-        ifconfig::configure(ns, ch, link.index, &ctx.ifname, &result, 0, &opts)?;
-        Ok(result)
-    })
+    let lease = ipam::Lease::acquire(ctx, ipam_type)?;
+    result.ips = lease.result().ips.clone();
+    for ip in &mut result.ips {
+        ip.interface = Some(0);
+    }
+    result.routes = lease.result().routes.clone();
+    let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, announce_v6: true, ..Default::default() };
+    ifconfig::configure(ns, ch, link.index, &ctx.ifname, &result, 0, &opts)?;
+    lease.keep();
+    Ok(result)
 }

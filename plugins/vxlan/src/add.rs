@@ -42,7 +42,10 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         overlay::ensure(&host, &conf, &ul, &peers)?
     };
     let env = Env { ctx, conf: &conf, ul: &ul, side: &side, ns: &ns, host: &host, ctr: &ctr };
-    ipam::add_with_rollback_stdin(ctx, &conf.ipam.plugin, &conf.ipam.stdin, |lease| env.attach(lease))
+    let lease = ipam::Lease::acquire_stdin(ctx, &conf.ipam.plugin, &conf.ipam.stdin)?;
+    let result = env.attach(lease.result().clone())?;
+    lease.keep();
+    Ok(result)
 }
 
 struct Env<'a> {
