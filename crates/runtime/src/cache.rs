@@ -14,7 +14,6 @@
 //! and reads open with `O_NOFOLLOW` and accept only regular files.
 
 use crate::Attachment;
-use base64::Engine;
 use cni::{CniResult, Error, NetConfList, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -303,12 +302,6 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Base64 of bytes as Go writes `[]byte`; used by tests and tools that
-/// build cache files by hand.
-pub fn go_base64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +336,7 @@ mod tests {
         assert_eq!(raw["cniArgs"], json!([["IgnoreUnknown", "1"]]));
         assert_eq!(raw["capabilityArgs"]["portMappings"][0]["hostPort"], 80);
         assert_eq!(raw["result"], result);
+        use base64::Engine;
         let config = base64::engine::general_purpose::STANDARD.decode(raw["config"].as_str().unwrap()).unwrap();
         assert_eq!(serde_json::from_slice::<Value>(&config).unwrap()["name"], "net1");
 

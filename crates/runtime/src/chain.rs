@@ -13,7 +13,6 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The default directory of network configs, as cnitool's.
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
@@ -80,7 +79,7 @@ impl Runtime {
             cache_dir: cache_dir.into(),
             extra_env: Vec::new(),
             strict_output: false,
-            exec: Arc::new(ProcessExec::default()),
+            exec: Arc::new(ProcessExec),
         }
     }
 
@@ -97,17 +96,6 @@ impl Runtime {
             var("NETCONFPATH").unwrap_or_else(|| DEFAULT_CONF_DIR.into()),
             var("CNI_CACHE_DIR").unwrap_or_else(|| DEFAULT_CACHE_DIR.into()),
         )
-    }
-
-    /// [`Runtime::from_env_with`] on the process environment.
-    pub fn from_env() -> Runtime {
-        Runtime::from_env_with(&|k| std::env::var(k).ok())
-    }
-
-    /// Kills plugins that run longer than `limit` (real processes only).
-    pub fn with_timeout(mut self, limit: Duration) -> Runtime {
-        self.exec = Arc::new(ProcessExec { timeout: Some(limit) });
-        self
     }
 
     /// Runs plugins through `exec` instead of real processes.

@@ -6,7 +6,6 @@
 
 use cni::Error;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// How plugins are found and run. `Send + Sync` so one runtime can serve
 /// concurrent operations.
@@ -21,16 +20,13 @@ pub trait PluginExec: Send + Sync + std::fmt::Debug {
     fn exec_plugin(&self, plugin: &Path, stdin: &[u8], env: &[(String, String)]) -> crate::Result<Vec<u8>>;
 }
 
-/// Runs real plugin binaries as child processes.
-#[derive(Debug, Clone, Default)]
-pub struct ProcessExec {
-    /// Kill a plugin that runs longer than this (`None`: wait forever, as
-    /// libcni without a context deadline).
-    pub timeout: Option<Duration>,
-}
+/// Runs real plugin binaries as child processes, with no deadline (as
+/// libcni without a context deadline).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessExec;
 
 impl PluginExec for ProcessExec {
     fn exec_plugin(&self, plugin: &Path, stdin: &[u8], env: &[(String, String)]) -> Result<Vec<u8>, Error> {
-        invoke::run_plugin(&invoke::Request { timeout: self.timeout, ..invoke::Request::new(plugin, stdin, env) })
+        invoke::run_plugin(&invoke::Request::new(plugin, stdin, env))
     }
 }
