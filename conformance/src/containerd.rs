@@ -3,9 +3,9 @@
 //! binaries as the CRI plugin's `bin_dir`, a conflist of the test's as its
 //! `conf_dir`, and a pause image built here (no registry is reachable). It
 //! runs inside a network namespace of the test, and a mount namespace of
-//! its own, so the bridge, the veths and
-//! nftables stay out of the machine's namespace and every mount it makes
-//! (snapshots, pod namespaces) dies with it. Everything it started is
+//! its own, so the bridge, the veths and nftables stay out of the machine's
+//! namespace and every mount it makes (snapshots, pod namespaces) dies
+//! with it. Everything it started is
 //! killed by PID on drop, also on panic.
 
 use crate::netns::TestNs;
@@ -37,6 +37,25 @@ pub struct Containerd {
     child: Child,
     cgroup: String,
     sockets_before: Vec<String>,
+    // Last: removed after drop has killed everything that used it.
+    _scratch: Scratch,
+}
+
+/// The scratch directory and the cgroup tree, removed on drop, so a
+/// failure while starting leaves nothing either.
+struct Scratch {
+    dir: PathBuf,
+    cgroup: String,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // runc made the pods' cgroups in every hierarchy under ours.
+        for h in list(Path::new("/sys/fs/cgroup")) {
+            rmdir_tree(&Path::new("/sys/fs/cgroup").join(h).join(&self.cgroup));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Containerd {
@@ -47,6 +66,8 @@ impl Containerd {
         let ns = TestNs::new(prefix);
         ns.ok(&["ip", "link", "set", "lo", "up"]);
         let dir = std::env::temp_dir().join(format!("cni-test-{}", ns.name));
+        let cgroup = ns.name.clone();
+        let scratch = Scratch { dir: dir.clone(), cgroup: cgroup.clone() };
         std::fs::create_dir_all(dir.join("net.d")).expect("scratch dir");
         let network = format!("k8s-{}", ns.name);
         conflist["name"] = json!(network);
@@ -55,7 +76,6 @@ impl Containerd {
         std::fs::write(dir.join("config.toml"), config_toml(&dir)).expect("config.toml");
         let image = build_pause_image(&dir);
 
-        let cgroup = ns.name.clone();
         let pids_cg = Path::new("/sys/fs/cgroup/pids").join(&cgroup);
         std::fs::create_dir_all(&pids_cg).expect("a pids cgroup for containerd");
         let log = std::fs::File::create(dir.join("containerd.log")).expect("log file");
@@ -96,7 +116,7 @@ impl Containerd {
         // Before containerd starts anything: the shims and the pods it
         // starts later inherit this cgroup, so drop finds them all.
         let _ = std::fs::write(pids_cg.join("cgroup.procs"), child.id().to_string());
-        let c = Containerd { ns, dir, network, child, cgroup, sockets_before };
+        let c = Containerd { ns, dir, network, child, cgroup, sockets_before, _scratch: scratch };
         c.wait_ready();
         let out = c.ctr(&["-n", "k8s.io", "images", "import", &image.display().to_string()]);
         assert!(out.status.success(), "ctr images import: {out:?}\n{}", c.log());
@@ -194,10 +214,6 @@ impl Drop for Containerd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // runc made the pods' cgroups in every hierarchy under ours.
-        for h in list(Path::new("/sys/fs/cgroup")) {
-            rmdir_tree(&Path::new("/sys/fs/cgroup").join(h).join(&self.cgroup));
-        }
         for s in list(Path::new(SHIM_SOCKETS)) {
             if !self.sockets_before.contains(&s) {
                 let _ = std::fs::remove_file(Path::new(SHIM_SOCKETS).join(s));
@@ -210,7 +226,6 @@ impl Drop for Containerd {
                 let _ = std::fs::remove_file(Path::new(CNI_CACHE).join(f));
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
