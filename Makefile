@@ -10,21 +10,35 @@ TOOLS   := cnitool
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
 # iproute2/nftables/iptables as test witnesses (iptables also for the
 # firewall plugin's FORWARD DROP tests), iputils-ping for traffic proofs,
-# g++ for libFuzzer (compiled by libfuzzer-sys for `make fuzz`).
-DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables iputils-ping procps g++
+# g++ for libFuzzer (compiled by libfuzzer-sys for `make fuzz`),
+# protoc for the CRI client the conformance tests build (k8s-cri).
+DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables iputils-ping procps g++ protobuf-compiler
 
-.PHONY: all deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
+# The node the Kubernetes test runs (conformance/tests/containerd_cri.rs):
+# containerd 1.6 with its CRI plugin, runc, and busybox-static, from which
+# the test builds its pause image (no registry is reachable).
+CRI_PACKAGES := containerd runc busybox-static
+
+.PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs those of the Debian packages $(1) that are missing.
+define install-missing
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call install-missing,$(DEB_PACKAGES))
+
+cri-deps:
+	$(call install-missing,$(CRI_PACKAGES))
 
 build: deps
 	$(CARGO) build --workspace --bins
@@ -37,8 +51,9 @@ install: release
 	for b in $(PLUGINS) $(TOOLS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/$$b; done
 
 # Unit tests need no privileges; conformance tests need root (namespaces).
-# The reference plugins are installed too: compatibility tests run them.
-test: build bench-deps
+# The reference plugins are installed too: compatibility tests run them;
+# and containerd, for the test of the kubelet's path.
+test: build bench-deps cri-deps
 	$(CARGO) test --workspace
 
 demo: release

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bins;
 pub mod chaos;
+pub mod containerd;
 pub mod demo;
 pub mod fixture;
 pub mod netns;

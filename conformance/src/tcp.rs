@@ -7,9 +7,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-/// Moves the calling thread into the namespace `/run/netns/<name>`.
+/// Moves the calling thread into the namespace `/run/netns/<name>`, or
+/// the one at `name` when it is a path (`/proc/<pid>/ns/net`: a pod's
+/// namespace that only its runtime's mount namespace has a name for).
 fn enter(name: &str) -> std::io::Result<()> {
-    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
+    let path = if name.starts_with('/') { name.to_string() } else { format!("/run/netns/{name}") };
+    let f = std::fs::File::open(path)?;
     // SAFETY: setns on a valid fd; it changes only the calling thread.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -25,7 +28,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `addr` (e.g. `[::]:80`) inside namespace `ns`.
+    /// Listens on `addr` (e.g. `[::]:80`) inside namespace `ns` (a name under /run/netns, or a path).
     pub fn start(ns: &str, addr: &str, reply: &str) -> std::io::Result<Server> {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::channel();

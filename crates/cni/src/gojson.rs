@@ -117,10 +117,13 @@ pub fn refold_keys(v: &Value, seed: u64, verbatim: &[&str]) -> Value {
 /// The members of `map` keyed by the struct field each one decodes into.
 /// An exact key wins over a folded one for the same field (Go keeps the
 /// last one in document order, which a parsed `Value` no longer has; the
-/// exact spelling is the one a writer meant). Unknown keys pass unchanged.
+/// exact spelling is the one a writer meant). Unknown keys pass unchanged;
+/// `null` members are dropped, as Go leaves such a field at its zero value.
 fn match_fields<'de>(map: &'de Map<String, Value>, fields: &'static [&'static str]) -> Vec<(&'de str, &'de Value)> {
     let mut out: Vec<(&'de str, &'de Value, bool)> = Vec::with_capacity(map.len());
-    for (k, v) in map {
+    // Go leaves a field at its zero value for `null`; absent does the same
+    // here (`"portMappings": null` is an empty list, not an error).
+    for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
         let (name, exact): (&'de str, bool) = if fields.contains(&k.as_str()) {
             (k.as_str(), true)
         } else if let Some(f) = fields.iter().find(|f| fold_eq(f, k)) {
@@ -358,6 +361,19 @@ mod tests {
         assert!(e.path().to_string() == "hostPort" || e.path().to_string() == "list[0].rangeStart", "{}", e.path());
         let e = from_value_with_path::<Mapping>(&json!({"HostPort": 1, "List": [{"RangeStart": 5}]})).unwrap_err();
         assert_eq!(e.path().to_string(), "list[0].rangeStart");
+    }
+
+    #[test]
+    fn null_is_the_zero_value_as_in_go() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Caps {
+            #[serde(rename = "portMappings", default)]
+            port_mappings: Vec<u16>,
+            #[serde(default)]
+            name: String,
+        }
+        let c: Caps = from_value(&json!({"portMappings": null, "Name": null})).unwrap();
+        assert_eq!(c, Caps { port_mappings: vec![], name: String::new() });
     }
 
     #[test]
