@@ -14,6 +14,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nft_mark;
+pub mod owner;
 pub mod sandbox;
 pub mod sysctl;
 

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::nft::{
     priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
 };
+use crate::owner::{self, OwnerKey, Stale};
 use ipnetwork::IpNetwork;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -103,69 +104,51 @@ fn merge(mut nets: Vec<IpNetwork>) -> Vec<IpNetwork> {
 }
 
 /// Adds to `batch` the elements that masquerade `ips` of one attachment.
-pub fn add_container(batch: &mut Batch, network: &str, owner: &str, ips: &[IpAddr]) -> Result<()> {
+pub fn add_container(batch: &mut Batch, network: &str, owner: &OwnerKey, ips: &[IpAddr]) -> Result<()> {
     let t = table()?;
     let chain = t.chain(format!("masq-{network}"))?;
+    let key = owner.key();
     for ip in ips {
         let map = src_map(&t, ip.is_ipv4())?;
-        batch.add_element(&map, Element::new([value(*ip)]).verdict(chain.goto()).comment(owner));
+        batch.add_element(&map, Element::new([value(*ip)]).verdict(chain.goto()).comment(key.as_str()));
     }
     Ok(())
 }
 
-/// The elements owned by `owner`, or by anyone `keep` rejects when
-/// `owner` is `None` (GC); empty when the table does not exist.
-fn owned(sock: &Socket, pick: &dyn Fn(&str) -> bool) -> Result<Vec<(Set, Element)>> {
+fn maps() -> Result<Vec<Set>> {
     let t = table()?;
-    if !sock.has_table(&t)? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for v4 in [true, false] {
-        let map = src_map(&t, v4)?;
-        if !sock.has_set(&map)? {
-            continue;
-        }
-        for e in sock.list_elements(&map)? {
-            if e.comment.as_deref().is_some_and(pick) {
-                out.push((map.clone(), e));
-            }
-        }
-    }
-    Ok(out)
+    Ok(vec![src_map(&t, true)?, src_map(&t, false)?])
 }
 
 /// Adds to `batch` the removal of every element owned by `owner`; nothing
 /// to remove is success, so DEL stays idempotent and needs no addresses.
 /// One batch for all of a DEL's nftables work: each socket that deletes
 /// waits an RCU grace period when it closes.
-pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Result<usize> {
-    let gone = owned(sock, &|c| c == owner)?;
-    for (set, e) in &gone {
-        batch.destroy_element(set, e);
-    }
-    Ok(gone.len())
+pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &OwnerKey) -> Result<usize> {
+    owner::remove_owned_into(sock, batch, &maps()?, &|c| owner.matches(c))
 }
 
 /// Whether every address of `ips` is masqueraded for `owner` (CHECK).
-pub fn has_container(owner: &str, ips: &[IpAddr]) -> Result<bool> {
+pub fn has_container(owner: &OwnerKey, ips: &[IpAddr]) -> Result<bool> {
     let sock = Socket::open()?;
-    let have: HashSet<Vec<Value>> = owned(&sock, &|c| c == owner)?.into_iter().map(|(_, e)| e.key).collect();
+    let have: HashSet<Vec<Value>> =
+        owner::list_owned(&sock, &maps()?, &|c| owner.matches(c))?.into_iter().map(|(_, e)| e.key).collect();
     Ok(ips.iter().all(|ip| have.contains(&vec![value(*ip)])))
 }
 
-/// GC: removes the elements of `network` whose owner is not in `valid`
-/// (owner keys as [`crate::naming::attachment_key`] makes them).
-pub fn gc_network(network: &str, valid: &HashSet<String>) -> Result<usize> {
+/// GC: removes the elements of the network that `stale` selects, and
+/// returns their owners.
+pub fn gc_network(stale: &Stale) -> Result<Vec<String>> {
     let sock = Socket::open()?;
-    let prefix = format!("{network}/");
-    let stale = owned(&sock, &|c| c.starts_with(&prefix) && !valid.contains(c))?;
+    let gone = owner::list_owned(&sock, &maps()?, &|c| stale.is_stale(c))?;
     let mut batch = Batch::new();
-    for (set, e) in &stale {
+    for (set, e) in &gone {
         batch.destroy_element(set, e);
     }
-    sock.commit(&batch)?;
-    Ok(stale.len())
+    if !batch.is_empty() {
+        sock.commit(&batch)?;
+    }
+    Ok(gone.into_iter().filter_map(|(_, e)| e.comment).collect())
 }
 
 #[cfg(test)]
@@ -186,8 +169,13 @@ mod tests {
     fn batches_build() {
         let mut b = Batch::new();
         ensure_network(&mut b, "net1", &["10.88.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()]).unwrap();
-        add_container(&mut b, "net1", "net1/c1/eth0", &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()])
-            .unwrap();
+        add_container(
+            &mut b,
+            "net1",
+            &OwnerKey::new("net1", "c1", "eth0"),
+            &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+        )
+        .unwrap();
         assert!(b.len() > 10);
     }
 }

@@ -27,17 +27,6 @@ pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String
     format!("veth{:011x}", fnv1a64(&[network, container_id, ifname]) >> 20)
 }
 
-/// The owner written into nftables elements and other shared state.
-/// Kept readable when short; hashed when it would not fit a comment.
-pub fn attachment_key(network: &str, container_id: &str, ifname: &str) -> String {
-    let key = format!("{network}/{container_id}/{ifname}");
-    if key.len() <= 120 {
-        key
-    } else {
-        format!("{network:.40}/#{:016x}", fnv1a64(&[network, container_id, ifname]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,15 +41,6 @@ mod tests {
         assert_ne!(a, host_veth_name("net2", "ctr1", "eth0"));
         // The separator keeps ("ab","c") and ("a","bc") apart.
         assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
-    }
-
-    #[test]
-    fn keys_stay_short() {
-        assert_eq!(attachment_key("n", "c", "eth0"), "n/c/eth0");
-        let long = "x".repeat(200);
-        let k = attachment_key("net", &long, "eth0");
-        assert!(k.len() <= 120);
-        assert_ne!(k, attachment_key("net", &long, "eth1"));
     }
 }
 
@@ -84,9 +64,4 @@ mod mac_tests {
         assert_eq!(m, bridge_mac("cni0"));
         assert_ne!(m, bridge_mac("cni1"));
     }
-}
-
-/// The owner keys of a GC's valid attachments on `network`.
-pub fn owner_keys(network: &str, valid: &[cni::config::Attachment]) -> std::collections::HashSet<String> {
-    valid.iter().map(|a| attachment_key(network, &a.container_id, &a.ifname)).collect()
 }

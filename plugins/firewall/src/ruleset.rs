@@ -28,6 +28,7 @@ use netcore::nft::{
     priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
 };
 use netcore::nft_mark::{self, MarkOp};
+use netcore::owner::OwnerKey;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -86,8 +87,8 @@ pub fn objects() -> netcore::Result<Objects> {
 
 impl Objects {
     /// Every set, for listing by owner.
-    pub fn sets(&self) -> impl Iterator<Item = &Set> {
-        self.ctr.iter().chain(&self.iso).chain(&self.own)
+    pub fn sets(&self) -> Vec<Set> {
+        self.ctr.iter().chain(&self.iso).chain(&self.own).cloned().collect()
     }
 }
 
@@ -97,7 +98,7 @@ impl Objects {
 /// written once by [`ensure_mark_rules`].
 pub fn ensure(batch: &mut Batch, o: &Objects) {
     batch.add_table(&o.table);
-    for s in o.sets() {
+    for s in &o.sets() {
         batch.add_set(s);
     }
     batch.add_chain(&o.admit).add_chain(&o.unmark);
@@ -170,7 +171,9 @@ fn value(ip: IpAddr) -> Value {
 /// Adds to `batch` the elements of one attachment: its addresses, and
 /// with same-bridge, the addresses again with the bridge they may be
 /// reached from.
-pub fn add_attachment(batch: &mut Batch, o: &Objects, owner: &str, ips: &[IpAddr], bridge: Option<&str>) {
+pub fn add_attachment(batch: &mut Batch, o: &Objects, owner: &OwnerKey, ips: &[IpAddr], bridge: Option<&str>) {
+    let owner = owner.key();
+    let owner = owner.as_str();
     for ip in ips {
         let f = fam(ip);
         batch.add_element(&o.ctr[f], Element::new([value(*ip)]).comment(owner));
@@ -179,35 +182,6 @@ pub fn add_attachment(batch: &mut Batch, o: &Objects, owner: &str, ips: &[IpAddr
             batch.add_element(&o.own[f], Element::new([value(*ip), Value::Ifname(br.to_string())]).comment(owner));
         }
     }
-}
-
-/// The elements whose owner `pick` accepts; empty when the table or a set
-/// is missing.
-pub fn owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<Vec<(Set, Element)>> {
-    if !sock.has_table(&o.table)? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for set in o.sets() {
-        let elems = match sock.list_elements(set) {
-            Ok(e) => e,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        out.extend(elems.into_iter().filter(|e| e.comment.as_deref().is_some_and(pick)).map(|e| (set.clone(), e)));
-    }
-    Ok(out)
-}
-
-/// Removes the elements whose owner `pick` accepts, in one batch; how many.
-pub fn remove_owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
-    let gone = owned(sock, o, pick)?;
-    let mut batch = Batch::new();
-    for (set, e) in &gone {
-        batch.destroy_element(set, e);
-    }
-    sock.commit(&batch)?;
-    Ok(gone.len())
 }
 
 /// What CHECK finds missing for one attachment (empty when all is there).
@@ -262,7 +236,7 @@ mod tests {
         add_attachment(
             &mut b,
             &o,
-            "net/c1/eth0",
+            &OwnerKey::new("net", "c1", "eth0"),
             &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
             Some("cni-podman1"),
         );

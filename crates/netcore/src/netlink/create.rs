@@ -8,14 +8,15 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::str::FromStr;
 
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::link::validate_ifname;
-use super::{Handle, Link, Mac};
+use super::link::{change_msg, validate_ifname};
+use super::transport::{Fault, Request};
+use super::{Handle, Link, LinkId, Mac};
 use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
 
@@ -39,6 +40,11 @@ pub struct VethSpec<'a> {
     /// Enslave the host end to this bridge at creation (`IFLA_MASTER`;
     /// saves one request, each of which costs ~1 ms with 1,000 links).
     pub master: Option<u32>,
+    /// `IFLA_IFALIAS` of the host end: who made it, so GC can tell its own
+    /// veths from another network's on a shared bridge. The kernel ignores
+    /// an alias in the creating request, so it goes in a second request
+    /// sent with it, before either is answered.
+    pub alias: Option<&'a str>,
 }
 
 /// A bridge to create if missing.
@@ -255,8 +261,48 @@ impl Handle {
     /// with another host name).
     pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<Link> {
         let what = || format!("creating veth {:?} with peer {:?}{}", spec.name, spec.peer_name, in_ns(spec.peer_netns));
-        self.create(veth_msg(spec)?, what)?;
-        self.link(spec.name)
+        let Some(alias) = spec.alias else {
+            self.create(veth_msg(spec)?, what)?;
+            return self.link(spec.name);
+        };
+        // Create, name its owner, read it back: three requests, one wait.
+        let ack = NLM_F_REQUEST | NLM_F_ACK;
+        let set_alias = change_msg(spec.name.into(), |m| m.attributes.push(LinkAttribute::IfAlias(alias.into())))?;
+        let mut get = LinkMessage::default();
+        LinkId::from(spec.name).apply(&mut get)?;
+        let reqs = vec![
+            Request { msg: RouteNetlinkMessage::NewLink(veth_msg(spec)?), flags: ack | NLM_F_CREATE | NLM_F_EXCL },
+            Request { msg: set_alias, flags: ack },
+            Request { msg: RouteNetlinkMessage::GetLink(get), flags: NLM_F_REQUEST },
+        ];
+        let mut answers = self.tx.requests(reqs).into_iter();
+        let named = |what: String, f: Fault| match f {
+            Fault::Errno(n) => Error::from_errno(what, n),
+            Fault::Other(cause) => Error::other(what, cause),
+        };
+        let in_here = |w: String| match self.netns_path() {
+            Some(ns) => format!("{w} in netns {ns}"),
+            None => w,
+        };
+        if let Some(Err(f)) = answers.next() {
+            // Not ours: the alias and the lookup found someone else's link, if any.
+            return Err(named(in_here(what()), f));
+        }
+        if let Some(Err(f)) = answers.next() {
+            let _ = self.delete_link(spec.name);
+            return Err(named(in_here(format!("setting the alias of veth {:?}", spec.name)), f));
+        }
+        match answers.next() {
+            Some(Ok(replies)) => replies
+                .iter()
+                .find_map(|r| match r {
+                    RouteNetlinkMessage::NewLink(m) => Some(Link::from_msg(m)),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::from_errno(in_here(format!("looking up {:?}", spec.name)), libc::ENODEV)),
+            Some(Err(f)) => Err(named(in_here(format!("looking up {:?}", spec.name)), f)),
+            None => Err(Error::other(in_here(what()), "no answer")),
+        }
     }
 
     /// Creates the bridge, or returns the existing one: `EEXIST` is success when
