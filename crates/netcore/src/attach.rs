@@ -265,12 +265,8 @@ pub fn gc_network(stale: &Stale, bridge: &str, valid: &[cni::config::Attachment]
         Ok(o) => owners.extend(o),
         Err(e) => errors.push(e),
     }
-    let proven: HashSet<String> = owners
-        .iter()
-        .filter_map(|o| OwnerKey::parse(o))
-        .filter(|k| k.network() == stale.network())
-        .map(|k| k.host_veth())
-        .collect();
+    let proven: HashSet<String> =
+        owners.iter().filter(|o| stale.is_stale(o)).filter_map(|o| crate::owner::host_veth_of(o)).collect();
     errors.extend(Handle::new().and_then(|host| remove_stale_veths(&host, bridge, stale, &live, &proven)).err());
     errors
 }

@@ -3,6 +3,7 @@
 //! IPAM delegation. Plugins never shell out; they call this crate.
 
 pub mod attach;
+pub mod claims;
 pub mod conntrack;
 pub mod error;
 pub mod gateway;

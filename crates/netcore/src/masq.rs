@@ -9,13 +9,13 @@
 //! adds elements and a DEL deletes them: the rule count never grows with
 //! containers, and lookup cost stays flat.
 
+use crate::claims::{self, Shared};
 use crate::error::Result;
 use crate::nft::{
     priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
 };
-use crate::owner::{self, OwnerKey, Stale};
+use crate::owner::{OwnerKey, Stale};
 use ipnetwork::IpNetwork;
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Our NAT table; never the reference plugins' names.
@@ -64,7 +64,7 @@ pub fn ensure_network(batch: &mut Batch, network: &str, exempt: &[IpNetwork]) ->
     batch.add_table(&t).add_chain(&post).add_chain(&chain);
     let maps = [src_map(&t, true)?, src_map(&t, false)?];
     for m in &maps {
-        batch.add_set(m);
+        Shared::new(&t, m)?.declare(batch);
     }
     // Rewritten only where the kernel's copy differs: a flush would make
     // every ADD wait an RCU grace period (~16 ms) when its socket closes.
@@ -104,51 +104,54 @@ fn merge(mut nets: Vec<IpNetwork>) -> Vec<IpNetwork> {
 }
 
 /// Adds to `batch` the elements that masquerade `ips` of one attachment.
+/// An address another network's container also has (one subnet in two
+/// networks) is claimed, and masqueraded by the chain of whichever network
+/// holds it.
 pub fn add_container(batch: &mut Batch, network: &str, owner: &OwnerKey, ips: &[IpAddr]) -> Result<()> {
     let t = table()?;
     let chain = t.chain(format!("masq-{network}"))?;
-    let key = owner.key();
     for ip in ips {
-        let map = src_map(&t, ip.is_ipv4())?;
-        batch.add_element(&map, Element::new([value(*ip)]).verdict(chain.goto()).comment(key.as_str()));
+        let map = Shared::new(&t, &src_map(&t, ip.is_ipv4())?)?;
+        claims::add(batch, &map, Element::new([value(*ip)]).verdict(chain.goto()), owner)?;
     }
     Ok(())
 }
 
-fn maps() -> Result<Vec<Set>> {
+fn maps() -> Result<Vec<Shared>> {
     let t = table()?;
-    Ok(vec![src_map(&t, true)?, src_map(&t, false)?])
+    Ok(vec![Shared::new(&t, &src_map(&t, true)?)?, Shared::new(&t, &src_map(&t, false)?)?])
 }
 
-/// Adds to `batch` the removal of every element owned by `owner`; nothing
-/// to remove is success, so DEL stays idempotent and needs no addresses.
-/// One batch for all of a DEL's nftables work: each socket that deletes
-/// waits an RCU grace period when it closes.
+/// Adds to `batch` the removal of every element and claim of `owner`;
+/// nothing to remove is success, so DEL stays idempotent and needs no
+/// addresses. One batch for all of a DEL's nftables work: each socket that
+/// deletes waits an RCU grace period when it closes.
 pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &OwnerKey) -> Result<usize> {
-    owner::remove_owned_into(sock, batch, &maps()?, &|c| owner.matches(c))
+    Ok(claims::release_into(sock, batch, &maps()?, &|c| owner.matches(c))?.len())
 }
 
 /// Whether every address of `ips` is masqueraded for `owner` (CHECK).
 pub fn has_container(owner: &OwnerKey, ips: &[IpAddr]) -> Result<bool> {
     let sock = Socket::open()?;
-    let have: HashSet<Vec<Value>> =
-        owner::list_owned(&sock, &maps()?, &|c| owner.matches(c))?.into_iter().map(|(_, e)| e.key).collect();
-    Ok(ips.iter().all(|ip| have.contains(&vec![value(*ip)])))
+    let maps = maps()?;
+    for ip in ips {
+        if !claims::has(&sock, &maps[usize::from(ip.is_ipv6())], &[value(*ip)], owner)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-/// GC: removes the elements of the network that `stale` selects, and
-/// returns their owners.
+/// GC: removes the elements and claims of the network that `stale`
+/// selects, and returns their owners.
 pub fn gc_network(stale: &Stale) -> Result<Vec<String>> {
     let sock = Socket::open()?;
-    let gone = owner::list_owned(&sock, &maps()?, &|c| stale.is_stale(c))?;
     let mut batch = Batch::new();
-    for (set, e) in &gone {
-        batch.destroy_element(set, e);
-    }
+    let gone = claims::release_into(&sock, &mut batch, &maps()?, &|c| stale.is_stale(c))?;
     if !batch.is_empty() {
         sock.commit(&batch)?;
     }
-    Ok(gone.into_iter().filter_map(|(_, e)| e.comment).collect())
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -169,13 +172,6 @@ mod tests {
     fn batches_build() {
         let mut b = Batch::new();
         ensure_network(&mut b, "net1", &["10.88.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()]).unwrap();
-        add_container(
-            &mut b,
-            "net1",
-            &OwnerKey::new("net1", "c1", "eth0"),
-            &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
-        )
-        .unwrap();
         assert!(b.len() > 10);
     }
 }

@@ -24,7 +24,13 @@ pub fn fnv1a64(parts: &[&str]) -> u64 {
 /// the kernel's limit). The reference names its veths `veth` + 8 hex, so
 /// the two never collide.
 pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String {
-    format!("veth{:011x}", fnv1a64(&[network, container_id, ifname]) >> 20)
+    veth_name_of_hash(fnv1a64(&[network, container_id, ifname]))
+}
+
+/// The host veth name made of an attachment's hash (hashed owner keys
+/// carry the same hash, so the name can be found from them).
+pub fn veth_name_of_hash(h: u64) -> String {
+    format!("veth{:011x}", h >> 20)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //! be any network that starts with it, so GC leaves those alone
 //! ([`Belongs::Unsure`]): a leak it logs, never another network's loss.
 
-use crate::naming::{fnv1a64, host_veth_name};
+use crate::naming::{fnv1a64, host_veth_name, veth_name_of_hash};
 use crate::nft::{Batch, Element, Set, Socket};
 use crate::Result;
 use std::collections::HashSet;
@@ -132,6 +132,23 @@ impl OwnerKey {
         }
         Some(OwnerKey::new(net, id, ifname))
     }
+}
+
+/// The host veth of the attachment `owner` names, in any key format: a
+/// hashed key carries the hash the veth's name is made of. How GC proves
+/// that a veth without an alias (made by the previous release) is the one
+/// of an owner it found in its network's own state.
+pub fn host_veth_of(owner: &str) -> Option<String> {
+    if let Some(k) = OwnerKey::parse(owner) {
+        return Some(k.host_veth());
+    }
+    let (_, hashes) = owner.split_once("/#")?;
+    let attachment = hashes.rsplit('.').next()?;
+    if attachment.len() != 16 {
+        return None;
+    }
+    let h = u64::from_str_radix(attachment, 16).ok()?;
+    Some(veth_name_of_hash(h))
 }
 
 /// The container an owner names, for messages: its id when the key is
@@ -310,6 +327,17 @@ mod tests {
         let old = short.legacy().unwrap();
         assert_eq!(belongs(&old, "net"), Belongs::Yes);
         assert_eq!(belongs(&old, "net2"), Belongs::No);
+    }
+
+    #[test]
+    fn every_key_format_names_its_host_veth() {
+        for k in [OwnerKey::new("n", "c", "eth0"), OwnerKey::new(&"l".repeat(60), &"9".repeat(64), "eth1")] {
+            assert_eq!(host_veth_of(&k.key()).as_deref(), Some(k.host_veth().as_str()));
+            if let Some(old) = k.legacy() {
+                assert_eq!(host_veth_of(&old).as_deref(), Some(k.host_veth().as_str()));
+            }
+        }
+        assert_eq!(host_veth_of("junk"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::{firewalld, forward, lock, ruleset};
 use cni::result::CniResult;
 use cni::{Context, Error};
 use netcore::nft::{Batch, Socket};
-use netcore::owner::{self, OwnerKey};
+use netcore::owner::OwnerKey;
 use std::net::IpAddr;
 
 /// Runs ADD.
@@ -29,11 +29,11 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let o = ruleset::objects()?;
     let owner = OwnerKey::of(ctx);
     let mut batch = Batch::new();
-    ruleset::ensure(&mut batch, &o);
-    ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref());
+    ruleset::ensure(&mut batch, &o)?;
+    ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref())?;
     sock.commit(&batch)?;
     if let Err(e) = ensure_shared(&sock, &o) {
-        let _ = owner::remove_owned(&sock, &o.sets(), &|c| owner.matches(c));
+        let _ = ruleset::release(&sock, &o, &|c| owner.matches(c));
         return Err(e);
     }
     Ok(prev)

@@ -5,7 +5,7 @@
 use crate::ruleset;
 use cni::{Context, Error};
 use netcore::nft::Socket;
-use netcore::owner::{self, OwnerKey, Stale};
+use netcore::owner::{OwnerKey, Stale};
 
 /// Runs DEL; nothing to remove is success. A config this plugin would
 /// refuse on ADD (an unknown backend or policy) still cleans up.
@@ -15,7 +15,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     }
     let owner = OwnerKey::of(ctx);
     let sock = Socket::open()?;
-    owner::remove_owned(&sock, &ruleset::objects()?.sets(), &|c| owner.matches(c))?;
+    ruleset::release(&sock, &ruleset::objects()?, &|c| owner.matches(c))?;
     Ok(())
 }
 
@@ -28,9 +28,9 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     let net = &ctx.conf.name;
     let stale = Stale::new(net, &valid);
     let sock = Socket::open()?;
-    let n = owner::remove_owned(&sock, &ruleset::objects()?.sets(), &|c| stale.is_stale(c))?;
+    let n = ruleset::release(&sock, &ruleset::objects()?, &|c| stale.is_stale(c))?;
     if n > 0 {
-        log::info!("GC: removed {n} firewall entries of network {net}");
+        log::info!("GC: removed the firewall entries of {n} attachments of network {net}");
     }
     Ok(())
 }
