@@ -43,11 +43,6 @@ impl Shared {
         Ok(Shared { set: set.clone(), claims })
     }
 
-    /// The set rules look up.
-    pub fn set(&self) -> &Set {
-        &self.set
-    }
-
     /// Adds both sets to `batch` (idempotent).
     pub fn declare(&self, batch: &mut Batch) {
         batch.add_set(&self.set).add_set(&self.claims);

@@ -7,7 +7,9 @@
 //! chain returns for destinations in its exempt set (its own subnets, or a
 //! whole cluster CIDR, and multicast) and masquerades the rest. So an ADD
 //! adds elements and a DEL deletes them: the rule count never grows with
-//! containers, and lookup cost stays flat.
+//! containers, and lookup cost stays flat. Two networks may share a subnet
+//! and so an address: each records a claim on it ([`crate::claims`]), and
+//! the address stays masqueraded until the last claimant's DEL.
 
 use crate::claims::{self, Shared};
 use crate::error::Result;

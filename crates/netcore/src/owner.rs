@@ -73,16 +73,6 @@ impl OwnerKey {
         OwnerKey::new(network, &a.container_id, &a.ifname)
     }
 
-    /// The network name.
-    pub fn network(&self) -> &str {
-        &self.network
-    }
-
-    /// The container id.
-    pub fn container_id(&self) -> &str {
-        &self.container_id
-    }
-
     /// The interface name in the container.
     pub fn ifname(&self) -> &str {
         &self.ifname
@@ -265,17 +255,6 @@ pub fn remove_owned_into(sock: &Socket, batch: &mut Batch, sets: &[Set], pick: &
         batch.destroy_element(set, e);
     }
     Ok(gone.len())
-}
-
-/// Removes, in one transaction, the elements of `sets` that `pick`
-/// selects; how many.
-pub fn remove_owned(sock: &Socket, sets: &[Set], pick: &dyn Fn(&str) -> bool) -> Result<usize> {
-    let mut batch = Batch::new();
-    let n = remove_owned_into(sock, &mut batch, sets, pick)?;
-    if n > 0 {
-        sock.commit(&batch)?;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

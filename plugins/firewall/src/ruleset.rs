@@ -6,6 +6,8 @@
 //! set ctr4/ctr6     addresses admitted (every attachment)
 //! set iso4/iso6     addresses with ingressPolicy same-bridge
 //! set own4/own6     address . its bridge, for those
+//! set <each>-claims the same keys . owner hash: who needs each element
+//!                   (two networks may give one address; netcore::claims)
 //! chain forward     hook forward, priority filter - 5:
 //!     ip daddr @iso4 jump ingress4                        (same for v6)
 //!     ip saddr @ctr4 goto admit

@@ -409,6 +409,22 @@ mod tests {
         assert_eq!(rec.requests()[0].flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
     }
 
+    #[test]
+    fn the_owner_alias_goes_with_the_creation_and_a_failure_to_set_it_removes_the_veth() {
+        let rec = Recorder::new();
+        rec.reply(Ok(Vec::new())).fail(libc::EINVAL);
+        let spec = VethSpec { name: "veth1", peer_name: "eth0", alias: Some("n/c/eth0"), ..Default::default() };
+        let e = rec.handle().create_veth(&spec).unwrap_err();
+        assert_eq!(e.what, "setting the alias of veth \"veth1\"");
+        let reqs = rec.requests();
+        // create, alias, lookup (sent together), then the cleanup.
+        assert_eq!(reqs.len(), 4);
+        let RouteNetlinkMessage::NewLink(alias) = &reqs[1].msg else { panic!("{:?}", reqs[1]) };
+        assert!(alias.attributes.contains(&LinkAttribute::IfAlias("n/c/eth0".into())));
+        assert!(alias.attributes.contains(&LinkAttribute::IfName("veth1".into())));
+        assert!(matches!(reqs[3].msg, RouteNetlinkMessage::DelLink(_)));
+    }
+
     fn link_reply(index: u32, name: &str, kind: Option<InfoKind>, up: bool) -> RouteNetlinkMessage {
         let mut m = LinkMessage::default();
         m.header.index = index;
