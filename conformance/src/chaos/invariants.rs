@@ -133,7 +133,7 @@ impl Lab {
 
         // 5. nftables and 6. routes: no trace of a container not running.
         let live_keys: BTreeSet<String> =
-            lives.iter().map(|(_, l)| netcore::naming::attachment_key(l.net.name(), &l.cid, "eth0")).collect();
+            lives.iter().map(|(_, l)| netcore::owner::OwnerKey::new(l.net.name(), &l.cid, "eth0").key()).collect();
         let live_ips: BTreeSet<IpAddr> = lives.iter().flat_map(|(_, l)| l.ips.iter().copied()).collect();
         let stale_ip = |ip: IpAddr| {
             self.nets().iter().any(|n| n.pools().iter().any(|(pool, gw)| ip_in(pool, ip) && gw.parse() != Ok(ip)))

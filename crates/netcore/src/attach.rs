@@ -3,9 +3,11 @@
 //! attachment, so DEL removes it without the container's namespace.
 
 use crate::error::{Error, Kind, Result};
-use crate::naming::{bridge_mac, host_veth_name};
+use crate::naming::bridge_mac;
 use crate::netlink::{BridgePortFlags, BridgeSpec, Handle, Link, Mac, VethSpec};
 use crate::netns::Netns;
+use crate::owner::{OwnerKey, Stale};
+use std::collections::HashSet;
 
 /// How to make the bridge when it is missing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,12 +55,8 @@ pub fn ensure_bridge(h: &Handle, opts: &BridgeOptions<'_>) -> Result<(Link, bool
 /// One container's veth pair, as ADD asks for it.
 #[derive(Debug, Clone, Copy)]
 pub struct VethAttach<'a> {
-    /// Network name (part of the host end's name).
-    pub network: &'a str,
-    /// Container id.
-    pub container_id: &'a str,
-    /// Interface name in the container.
-    pub ifname: &'a str,
+    /// The attachment: names the host end and is written as its alias.
+    pub owner: &'a OwnerKey,
     /// The container's namespace.
     pub netns: &'a Netns,
     /// MTU of both ends.
@@ -86,16 +84,18 @@ pub struct Attached {
 /// makes as few as it can: create, read the two ends, and port flags only
 /// when asked for.
 pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_>) -> Result<Attached> {
-    let name = host_veth_name(a.network, a.container_id, a.ifname);
+    let name = a.owner.host_veth();
+    let alias = a.owner.key();
     let spec = VethSpec {
         name: &name,
-        peer_name: a.ifname,
+        peer_name: a.owner.ifname(),
         peer_netns: Some(a.netns),
         mtu: a.mtu,
         mac: None,
         peer_mac: a.mac,
         up: true,
         master: Some(bridge.index),
+        alias: Some(&alias),
     };
     let veth = match host.create_veth(&spec) {
         Err(e) if e.is_exists() => match host.link_by_name(&name)? {
@@ -113,7 +113,7 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
         if a.port != BridgePortFlags::default() {
             host.set_bridge_port(veth.index, &a.port)?;
         }
-        let container = ctr.link(a.ifname)?;
+        let container = ctr.link(a.owner.ifname())?;
         Ok(Attached { host: veth.clone(), container })
     })();
     if done.is_err() {
@@ -124,8 +124,8 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
 
 /// Removes the pair of one attachment by its host end's name; already
 /// gone is success.
-pub fn detach_veth(host: &Handle, network: &str, container_id: &str, ifname: &str) -> Result<bool> {
-    match host.delete_link(host_veth_name(network, container_id, ifname).as_str()) {
+pub fn detach_veth(host: &Handle, owner: &OwnerKey) -> Result<bool> {
+    match host.delete_link(owner.host_veth().as_str()) {
         Ok(()) => Ok(true),
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
@@ -141,10 +141,10 @@ pub fn verify_veth(
     host: &Handle,
     ctr: &Handle,
     bridge: &Link,
-    attachment: (&str, &str, &str),
+    owner: &OwnerKey,
     prev: &cni::CniResult,
 ) -> std::result::Result<(), cni::Error> {
-    let (network, container_id, ifname) = attachment;
+    let ifname = owner.ifname();
     let drift = cni::Error::plugin;
     let c =
         ctr.link_by_name(ifname)?.ok_or_else(|| drift(format!("interface {ifname:?} is missing in the container")))?;
@@ -158,7 +158,7 @@ pub fn verify_veth(
     if !want_mac.is_empty() && *want_mac != c.mac_string() {
         return Err(drift(format!("interface {ifname:?} has MAC {}, prevResult says {want_mac}", c.mac_string())));
     }
-    let host_end = host_veth_name(network, container_id, ifname);
+    let host_end = owner.host_veth();
     let h = host
         .link_by_name(&host_end)?
         .ok_or_else(|| drift(format!("host end {host_end:?} of the veth pair is missing")))?;
@@ -172,15 +172,32 @@ pub fn verify_veth(
 }
 
 /// GC: deletes the host veths on bridge `bridge` that carry our naming
-/// (`veth` + 11 hex) but whose name is not in `live` (the host-end names
-/// of the valid attachments). A missing bridge means nothing to do; the
-/// first failed deletion is returned after trying the others.
-pub fn remove_stale_veths(host: &Handle, bridge: &str, live: &std::collections::HashSet<String>) -> Result<()> {
+/// (`veth` + 11 hex), are not in `live` (the valid attachments' host ends)
+/// and are surely this network's: their alias is an owner `stale` selects,
+/// or, for a veth made before aliases were written (none), its name is in
+/// `proven` (the host ends of owners found in this network's own state).
+/// Any other veth, another network's on a shared bridge above all, stays.
+/// A missing bridge means nothing to do; the first failed deletion is
+/// returned after trying the others.
+pub fn remove_stale_veths(
+    host: &Handle,
+    bridge: &str,
+    stale: &Stale,
+    live: &HashSet<String>,
+    proven: &HashSet<String>,
+) -> Result<()> {
     let Some(br) = host.link_by_name(bridge)? else { return Ok(()) };
     let mut first: Option<Error> = None;
     for l in host.links()? {
         let ours = l.name.len() == 15 && l.name.starts_with("veth") && l.is_kind("veth");
-        if ours && l.master == Some(br.index) && !live.contains(&l.name) {
+        if !ours || l.master != Some(br.index) || live.contains(&l.name) {
+            continue;
+        }
+        let remove = match &l.alias {
+            Some(owner) => stale.is_stale(owner),
+            None => proven.contains(&l.name),
+        };
+        if remove {
             if let Err(e) = host.delete_link(l.index) {
                 if !e.is_not_found() {
                     first.get_or_insert(e);
@@ -203,9 +220,7 @@ pub type ElementRemoval<'a> = dyn Fn(&crate::nft::Socket, &mut crate::nft::Batch
 /// the veth deletion's own grace periods instead of adding to them.
 /// Every failure is returned; nothing stops at the first.
 pub fn detach(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
+    owner: &OwnerKey,
     elements: Option<&ElementRemoval<'_>>,
     meanwhile: impl FnOnce() -> Vec<cni::Error>,
 ) -> Vec<cni::Error> {
@@ -223,7 +238,7 @@ pub fn detach(
             })
         });
         let mut errors = meanwhile();
-        let veth = Handle::new().and_then(|host| detach_veth(&host, network, container_id, ifname).map(drop));
+        let veth = Handle::new().and_then(|host| detach_veth(&host, owner).map(drop));
         errors.extend(veth.err().map(cni::Error::from));
         drop(close_tx);
         if let Some(t) = nft {
@@ -237,13 +252,21 @@ pub fn detach(
 }
 
 /// GC's kernel half for the containers of a bridge network: removes the
-/// masquerade elements and host veths that no attachment in `valid` owns.
-/// Every failure is returned.
-pub fn gc_network(network: &str, bridge: &str, valid: &[cni::config::Attachment]) -> Vec<Error> {
-    let owners = crate::naming::owner_keys(network, valid);
-    let live: std::collections::HashSet<String> =
-        valid.iter().map(|a| host_veth_name(network, &a.container_id, &a.ifname)).collect();
-    let mut errors: Vec<Error> = crate::masq::gc_network(network, &owners).err().into_iter().collect();
-    errors.extend(Handle::new().and_then(|host| remove_stale_veths(&host, bridge, &live)).err());
+/// masquerade elements and host veths that `stale` selects. `found` are
+/// owners the caller already removed from this network's other state
+/// (spoof-check elements): with the masquerade owners, they prove which
+/// alias-less veths of the previous release are this network's. Every
+/// failure is returned.
+pub fn gc_network(stale: &Stale, bridge: &str, valid: &[cni::config::Attachment], found: &[String]) -> Vec<Error> {
+    let live: HashSet<String> = valid.iter().map(|a| OwnerKey::valid(stale.network(), a).host_veth()).collect();
+    let mut errors = Vec::new();
+    let mut owners: Vec<String> = found.to_vec();
+    match crate::masq::gc_network(stale) {
+        Ok(o) => owners.extend(o),
+        Err(e) => errors.push(e),
+    }
+    let proven: HashSet<String> =
+        owners.iter().filter(|o| stale.is_stale(o)).filter_map(|o| crate::owner::host_veth_of(o)).collect();
+    errors.extend(Handle::new().and_then(|host| remove_stale_veths(&host, bridge, stale, &live, &proven)).err());
     errors
 }

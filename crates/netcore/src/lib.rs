@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod attachment_lock;
+pub mod claims;
 pub mod conntrack;
 pub mod error;
 pub mod gateway;
@@ -15,6 +16,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nft_mark;
+pub mod owner;
 pub mod sandbox;
 pub mod sysctl;
 

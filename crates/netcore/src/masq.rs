@@ -7,14 +7,17 @@
 //! chain returns for destinations in its exempt set (its own subnets, or a
 //! whole cluster CIDR, and multicast) and masquerades the rest. So an ADD
 //! adds elements and a DEL deletes them: the rule count never grows with
-//! containers, and lookup cost stays flat.
+//! containers, and lookup cost stays flat. Two networks may share a subnet
+//! and so an address: each records a claim on it ([`crate::claims`]), and
+//! the address stays masqueraded until the last claimant's DEL.
 
+use crate::claims::{self, Shared};
 use crate::error::Result;
 use crate::nft::{
     priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
 };
+use crate::owner::{OwnerKey, Stale};
 use ipnetwork::IpNetwork;
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Our NAT table; never the reference plugins' names.
@@ -63,7 +66,7 @@ pub fn ensure_network(batch: &mut Batch, network: &str, exempt: &[IpNetwork]) ->
     batch.add_table(&t).add_chain(&post).add_chain(&chain);
     let maps = [src_map(&t, true)?, src_map(&t, false)?];
     for m in &maps {
-        batch.add_set(m);
+        Shared::new(&t, m)?.declare(batch);
     }
     // Rewritten only where the kernel's copy differs: a flush would make
     // every ADD wait an RCU grace period (~16 ms) when its socket closes.
@@ -103,69 +106,54 @@ fn merge(mut nets: Vec<IpNetwork>) -> Vec<IpNetwork> {
 }
 
 /// Adds to `batch` the elements that masquerade `ips` of one attachment.
-pub fn add_container(batch: &mut Batch, network: &str, owner: &str, ips: &[IpAddr]) -> Result<()> {
+/// An address another network's container also has (one subnet in two
+/// networks) is claimed, and masqueraded by the chain of whichever network
+/// holds it.
+pub fn add_container(batch: &mut Batch, network: &str, owner: &OwnerKey, ips: &[IpAddr]) -> Result<()> {
     let t = table()?;
     let chain = t.chain(format!("masq-{network}"))?;
     for ip in ips {
-        let map = src_map(&t, ip.is_ipv4())?;
-        batch.add_element(&map, Element::new([value(*ip)]).verdict(chain.goto()).comment(owner));
+        let map = Shared::new(&t, &src_map(&t, ip.is_ipv4())?)?;
+        claims::add(batch, &map, Element::new([value(*ip)]).verdict(chain.goto()), owner)?;
     }
     Ok(())
 }
 
-/// The elements owned by `owner`, or by anyone `keep` rejects when
-/// `owner` is `None` (GC); empty when the table does not exist.
-fn owned(sock: &Socket, pick: &dyn Fn(&str) -> bool) -> Result<Vec<(Set, Element)>> {
+fn maps() -> Result<Vec<Shared>> {
     let t = table()?;
-    if !sock.has_table(&t)? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for v4 in [true, false] {
-        let map = src_map(&t, v4)?;
-        if !sock.has_set(&map)? {
-            continue;
-        }
-        for e in sock.list_elements(&map)? {
-            if e.comment.as_deref().is_some_and(pick) {
-                out.push((map.clone(), e));
-            }
-        }
-    }
-    Ok(out)
+    Ok(vec![Shared::new(&t, &src_map(&t, true)?)?, Shared::new(&t, &src_map(&t, false)?)?])
 }
 
-/// Adds to `batch` the removal of every element owned by `owner`; nothing
-/// to remove is success, so DEL stays idempotent and needs no addresses.
-/// One batch for all of a DEL's nftables work: each socket that deletes
-/// waits an RCU grace period when it closes.
-pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Result<usize> {
-    let gone = owned(sock, &|c| c == owner)?;
-    for (set, e) in &gone {
-        batch.destroy_element(set, e);
-    }
-    Ok(gone.len())
+/// Adds to `batch` the removal of every element and claim of `owner`;
+/// nothing to remove is success, so DEL stays idempotent and needs no
+/// addresses. One batch for all of a DEL's nftables work: each socket that
+/// deletes waits an RCU grace period when it closes.
+pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &OwnerKey) -> Result<usize> {
+    Ok(claims::release_into(sock, batch, &maps()?, &|c| owner.matches(c))?.len())
 }
 
 /// Whether every address of `ips` is masqueraded for `owner` (CHECK).
-pub fn has_container(owner: &str, ips: &[IpAddr]) -> Result<bool> {
+pub fn has_container(owner: &OwnerKey, ips: &[IpAddr]) -> Result<bool> {
     let sock = Socket::open()?;
-    let have: HashSet<Vec<Value>> = owned(&sock, &|c| c == owner)?.into_iter().map(|(_, e)| e.key).collect();
-    Ok(ips.iter().all(|ip| have.contains(&vec![value(*ip)])))
+    let maps = maps()?;
+    for ip in ips {
+        if !claims::has(&sock, &maps[usize::from(ip.is_ipv6())], &[value(*ip)], owner)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-/// GC: removes the elements of `network` whose owner is not in `valid`
-/// (owner keys as [`crate::naming::attachment_key`] makes them).
-pub fn gc_network(network: &str, valid: &HashSet<String>) -> Result<usize> {
+/// GC: removes the elements and claims of the network that `stale`
+/// selects, and returns their owners.
+pub fn gc_network(stale: &Stale) -> Result<Vec<String>> {
     let sock = Socket::open()?;
-    let prefix = format!("{network}/");
-    let stale = owned(&sock, &|c| c.starts_with(&prefix) && !valid.contains(c))?;
     let mut batch = Batch::new();
-    for (set, e) in &stale {
-        batch.destroy_element(set, e);
+    let gone = claims::release_into(&sock, &mut batch, &maps()?, &|c| stale.is_stale(c))?;
+    if !batch.is_empty() {
+        sock.commit(&batch)?;
     }
-    sock.commit(&batch)?;
-    Ok(stale.len())
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -186,8 +174,6 @@ mod tests {
     fn batches_build() {
         let mut b = Batch::new();
         ensure_network(&mut b, "net1", &["10.88.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()]).unwrap();
-        add_container(&mut b, "net1", "net1/c1/eth0", &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()])
-            .unwrap();
         assert!(b.len() > 10);
     }
 }

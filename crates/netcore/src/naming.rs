@@ -24,18 +24,13 @@ pub fn fnv1a64(parts: &[&str]) -> u64 {
 /// the kernel's limit). The reference names its veths `veth` + 8 hex, so
 /// the two never collide.
 pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String {
-    format!("veth{:011x}", fnv1a64(&[network, container_id, ifname]) >> 20)
+    veth_name_of_hash(fnv1a64(&[network, container_id, ifname]))
 }
 
-/// The owner written into nftables elements and other shared state.
-/// Kept readable when short; hashed when it would not fit a comment.
-pub fn attachment_key(network: &str, container_id: &str, ifname: &str) -> String {
-    let key = format!("{network}/{container_id}/{ifname}");
-    if key.len() <= 120 {
-        key
-    } else {
-        format!("{network:.40}/#{:016x}", fnv1a64(&[network, container_id, ifname]))
-    }
+/// The host veth name made of an attachment's hash (hashed owner keys
+/// carry the same hash, so the name can be found from them).
+pub fn veth_name_of_hash(h: u64) -> String {
+    format!("veth{:011x}", h >> 20)
 }
 
 #[cfg(test)]
@@ -52,15 +47,6 @@ mod tests {
         assert_ne!(a, host_veth_name("net2", "ctr1", "eth0"));
         // The separator keeps ("ab","c") and ("a","bc") apart.
         assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
-    }
-
-    #[test]
-    fn keys_stay_short() {
-        assert_eq!(attachment_key("n", "c", "eth0"), "n/c/eth0");
-        let long = "x".repeat(200);
-        let k = attachment_key("net", &long, "eth0");
-        assert!(k.len() <= 120);
-        assert_ne!(k, attachment_key("net", &long, "eth1"));
     }
 }
 
@@ -84,9 +70,4 @@ mod mac_tests {
         assert_eq!(m, bridge_mac("cni0"));
         assert_ne!(m, bridge_mac("cni1"));
     }
-}
-
-/// The owner keys of a GC's valid attachments on `network`.
-pub fn owner_keys(network: &str, valid: &[cni::config::Attachment]) -> std::collections::HashSet<String> {
-    valid.iter().map(|a| attachment_key(network, &a.container_id, &a.ifname)).collect()
 }

@@ -10,10 +10,10 @@ use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, ensure_bridge, Attached, BridgeOptions, VethAttach};
 use netcore::gateway::{self, ResultSpec};
 use netcore::ifconfig::{self, Options};
-use netcore::naming::attachment_key;
 use netcore::netlink::{BridgePortFlags, Handle, Link};
 use netcore::netns::Netns;
 use netcore::nft::Batch;
+use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
@@ -54,15 +54,7 @@ impl Env<'_> {
             isolated: conf.port_isolation.then_some(true),
             learning: None,
         };
-        let attach = VethAttach {
-            network: &ctx.conf.name,
-            container_id: &ctx.container_id,
-            ifname: &ctx.ifname,
-            netns: self.ns,
-            mtu: conf.mtu,
-            mac: conf.mac,
-            port,
-        };
+        let attach = VethAttach { owner: &OwnerKey::of(ctx), netns: self.ns, mtu: conf.mtu, mac: conf.mac, port };
         let attached = attach_veth(self.host, self.ctr, &br, &attach)?;
         let plan = vlan::port_plan(conf);
         self.host
@@ -70,7 +62,7 @@ impl Env<'_> {
             .map_err(|e| vlan::error(conf, e))
             .and_then(|()| self.configure(&br, &attached, lease))
             .inspect_err(|_| {
-                let _ = detach_veth(self.host, &ctx.conf.name, &ctx.container_id, &ctx.ifname);
+                let _ = detach_veth(self.host, &OwnerKey::of(ctx));
             })
     }
 
@@ -119,7 +111,7 @@ impl Env<'_> {
                 gateway::ensure_gateways(self.host, br, &result.ips, conf.force_address)?;
             }
         }
-        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+        let owner = OwnerKey::of(ctx);
         let mut batch = Batch::new();
         let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
         if conf.ip_masq && !ips.is_empty() {

@@ -5,9 +5,9 @@ use crate::config::{self, BridgeConf};
 use crate::{spoofchk, vlan};
 use cni::{Command, Context, Error};
 use netcore::attach::verify_veth;
-use netcore::naming::{attachment_key, host_veth_name};
 use netcore::netlink::vlan::DEFAULT_VLAN;
 use netcore::netlink::{Handle, Link};
+use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
@@ -43,9 +43,9 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     }
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    verify_veth(&host, &ctr, &br, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
-    let host_end = host_veth_name(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
+    verify_veth(&host, &ctr, &br, &owner, &prev)?;
+    let host_end = owner.host_veth();
     if conf.uses_vlans() {
         check_vlans(&host, &conf, &br, &host_end)?;
     }

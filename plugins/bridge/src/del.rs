@@ -4,14 +4,14 @@
 
 use crate::{config, spoofchk};
 use cni::{Command, Context, Error};
-use netcore::naming::{attachment_key, owner_keys};
 use netcore::nft::{Batch, Socket};
+use netcore::owner::{OwnerKey, Stale};
 use netcore::{attach, ipam, masq};
 
 /// Runs DEL: every step is tried; the first failure is reported after.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
     let ipam_type = ipam::configured(ctx)?;
     let remove = |sock: &Socket, batch: &mut Batch| -> netcore::Result<()> {
         if conf.ip_masq {
@@ -26,7 +26,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     // IPAM first in this thread (the address is released whatever else
     // fails), while the nftables removal already runs beside it.
     let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();
-    let errors = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, nft.then_some(&remove), release);
+    let errors = attach::detach(&owner, nft.then_some(&remove), release);
     for e in &errors {
         log::warn!("DEL: {e}");
     }
@@ -41,12 +41,18 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     let Some(valid) = ctx.valid_attachments()? else {
         return Ok(());
     };
-    let net = &ctx.conf.name;
+    let stale = Stale::new(&ctx.conf.name, &valid);
     let mut errors: Vec<Error> = Vec::new();
     if let Some(t) = ipam::configured(ctx)? {
         errors.extend(ipam::forward(ctx, &t, Command::Gc).err());
     }
-    errors.extend(spoofchk::gc(net, &owner_keys(net, &valid)).err().map(Error::from));
-    errors.extend(attach::gc_network(net, &conf.bridge, &valid).into_iter().map(Error::from));
+    let found = match spoofchk::gc(&stale) {
+        Ok(owners) => owners,
+        Err(e) => {
+            errors.push(e.into());
+            Vec::new()
+        }
+    };
+    errors.extend(attach::gc_network(&stale, &conf.bridge, &valid, &found).into_iter().map(Error::from));
     errors.into_iter().next().map_or(Ok(()), Err)
 }

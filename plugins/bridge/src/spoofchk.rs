@@ -23,6 +23,7 @@ use netcore::netlink::Mac;
 use netcore::nft::{
     priority, Batch, ChainType, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
 };
+use netcore::owner::{self, OwnerKey, Stale};
 use netcore::Result;
 use std::collections::HashSet;
 
@@ -55,7 +56,7 @@ fn allowed_elem(port: &str, mac: Mac) -> Element {
 /// Adds to `batch` the table, chain, sets and rules (made to match, so
 /// every ADD may repeat it and concurrent ADDs converge), and the two elements
 /// that protect host port `port` of the container with MAC `mac`.
-pub fn add(batch: &mut Batch, owner: &str, port: &str, mac: Mac) -> Result<()> {
+pub fn add(batch: &mut Batch, owner: &OwnerKey, port: &str, mac: Mac) -> Result<()> {
     let t = table()?;
     let chain = t.base_chain("prerouting", Hook::Prerouting, ChainType::Filter, PRIORITY)?;
     let (ports, allowed) = sets(&t)?;
@@ -69,65 +70,41 @@ pub fn add(batch: &mut Batch, owner: &str, port: &str, mac: Mac) -> Result<()> {
             Rule::new(&chain).in_set(&[Field::Iifname], &ports).counter().drop(),
         ],
     );
-    batch.add_element(&ports, port_elem(port).comment(owner));
-    batch.add_element(&allowed, allowed_elem(port, mac).comment(owner));
+    let key = owner.key();
+    batch.add_element(&ports, port_elem(port).comment(key.as_str()));
+    batch.add_element(&allowed, allowed_elem(port, mac).comment(key));
     Ok(())
 }
 
-/// The elements whose owner `pick` selects, per set; empty when the table
-/// or a set does not exist (nothing was ever protected).
-fn owned(sock: &Socket, pick: &dyn Fn(&str) -> bool) -> Result<Vec<(Set, Element)>> {
-    let t = table()?;
-    if !sock.has_table(&t)? {
-        return Ok(Vec::new());
-    }
-    let (ports, allowed) = sets(&t)?;
-    let mut out = Vec::new();
-    for set in [ports, allowed] {
-        if !sock.has_set(&set)? {
-            continue;
-        }
-        for e in sock.list_elements(&set)? {
-            if e.comment.as_deref().is_some_and(pick) {
-                out.push((set.clone(), e));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn destroy(sock: &Socket, elems: &[(Set, Element)]) -> Result<usize> {
-    let mut batch = Batch::new();
-    for (set, e) in elems {
-        batch.destroy_element(set, e);
-    }
-    sock.commit(&batch)?;
-    Ok(elems.len())
+fn all_sets() -> Result<Vec<Set>> {
+    let (ports, allowed) = sets(&table()?)?;
+    Ok(vec![ports, allowed])
 }
 
 /// Adds to `batch` the removal of the elements of attachment `owner`; none
 /// is success, so DEL is idempotent and needs neither the namespace nor
 /// the MAC.
-pub fn del_into(sock: &Socket, batch: &mut Batch, owner: &str) -> Result<usize> {
-    let gone = owned(sock, &|c| c == owner)?;
+pub fn del_into(sock: &Socket, batch: &mut Batch, owner: &OwnerKey) -> Result<usize> {
+    owner::remove_owned_into(sock, batch, &all_sets()?, &|c| owner.matches(c))
+}
+
+/// GC: removes the elements that `stale` selects; returns their owners.
+pub fn gc(stale: &Stale) -> Result<Vec<String>> {
+    let sock = Socket::open()?;
+    let gone = owner::list_owned(&sock, &all_sets()?, &|c| stale.is_stale(c))?;
+    let mut batch = Batch::new();
     for (set, e) in &gone {
         batch.destroy_element(set, e);
     }
-    Ok(gone.len())
-}
-
-/// GC: removes the elements of `network` whose owner is not in `valid`
-/// (attachment keys).
-pub fn gc(network: &str, valid: &HashSet<String>) -> Result<usize> {
-    let sock = Socket::open()?;
-    let prefix = format!("{network}/");
-    let stale = owned(&sock, &|c| c.starts_with(&prefix) && !valid.contains(c))?;
-    destroy(&sock, &stale)
+    if !batch.is_empty() {
+        sock.commit(&batch)?;
+    }
+    Ok(gone.into_iter().filter_map(|(_, e)| e.comment).collect())
 }
 
 /// CHECK: what is missing for `owner` (port `port`, MAC `mac`), in words;
 /// `None` when the port is protected and the MAC allowed.
-pub fn missing(owner: &str, port: &str, mac: Mac) -> Result<Option<String>> {
+pub fn missing(owner: &OwnerKey, port: &str, mac: Mac) -> Result<Option<String>> {
     let sock = Socket::open()?;
     let t = table()?;
     let chain = t.base_chain("prerouting", Hook::Prerouting, ChainType::Filter, PRIORITY)?;
@@ -137,7 +114,8 @@ pub fn missing(owner: &str, port: &str, mac: Mac) -> Result<Option<String>> {
     if sock.list_rules(&chain)?.len() < 2 {
         return Ok(Some(format!("the rules of chain bridge {TABLE} prerouting are missing")));
     }
-    let have: HashSet<Vec<Value>> = owned(&sock, &|c| c == owner)?.into_iter().map(|(_, e)| e.key).collect();
+    let have: HashSet<Vec<Value>> =
+        owner::list_owned(&sock, &all_sets()?, &|c| owner.matches(c))?.into_iter().map(|(_, e)| e.key).collect();
     if !have.contains(&port_elem(port).key) {
         return Ok(Some(format!("host port {port:?} is not in set bridge {TABLE} {PORTS}")));
     }
@@ -155,7 +133,7 @@ mod tests {
     #[test]
     fn builds_one_batch_with_two_owned_elements() {
         let mut b = Batch::new();
-        add(&mut b, "net/c1/eth0", "veth0123456789a", [2, 0, 0, 0, 0, 1]).unwrap();
+        add(&mut b, &OwnerKey::new("net", "c1", "eth0"), "veth0123456789a", [2, 0, 0, 0, 0, 1]).unwrap();
         // table, chain, 2 sets, the chain's rules, 2 elements
         assert_eq!(b.len(), 7);
         assert_eq!(allowed_elem("veth0", [2, 0, 0, 0, 0, 1]).to_string(), "\"veth0\" . 02:00:00:00:00:01");
@@ -164,7 +142,7 @@ mod tests {
     #[test]
     fn bad_port_names_are_refused() {
         let mut b = Batch::new();
-        add(&mut b, "net/c1/eth0", "a/b", [2, 0, 0, 0, 0, 1]).unwrap();
+        add(&mut b, &OwnerKey::new("net", "c1", "eth0"), "a/b", [2, 0, 0, 0, 0, 1]).unwrap();
         assert!(b.commit().is_err(), "an invalid ifname is kept as the batch's error");
     }
 }

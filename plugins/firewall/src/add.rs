@@ -7,8 +7,8 @@ use crate::config::{self, Backend, FirewallConf, IngressPolicy};
 use crate::{firewalld, forward, lock, ruleset};
 use cni::result::CniResult;
 use cni::{Context, Error};
-use netcore::naming::attachment_key;
 use netcore::nft::{Batch, Socket};
+use netcore::owner::OwnerKey;
 use std::net::IpAddr;
 
 /// Runs ADD.
@@ -27,13 +27,13 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         IngressPolicy::Open => None,
     };
     let o = ruleset::objects()?;
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
     let mut batch = Batch::new();
-    ruleset::ensure(&mut batch, &o);
-    ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref());
+    ruleset::ensure(&mut batch, &o)?;
+    ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref())?;
     sock.commit(&batch)?;
     if let Err(e) = ensure_shared(&sock, &o) {
-        let _ = ruleset::remove_owned(&sock, &o, &|c| c == owner);
+        let _ = ruleset::release(&sock, &o, &|c| owner.matches(c));
         return Err(e);
     }
     Ok(prev)

@@ -4,9 +4,8 @@
 
 use crate::ruleset;
 use cni::{Context, Error};
-use netcore::naming::attachment_key;
 use netcore::nft::Socket;
-use std::collections::HashSet;
+use netcore::owner::{OwnerKey, Stale};
 
 /// Runs DEL; nothing to remove is success. A config this plugin would
 /// refuse on ADD (an unknown backend or policy) still cleans up.
@@ -14,9 +13,9 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     if let Err(e) = crate::config::load(ctx) {
         log::warn!("DEL: {e}; removing the attachment's entries anyway");
     }
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
     let sock = Socket::open()?;
-    ruleset::remove_owned(&sock, &ruleset::objects()?, &|c| c == owner)?;
+    ruleset::release(&sock, &ruleset::objects()?, &|c| owner.matches(c))?;
     Ok(())
 }
 
@@ -27,12 +26,11 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         return Ok(());
     };
     let net = &ctx.conf.name;
-    let keep: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
-    let prefix = format!("{net}/");
+    let stale = Stale::new(net, &valid);
     let sock = Socket::open()?;
-    let n = ruleset::remove_owned(&sock, &ruleset::objects()?, &|c| c.starts_with(&prefix) && !keep.contains(c))?;
+    let n = ruleset::release(&sock, &ruleset::objects()?, &|c| stale.is_stale(c))?;
     if n > 0 {
-        log::info!("GC: removed {n} firewall entries of network {net}");
+        log::info!("GC: removed the firewall entries of {n} attachments of network {net}");
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! set ctr4/ctr6     addresses admitted (every attachment)
 //! set iso4/iso6     addresses with ingressPolicy same-bridge
 //! set own4/own6     address . its bridge, for those
+//! set <each>-claims the same keys . owner hash: who needs each element
+//!                   (two networks may give one address; netcore::claims)
 //! chain forward     hook forward, priority filter - 5:
 //!     ip daddr @iso4 jump ingress4                        (same for v6)
 //!     ip saddr @ctr4 goto admit
@@ -24,10 +26,12 @@
 //! right after, so nothing later on the path sees it.
 
 use cni::Error;
+use netcore::claims::{self, Shared};
 use netcore::nft::{
     priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
 };
 use netcore::nft_mark::{self, MarkOp};
+use netcore::owner::OwnerKey;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -85,9 +89,10 @@ pub fn objects() -> netcore::Result<Objects> {
 }
 
 impl Objects {
-    /// Every set, for listing by owner.
-    pub fn sets(&self) -> impl Iterator<Item = &Set> {
-        self.ctr.iter().chain(&self.iso).chain(&self.own)
+    /// Every set, with its claims: two networks' containers may have one
+    /// address, and each must keep its admission until its own DEL.
+    pub fn shared(&self) -> netcore::Result<Vec<Shared>> {
+        self.ctr.iter().chain(&self.iso).chain(&self.own).map(|s| Shared::new(&self.table, s)).collect()
     }
 }
 
@@ -95,10 +100,10 @@ impl Objects {
 /// rules of `forward` and `ingress*` (so repeating it is harmless and
 /// concurrent ADDs converge). The mark rules of `admit` and `unmark` are
 /// written once by [`ensure_mark_rules`].
-pub fn ensure(batch: &mut Batch, o: &Objects) {
+pub fn ensure(batch: &mut Batch, o: &Objects) -> netcore::Result<()> {
     batch.add_table(&o.table);
-    for s in o.sets() {
-        batch.add_set(s);
+    for s in o.shared()? {
+        s.declare(batch);
     }
     batch.add_chain(&o.admit).add_chain(&o.unmark);
     for c in &o.ingress {
@@ -125,6 +130,7 @@ pub fn ensure(batch: &mut Batch, o: &Objects) {
         batch.add_rule(Rule::new(ingress).ct_status(CT_STATUS_DNAT).ret());
         batch.add_rule(Rule::new(ingress).counter().drop().comment("ingressPolicy same-bridge"));
     }
+    Ok(())
 }
 
 /// The mark rules `admit` and `unmark` must hold.
@@ -170,43 +176,35 @@ fn value(ip: IpAddr) -> Value {
 /// Adds to `batch` the elements of one attachment: its addresses, and
 /// with same-bridge, the addresses again with the bridge they may be
 /// reached from.
-pub fn add_attachment(batch: &mut Batch, o: &Objects, owner: &str, ips: &[IpAddr], bridge: Option<&str>) {
+pub fn add_attachment(
+    batch: &mut Batch,
+    o: &Objects,
+    owner: &OwnerKey,
+    ips: &[IpAddr],
+    bridge: Option<&str>,
+) -> netcore::Result<()> {
+    let shared = |s: &Set| Shared::new(&o.table, s);
     for ip in ips {
         let f = fam(ip);
-        batch.add_element(&o.ctr[f], Element::new([value(*ip)]).comment(owner));
+        claims::add(batch, &shared(&o.ctr[f])?, Element::new([value(*ip)]), owner)?;
         if let Some(br) = bridge {
-            batch.add_element(&o.iso[f], Element::new([value(*ip)]).comment(owner));
-            batch.add_element(&o.own[f], Element::new([value(*ip), Value::Ifname(br.to_string())]).comment(owner));
+            claims::add(batch, &shared(&o.iso[f])?, Element::new([value(*ip)]), owner)?;
+            let pair = Element::new([value(*ip), Value::Ifname(br.to_string())]);
+            claims::add(batch, &shared(&o.own[f])?, pair, owner)?;
         }
     }
+    Ok(())
 }
 
-/// The elements whose owner `pick` accepts; empty when the table or a set
-/// is missing.
-pub fn owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<Vec<(Set, Element)>> {
-    if !sock.has_table(&o.table)? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for set in o.sets() {
-        let elems = match sock.list_elements(set) {
-            Ok(e) => e,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        out.extend(elems.into_iter().filter(|e| e.comment.as_deref().is_some_and(pick)).map(|e| (set.clone(), e)));
-    }
-    Ok(out)
-}
-
-/// Removes the elements whose owner `pick` accepts, in one batch; how many.
-pub fn remove_owned(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
-    let gone = owned(sock, o, pick)?;
+/// Removes, in one transaction, the elements and claims of the owners
+/// `pick` selects (an address another owner claims stays, handed over to
+/// it); how many owners lost something.
+pub fn release(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
     let mut batch = Batch::new();
-    for (set, e) in &gone {
-        batch.destroy_element(set, e);
+    let gone = claims::release_into(sock, &mut batch, &o.shared()?, pick)?;
+    if !batch.is_empty() {
+        sock.commit(&batch)?;
     }
-    sock.commit(&batch)?;
     Ok(gone.len())
 }
 
@@ -258,14 +256,15 @@ mod tests {
     fn batches_build() {
         let o = objects().unwrap();
         let mut b = Batch::new();
-        ensure(&mut b, &o);
+        ensure(&mut b, &o).unwrap();
         add_attachment(
             &mut b,
             &o,
-            "net/c1/eth0",
+            &OwnerKey::new("net", "c1", "eth0"),
             &["10.88.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
             Some("cni-podman1"),
-        );
+        )
+        .unwrap();
         assert!(b.len() > 20);
         assert_eq!(fam(&"fd00::1".parse().unwrap()), 1);
     }

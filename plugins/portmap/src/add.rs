@@ -7,14 +7,14 @@
 
 use crate::config::{self, PortmapConf};
 use crate::conntrack;
-use crate::nft_maps::{self, describe_key, owner_container, show_data, Layout, Plan};
+use crate::nft_maps::{self, describe_key, show_data, Layout, Plan};
 use cni::error::code;
 use cni::{CniResult, Context, Error};
 use ipnetwork::IpNetwork;
-use netcore::naming::attachment_key;
 use netcore::netlink::route::TABLE_MAIN;
 use netcore::netlink::{Family, Handle, RouteKind};
 use netcore::nft::{Batch, Element, Set, Socket};
+use netcore::owner::{container_of, OwnerKey};
 use netcore::sysctl;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -32,9 +32,9 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         log::warn!("portmap: prevResult has no address for {}; no port is mapped", ctx.ifname);
         return Ok(prev);
     }
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
     let layout = Layout::new()?;
-    let plan = nft_maps::plan(&layout, &conf, &mappings, &addrs, &owner)?;
+    let plan = nft_maps::plan(&layout, &conf, &mappings, &addrs, &owner.key())?;
     if plan.is_empty() {
         log::info!("portmap: no mapping applies to the container's addresses");
         return Ok(prev);
@@ -108,7 +108,7 @@ fn enable_route_localnet(cip: Ipv4Addr) -> Result<(), Error> {
 
 /// Commits the table layout and the plan; on EEXIST finds who holds the
 /// keys. Keys this owner already holds (a repeated ADD) are replaced.
-fn install(layout: &Layout, plan: &Plan, owner: &str, container: &str) -> Result<(), Error> {
+fn install(layout: &Layout, plan: &Plan, owner: &OwnerKey, container: &str) -> Result<(), Error> {
     let sock = Socket::open()?;
     let mut b = Batch::new();
     layout.setup(&mut b);
@@ -120,9 +120,9 @@ fn install(layout: &Layout, plan: &Plan, owner: &str, container: &str) -> Result
     };
     let held = holders(&sock, plan)?;
     let others: Vec<&(Set, Element, Element)> =
-        held.iter().filter(|(_, _, have)| have.comment.as_deref() != Some(owner)).collect();
+        held.iter().filter(|(_, _, have)| !have.comment.as_deref().is_some_and(|c| owner.matches(c))).collect();
     if let Some((_, want, have)) = others.first() {
-        let holder = have.comment.as_deref().map(owner_container).unwrap_or_else(|| "unknown (no owner)".into());
+        let holder = have.comment.as_deref().map(container_of).unwrap_or_else(|| "unknown (no owner)".into());
         let details: Vec<String> = others
             .iter()
             .map(|(_, w, h)| {

@@ -4,10 +4,10 @@
 
 use crate::add::container_addrs;
 use crate::config;
-use crate::nft_maps::{self, describe_key, owner_container, show_data, Layout};
+use crate::nft_maps::{self, describe_key, show_data, Layout};
 use cni::{Context, Error};
-use netcore::naming::attachment_key;
 use netcore::nft::{Chain, Socket};
+use netcore::owner::{container_of, OwnerKey};
 
 fn failed(msg: String) -> Error {
     Error::plugin(format!("portmap CHECK: {msg}"))
@@ -29,7 +29,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     if mappings.is_empty() {
         return Ok(());
     }
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx).key();
     let layout = Layout::new()?;
     let plan = nft_maps::plan(&layout, &conf, &mappings, &container_addrs(&prev, &ctx.ifname), &owner)?;
     if plan.is_empty() {
@@ -45,7 +45,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
                 return Err(failed(format!("mapping {} -> {} is missing", describe_key(&want.key), show_data(want))))
             }
             Some(h) if h.data != want.data || h.comment != want.comment => {
-                let by = h.comment.as_deref().map(owner_container).unwrap_or_else(|| "nobody".into());
+                let by = h.comment.as_deref().map(container_of).unwrap_or_else(|| "nobody".into());
                 return Err(failed(format!(
                     "mapping {} was altered: it goes to {} (container {by:?}) instead of {}",
                     describe_key(&want.key),

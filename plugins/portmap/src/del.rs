@@ -9,33 +9,35 @@
 
 use crate::add::container_addrs;
 use crate::config;
-use crate::nft_maps::{self, owned_by_network, Layout};
+use crate::nft_maps::{self, Layout};
 use cni::{Context, Error};
-use netcore::naming::attachment_key;
 use netcore::nft::{Batch, Element, Set, Socket};
-use std::collections::{BTreeSet, HashSet};
+use netcore::owner::{OwnerKey, Stale};
+use std::collections::BTreeSet;
 
 /// Runs DEL: this attachment's mappings (every protocol, every map) and
 /// its conditions chain. A DEL without mappings still cleans up.
 pub fn del(ctx: &Context) -> Result<(), Error> {
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
+    // The previous release's key too, with its own conditions chain.
+    let keys: Vec<String> = std::iter::once(owner.key()).chain(owner.legacy()).collect();
     let layout = Layout::new()?;
     let sock = Socket::open()?;
     if !sock.has_table(&layout.table)? {
         return Ok(());
     }
-    let Some(candidates) = candidates(ctx, &layout, &owner) else {
-        return remove_listed(&layout, &sock, &|o| o == owner, Some(&owner)).map(drop);
+    let Some(candidates) = candidates(ctx, &layout, &owner.key()) else {
+        return remove_listed(&layout, &sock, &|o| owner.matches(o), &keys).map(drop);
     };
     let mut b = Batch::new();
     for (set, want) in &candidates {
         if let Some(have) = sock.get_element(set, want)? {
-            if have.comment.as_deref() == Some(owner.as_str()) && have.key_end == want.key_end {
+            if have.comment.as_deref().is_some_and(|c| owner.matches(c)) && have.key_end == want.key_end {
                 b.destroy_element(set, &have);
             }
         }
     }
-    delete_owner_chains(&layout, &sock, &mut b, [owner.as_str()])?;
+    delete_owner_chains(&layout, &sock, &mut b, keys.iter().map(String::as_str))?;
     sock.commit(&b)?;
     Ok(())
 }
@@ -60,13 +62,13 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         return Ok(());
     };
     let net = &ctx.conf.name;
-    let keep: HashSet<String> = valid.iter().map(|a| attachment_key(net, &a.container_id, &a.ifname)).collect();
+    let stale = Stale::new(net, &valid);
     let layout = Layout::new()?;
     let sock = Socket::open()?;
     if !sock.has_table(&layout.table)? {
         return Ok(());
     }
-    let n = remove_listed(&layout, &sock, &|o| owned_by_network(o, net) && !keep.contains(o), None)?;
+    let n = remove_listed(&layout, &sock, &|o| stale.is_stale(o), &[])?;
     if n > 0 {
         log::info!("portmap GC: removed {n} elements of network {net}");
     }
@@ -91,32 +93,23 @@ fn delete_owner_chains<'a>(
 }
 
 /// Lists every map and deletes the elements whose owner `pick` selects,
-/// and those owners' conditions chains (and `owner`'s, even without
+/// and those owners' conditions chains (and `owners`', even without
 /// elements). Returns the number of elements removed.
 fn remove_listed(
     layout: &Layout,
     sock: &Socket,
     pick: &dyn Fn(&str) -> bool,
-    owner: Option<&str>,
+    owners: &[String],
 ) -> Result<usize, Error> {
     let mut b = Batch::new();
-    let mut owners: BTreeSet<String> = owner.map(String::from).into_iter().collect();
-    let mut n = 0;
-    for set in layout.sets() {
-        let elems = match sock.list_elements(set) {
-            Ok(v) => v,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for e in elems {
-            if let Some(o) = e.comment.as_deref().filter(|o| pick(o)) {
-                owners.insert(o.to_string());
-                b.destroy_element(set, &e);
-                n += 1;
-            }
-        }
+    let mut chains: BTreeSet<String> = owners.iter().cloned().collect();
+    let sets: Vec<Set> = layout.sets().into_iter().cloned().collect();
+    let gone = netcore::owner::list_owned(sock, &sets, pick)?;
+    for (set, e) in &gone {
+        chains.extend(e.comment.clone());
+        b.destroy_element(set, e);
     }
-    delete_owner_chains(layout, sock, &mut b, owners.iter().map(String::as_str))?;
+    delete_owner_chains(layout, sock, &mut b, chains.iter().map(String::as_str))?;
     sock.commit(&b)?;
-    Ok(n)
+    Ok(gone.len())
 }

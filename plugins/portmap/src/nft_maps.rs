@@ -419,22 +419,6 @@ impl Plan {
     }
 }
 
-/// Whether `owner` (an attachment key) belongs to `network`: readable keys
-/// start with `network/`, hashed ones with the first 40 bytes and `/#`.
-pub fn owned_by_network(owner: &str, network: &str) -> bool {
-    owner.starts_with(&format!("{network}/")) || owner.starts_with(&format!("{network:.40}/#"))
-}
-
-/// The container id in an owner key, for messages (the key itself when it
-/// was hashed).
-pub fn owner_container(owner: &str) -> String {
-    let parts: Vec<&str> = owner.split('/').collect();
-    match parts.as_slice() {
-        [_, cid, _] if !cid.starts_with('#') => (*cid).to_string(),
-        _ => owner.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,16 +509,5 @@ mod tests {
             ["cond4all", "cond6all", "hp4all", "hp6all", "masq4", "masq6"],
             "DNAT keys, their conditions twins, and the masquerade keys"
         );
-    }
-
-    #[test]
-    fn owners() {
-        assert!(owned_by_network("net/c1/eth0", "net"));
-        assert!(!owned_by_network("net2/c1/eth0", "net"));
-        let long = "x".repeat(60);
-        let key = netcore::naming::attachment_key(&long, &"c".repeat(100), "eth0");
-        assert!(owned_by_network(&key, &long));
-        assert_eq!(owner_container("net/c1/eth0"), "c1");
-        assert_eq!(owner_container(&key), key);
     }
 }

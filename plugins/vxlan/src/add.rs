@@ -16,10 +16,10 @@ use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, Attached, VethAttach};
 use netcore::gateway::{self, ResultSpec};
 use netcore::ifconfig::{self, Options};
-use netcore::naming::attachment_key;
 use netcore::netlink::{BridgePortFlags, Handle};
 use netcore::netns::Netns;
 use netcore::nft::Batch;
+use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
@@ -63,9 +63,7 @@ impl Env<'_> {
         let lease = self.own_subnet(lease)?;
         let ctx = self.ctx;
         let a = VethAttach {
-            network: &ctx.conf.name,
-            container_id: &ctx.container_id,
-            ifname: &ctx.ifname,
+            owner: &OwnerKey::of(ctx),
             netns: self.ns,
             mtu: Some(self.ul.mtu),
             mac: None,
@@ -73,7 +71,7 @@ impl Env<'_> {
         };
         let attached = attach_veth(self.host, self.ctr, &self.side.bridge, &a)?;
         self.configure(&attached, lease).inspect_err(|_| {
-            let _ = detach_veth(self.host, &ctx.conf.name, &ctx.container_id, &ctx.ifname);
+            let _ = detach_veth(self.host, &OwnerKey::of(ctx));
         })
     }
 
@@ -119,7 +117,7 @@ impl Env<'_> {
         let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.ip()).collect();
         if conf.ip_masq && !ips.is_empty() {
             let mut batch = Batch::new();
-            let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+            let owner = OwnerKey::of(ctx);
             // Exempt the whole cluster, not only this host's subnet: pod to
             // pod traffic across hosts keeps its source address.
             masq::ensure_network(&mut batch, &ctx.conf.name, &conf.cluster)?;

@@ -5,8 +5,8 @@
 use crate::{config, overlay, peers, underlay};
 use cni::{Command, Context, Error};
 use netcore::attach::verify_veth;
-use netcore::naming::attachment_key;
 use netcore::netlink::Handle;
+use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;
 
@@ -32,10 +32,10 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     }
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    verify_veth(&host, &ctr, &br, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
+    verify_veth(&host, &ctr, &br, &OwnerKey::of(ctx), &prev)?;
     if conf.ip_masq {
         let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
-        let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+        let owner = OwnerKey::of(ctx);
         if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
             return Err(Error::plugin(format!(
                 "masquerade entries for {ips:?} are missing from table inet {}",

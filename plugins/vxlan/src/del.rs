@@ -7,19 +7,19 @@
 
 use crate::config;
 use cni::{Command, Context, Error};
-use netcore::naming::attachment_key;
 use netcore::nft::{Batch, Socket};
+use netcore::owner::{OwnerKey, Stale};
 use netcore::{attach, ipam, masq};
 
 /// Runs DEL: every step is tried; the first failure is reported after.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     // Also when ipMasq is off now: it may have been on at ADD.
-    let owner = attachment_key(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
     let remove = |sock: &Socket, batch: &mut Batch| masq::del_container_into(sock, batch, &owner).map(drop);
     let release =
         || ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Del, &conf.ipam.stdin).err().into_iter().collect();
-    let errors = attach::detach(&ctx.conf.name, &ctx.container_id, &ctx.ifname, Some(&remove), release);
+    let errors = attach::detach(&owner, Some(&remove), release);
     for e in &errors {
         log::warn!("DEL: {e}");
     }
@@ -36,6 +36,8 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     };
     let mut errors: Vec<Error> = Vec::new();
     errors.extend(ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Gc, &conf.ipam.stdin).err());
-    errors.extend(attach::gc_network(&ctx.conf.name, &conf.bridge, &valid).into_iter().map(Error::from));
+    errors.extend(
+        attach::gc_network(&Stale::new(&ctx.conf.name, &valid), &conf.bridge, &valid, &[]).into_iter().map(Error::from),
+    );
     errors.into_iter().next().map_or(Ok(()), Err)
 }

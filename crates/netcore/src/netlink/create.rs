@@ -7,14 +7,15 @@ use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::link::{validate_ifname, MacvlanMode};
-use super::{Handle, Link, Mac};
+use super::link::{change_msg, validate_ifname, MacvlanMode};
+use super::transport::{Fault, Request};
+use super::{Handle, Link, LinkId, Mac};
 use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
 
@@ -38,6 +39,11 @@ pub struct VethSpec<'a> {
     /// Enslave the host end to this bridge at creation (`IFLA_MASTER`;
     /// saves one request, each of which costs ~1 ms with 1,000 links).
     pub master: Option<u32>,
+    /// `IFLA_IFALIAS` of the host end: who made it, so GC can tell its own
+    /// veths from another network's on a shared bridge. The kernel ignores
+    /// an alias in the creating request, so it goes in a second request
+    /// sent with it, before either is answered.
+    pub alias: Option<&'a str>,
 }
 
 /// A bridge to create if missing.
@@ -190,8 +196,48 @@ impl Handle {
     /// with another host name).
     pub fn create_veth(&self, spec: &VethSpec<'_>) -> Result<Link> {
         let what = || format!("creating veth {:?} with peer {:?}{}", spec.name, spec.peer_name, in_ns(spec.peer_netns));
-        self.create(veth_msg(spec)?, what)?;
-        self.link(spec.name)
+        let Some(alias) = spec.alias else {
+            self.create(veth_msg(spec)?, what)?;
+            return self.link(spec.name);
+        };
+        // Create, name its owner, read it back: three requests, one wait.
+        let ack = NLM_F_REQUEST | NLM_F_ACK;
+        let set_alias = change_msg(spec.name.into(), |m| m.attributes.push(LinkAttribute::IfAlias(alias.into())))?;
+        let mut get = LinkMessage::default();
+        LinkId::from(spec.name).apply(&mut get)?;
+        let reqs = vec![
+            Request { msg: RouteNetlinkMessage::NewLink(veth_msg(spec)?), flags: ack | NLM_F_CREATE | NLM_F_EXCL },
+            Request { msg: set_alias, flags: ack },
+            Request { msg: RouteNetlinkMessage::GetLink(get), flags: NLM_F_REQUEST },
+        ];
+        let mut answers = self.tx.requests(reqs).into_iter();
+        let named = |what: String, f: Fault| match f {
+            Fault::Errno(n) => Error::from_errno(what, n),
+            Fault::Other(cause) => Error::other(what, cause),
+        };
+        let in_here = |w: String| match self.netns_path() {
+            Some(ns) => format!("{w} in netns {ns}"),
+            None => w,
+        };
+        if let Some(Err(f)) = answers.next() {
+            // Not ours: the alias and the lookup found someone else's link, if any.
+            return Err(named(in_here(what()), f));
+        }
+        if let Some(Err(f)) = answers.next() {
+            let _ = self.delete_link(spec.name);
+            return Err(named(in_here(format!("setting the alias of veth {:?}", spec.name)), f));
+        }
+        match answers.next() {
+            Some(Ok(replies)) => replies
+                .iter()
+                .find_map(|r| match r {
+                    RouteNetlinkMessage::NewLink(m) => Some(Link::from_msg(m)),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::from_errno(in_here(format!("looking up {:?}", spec.name)), libc::ENODEV)),
+            Some(Err(f)) => Err(named(in_here(format!("looking up {:?}", spec.name)), f)),
+            None => Err(Error::other(in_here(what()), "no answer")),
+        }
     }
 
     /// Creates the bridge, or returns the existing one: `EEXIST` is success when
@@ -296,6 +342,22 @@ mod tests {
         assert!(e.is_exists());
         assert_eq!(e.what, "creating veth \"veth1\" with peer \"eth0\"");
         assert_eq!(rec.requests()[0].flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    }
+
+    #[test]
+    fn the_owner_alias_goes_with_the_creation_and_a_failure_to_set_it_removes_the_veth() {
+        let rec = Recorder::new();
+        rec.reply(Ok(Vec::new())).fail(libc::EINVAL);
+        let spec = VethSpec { name: "veth1", peer_name: "eth0", alias: Some("n/c/eth0"), ..Default::default() };
+        let e = rec.handle().create_veth(&spec).unwrap_err();
+        assert_eq!(e.what, "setting the alias of veth \"veth1\"");
+        let reqs = rec.requests();
+        // create, alias, lookup (sent together), then the cleanup.
+        assert_eq!(reqs.len(), 4);
+        let RouteNetlinkMessage::NewLink(alias) = &reqs[1].msg else { panic!("{:?}", reqs[1]) };
+        assert!(alias.attributes.contains(&LinkAttribute::IfAlias("n/c/eth0".into())));
+        assert!(alias.attributes.contains(&LinkAttribute::IfName("veth1".into())));
+        assert!(matches!(reqs[3].msg, RouteNetlinkMessage::DelLink(_)));
     }
 
     fn link_reply(index: u32, name: &str, kind: Option<InfoKind>, up: bool) -> RouteNetlinkMessage {

@@ -210,6 +210,8 @@ pub struct Link {
     pub vxlan: Option<VxlanInfo>,
     /// Bridge port flags, when the link is enslaved to a bridge.
     pub bridge_port: Option<BridgePortInfo>,
+    /// `IFLA_IFALIAS`: for a host veth we made, the owner of its attachment.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -236,6 +238,7 @@ impl Link {
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => l.alias = Some(a.clone()),
                 LinkAttribute::Address(a) => l.mac = <Mac>::try_from(a.as_slice()).ok(),
                 LinkAttribute::Mtu(v) => l.mtu = *v,
                 LinkAttribute::TxQueueLen(v) => l.txqlen = *v,

@@ -29,6 +29,13 @@ pub enum Fault {
 pub trait Transport {
     /// Sends `req` and waits for the whole answer.
     fn request(&self, req: Request) -> Result<Vec<RouteNetlinkMessage>, Fault>;
+
+    /// Sends every request before waiting for any answer (the kernel runs
+    /// them in order), so dependent steps cost one round trip; one answer
+    /// per request, in order.
+    fn requests(&self, reqs: Vec<Request>) -> Vec<Result<Vec<RouteNetlinkMessage>, Fault>> {
+        reqs.into_iter().map(|r| self.request(r)).collect()
+    }
 }
 
 /// The real transport: one rtnetlink connection driven by a tokio
@@ -61,25 +68,52 @@ impl Rtnl {
 
 impl Transport for Rtnl {
     fn request(&self, req: Request) -> Result<Vec<RouteNetlinkMessage>, Fault> {
-        let mut msg = NetlinkMessage::from(req.msg);
-        msg.header.flags = req.flags;
+        self.requests(vec![req]).pop().unwrap_or_else(|| Err(Fault::Other("no answer".into())))
+    }
+
+    fn requests(&self, reqs: Vec<Request>) -> Vec<Result<Vec<RouteNetlinkMessage>, Fault>> {
         let mut handle = self.handle.clone();
+        // Queued to the connection all at once; answered in order.
+        let streams: Vec<_> = reqs
+            .into_iter()
+            .map(|req| {
+                let mut msg = NetlinkMessage::from(req.msg);
+                msg.header.flags = req.flags;
+                handle.request(msg).map_err(|e| Fault::Other(e.to_string()))
+            })
+            .collect();
         self.rt.block_on(async move {
-            let mut replies = handle.request(msg).map_err(|e| Fault::Other(e.to_string()))?;
-            let mut out = Vec::new();
-            while let Some(reply) = replies.next().await {
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
-                    NetlinkPayload::Error(e) => {
-                        if let Some(code) = e.code {
-                            return Err(Fault::Errno(code.get().abs()));
-                        }
-                    }
-                    NetlinkPayload::Overrun(_) => return Err(Fault::Other("netlink buffer overrun".into())),
-                    _ => {}
-                }
+            let mut answers = Vec::with_capacity(streams.len());
+            for stream in streams {
+                answers.push(match stream {
+                    Ok(replies) => collect(replies).await,
+                    Err(f) => Err(f),
+                });
             }
-            Ok(out)
+            answers
         })
     }
+}
+
+/// Every reply of one request; a kernel error becomes [`Fault::Errno`].
+async fn collect(
+    mut replies: impl futures::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+) -> Result<Vec<RouteNetlinkMessage>, Fault> {
+    let mut out = Vec::new();
+    let mut fault = None;
+    while let Some(reply) = replies.next().await {
+        match reply.payload {
+            NetlinkPayload::InnerMessage(m) => out.push(m),
+            NetlinkPayload::Error(e) => {
+                if let Some(code) = e.code {
+                    fault.get_or_insert(Fault::Errno(code.get().abs()));
+                }
+            }
+            NetlinkPayload::Overrun(_) => {
+                fault.get_or_insert(Fault::Other("netlink buffer overrun".into()));
+            }
+            _ => {}
+        }
+    }
+    fault.map_or(Ok(out), Err)
 }
