@@ -39,6 +39,35 @@ fn strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The global addresses on `eth0` in the namespace called `ns`.
+pub(super) fn eth0_addresses(ns: &str) -> Result<BTreeSet<IpAddr>, String> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j", "addr", "show", "dev", "eth0", "scope", "global"])
+        .output()
+        .map_err(|e| format!("ip addr: {e}"))?;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let mut have = BTreeSet::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
+                have.insert(ip);
+            }
+        }
+    }
+    Ok(have)
+}
+
+/// The addresses `network`'s store leases to container `cid`.
+pub(super) fn leased_to(store: &std::path::Path, cid: &str) -> BTreeSet<IpAddr> {
+    std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|c| c.lines().next() == Some(cid)))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()))
+        .collect()
+}
+
 impl Lab {
     /// Every invariant, on the state after a step.
     pub(super) fn verify(&self) -> Result<(), String> {
@@ -53,19 +82,7 @@ impl Lab {
                 problems.push(format!("{} is running without a namespace", live.cid));
                 continue;
             };
-            let out = Command::new("ip")
-                .args(["-n", &ns.name, "-j", "addr", "show", "dev", "eth0", "scope", "global"])
-                .output()
-                .map_err(|e| format!("ip addr: {e}"))?;
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            let mut have = BTreeSet::new();
-            for l in v.as_array().into_iter().flatten() {
-                for a in l["addr_info"].as_array().into_iter().flatten() {
-                    if let Some(ip) = a["local"].as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
-                        have.insert(ip);
-                    }
-                }
-            }
+            let have = eth0_addresses(&ns.name)?;
             if have != live.ips {
                 problems.push(format!("{} has {have:?} in its namespace, its result says {:?}", live.cid, live.ips));
             }

@@ -275,17 +275,20 @@ impl Lab {
     /// ADD of a new container on slot `i` by a runtime that dies 0–4 ms
     /// later (the plugin then running goes on, no further one starts), and
     /// the DEL of the same attachment that the restarted runtime sends at
-    /// once. Whatever the interleaving, nothing of the container may remain
-    /// after that DEL: no lease, link, address or element, and so no
-    /// address that a later container could be handed twice.
+    /// once. Whatever the interleaving, the attachment must then be whole
+    /// (the DEL ran first and the ADD's plugin finished after it) or gone:
+    /// the addresses in the container are exactly those its store leases
+    /// to it, never one without the other. A whole one is what the
+    /// runtime's next GC removes; the lab removes it the same way at once.
     fn add_racing_del(&self, slot: &mut Slot, i: usize, net: Net, rng: &mut Rng) -> Result<(), String> {
         slot.generation += 1;
         if slot.ns.is_none() {
             slot.ns = Some(TestNs::new("chaos-c"));
         }
-        let ns = slot.ns.as_ref().expect("made above").path();
+        let ns = slot.ns.as_ref().expect("made above");
+        let (ns_name, ns_path) = (ns.name.clone(), ns.path());
         let cid = format!("s{i}g{}", slot.generation);
-        let att = Self::attachment(&cid, &ns, i);
+        let att = Self::attachment(&cid, &ns_path, i);
         let delay = Duration::from_micros(rng.below(4000));
         let (dying, dying_exec) = self.runtime_with(None);
         let (restarted, _) = self.runtime_with(None);
@@ -302,10 +305,22 @@ impl Lab {
             return Err(format!("DEL racing ADD of {cid} on {} failed: {e}", net.name()));
         }
         let outcome = match added {
-            Ok(_) => "finished before the DEL".to_string(),
+            Ok(_) => "exited 0".to_string(),
             Err(e) => format!("cut short: {}", e.msg),
         };
-        self.note(format!("  ADD {cid} {outcome}"));
+        let leased = super::invariants::leased_to(&self.host.ipam_dir().join(net.name()), &cid);
+        let held = super::invariants::eth0_addresses(&ns_name)?;
+        self.note(format!("  ADD {cid} {outcome}; after the DEL: leased {leased:?}, in the container {held:?}"));
+        if leased != held {
+            return Err(format!(
+                "after a DEL racing its ADD, {cid} holds {held:?} in its namespace while the store leases it {leased:?}"
+            ));
+        }
+        if !leased.is_empty() {
+            // The ADD's plugin finished after the DEL: the runtime's GC
+            // (it knows nothing of this attachment) removes it.
+            self.del_until_done(rng, net, &att)?;
+        }
         Ok(())
     }
 
