@@ -5,6 +5,7 @@
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod filename;
 pub mod limits;
 pub mod result;
 pub mod skel;
