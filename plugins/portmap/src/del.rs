@@ -2,6 +2,9 @@
 //! the container's namespace. Everything found goes in one transaction;
 //! nothing found is success.
 //!
+//! A network's masquerade chain goes with the last element that jumps to
+//! it (the kernel counts the references), so chains do not pile up.
+//!
 //! DEL usually gets the mappings and prevResult back (libcni resends the
 //! cached ones), so it looks up exactly the keys ADD could have made, one
 //! lookup each, and deletes those its owner holds: the cost does not grow
@@ -12,7 +15,7 @@ use crate::config;
 use crate::nft_maps::{self, owned_by_network, Layout};
 use cni::{Context, Error};
 use netcore::naming::attachment_key;
-use netcore::nft::{Batch, Element, Set, Socket};
+use netcore::nft::{Batch, Chain, Element, Set, Socket};
 use std::collections::{BTreeSet, HashSet};
 
 /// Runs DEL: this attachment's mappings (every protocol, every map) and
@@ -28,16 +31,44 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
         return remove_listed(&layout, &sock, &|o| o == owner, Some(&owner)).map(drop);
     };
     let mut b = Batch::new();
+    let mut network_chains = Vec::new();
     for (set, want) in &candidates {
         if let Some(have) = sock.get_element(set, want)? {
             if have.comment.as_deref() == Some(owner.as_str()) && have.key_end == want.key_end {
+                network_chains.extend(layout.network_chain_of(set, &have));
                 b.destroy_element(set, &have);
             }
         }
     }
     delete_owner_chains(&layout, &sock, &mut b, [owner.as_str()])?;
     sock.commit(&b)?;
+    delete_unused(&sock, network_chains);
     Ok(())
+}
+
+/// Deletes the network masquerade chains in `chains` that nothing points
+/// at any more, each in its own transaction after the elements are gone.
+/// A concurrent ADD that points at one meanwhile makes the kernel refuse
+/// (EBUSY), and a concurrent DEL may have deleted it (ENOENT): either is
+/// fine, and neither fails the DEL.
+fn delete_unused(sock: &Socket, chains: impl IntoIterator<Item = Chain>) {
+    let mut seen = BTreeSet::new();
+    for c in chains {
+        if !seen.insert(c.name().to_string()) {
+            continue;
+        }
+        match sock.chain_references(&c) {
+            Ok(Some(0)) => {
+                let mut b = Batch::new();
+                b.delete_chain(&c);
+                if let Err(e) = sock.commit(&b) {
+                    log::debug!("portmap: {} is still in use or gone: {e}", c.name());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("portmap: looking up {}: {e}", c.name()),
+        }
+    }
 }
 
 /// The keys to look up, when the request carries what ADD had; `None`
@@ -101,6 +132,7 @@ fn remove_listed(
 ) -> Result<usize, Error> {
     let mut b = Batch::new();
     let mut owners: BTreeSet<String> = owner.map(String::from).into_iter().collect();
+    let mut network_chains = Vec::new();
     let mut n = 0;
     for set in layout.sets() {
         let elems = match sock.list_elements(set) {
@@ -111,6 +143,7 @@ fn remove_listed(
         for e in elems {
             if let Some(o) = e.comment.as_deref().filter(|o| pick(o)) {
                 owners.insert(o.to_string());
+                network_chains.extend(layout.network_chain_of(set, &e));
                 b.destroy_element(set, &e);
                 n += 1;
             }
@@ -118,5 +151,6 @@ fn remove_listed(
     }
     delete_owner_chains(layout, sock, &mut b, owners.iter().map(String::as_str))?;
     sock.commit(&b)?;
+    delete_unused(sock, network_chains);
     Ok(n)
 }
