@@ -6,6 +6,7 @@ pub mod args;
 pub mod caller;
 pub mod config;
 pub mod error;
+pub mod filename;
 pub mod gojson;
 pub mod limits;
 pub mod result;

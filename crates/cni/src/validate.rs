@@ -50,7 +50,18 @@ pub fn network_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Why an interface name is unusable, or `None` when the kernel takes it.
+/// Whether the kernel's `isspace` is true for byte `b` (its ctype table
+/// also counts 0xA0, which appears inside UTF-8 sequences such as "à").
+fn kernel_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0xa0)
+}
+
+/// Why an interface name is unusable, or `None` when the kernel takes it
+/// as it is. The kernel refuses `/`, `:` and white space, and treats a `%`
+/// as a pattern it fills with the first free number (`br%d` makes `br0`,
+/// then `br1`, ...: a new link at every call, never the one named), so
+/// `%` is refused too. This is the one check of every interface name the
+/// suite takes from the environment or a config.
 pub fn interface_name_problem(name: &str) -> Option<(&'static str, String)> {
     if name.is_empty() {
         return Some(("interface name is empty", String::new()));
@@ -61,8 +72,17 @@ pub fn interface_name_problem(name: &str) -> Option<(&'static str, String)> {
     if name == "." || name == ".." {
         return Some(("interface name is . or ..", String::new()));
     }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) || name.bytes().any(kernel_space) {
         return Some(("interface name contains / or : or whitespace characters", String::new()));
+    }
+    if name.contains('%') {
+        return Some((
+            "interface name contains %",
+            "the kernel would replace %d with a number and create a new interface at every call".into(),
+        ));
+    }
+    if name.contains('\0') {
+        return Some(("interface name contains a NUL byte", String::new()));
     }
     None
 }
@@ -136,6 +156,13 @@ mod tests {
         assert!(interface_name("..").is_err());
         assert!(interface_name("").is_err());
         assert_eq!(config_interface_name("bridge", "x/y").unwrap_err().code, 7);
+        for bad in ["br%d", "%", "a\u{a0}b", "\u{e0}", "a\0b"] {
+            assert!(interface_name(bad).is_err(), "{bad:?}");
+            let e = config_interface_name("bridge", bad).unwrap_err();
+            assert_eq!(e.code, 7);
+            assert!(e.msg.contains("\"bridge\""), "{e:?}");
+        }
+        assert!(interface_name("\u{e9}th0").is_ok(), "0xA0 only matters as a byte");
     }
 
     #[test]

@@ -160,13 +160,15 @@ proptest! {
         }
     }
 
-    /// An interface name that passes is one the kernel takes: 1-15 bytes,
-    /// not `.`/`..`, no `/`, `:` or whitespace.
+    /// An interface name that passes is one the kernel takes as it is:
+    /// 1-15 bytes, not `.`/`..`, no `/`, `:`, whitespace (also the byte
+    /// 0xA0, which the kernel's `isspace` counts) or `%` (a pattern).
     #[test]
     fn interface_names(s in text(20)) {
         let ok = validate::interface_name(&s).is_ok();
         let expected = !s.is_empty() && s.len() <= 15 && s != "." && s != ".."
-            && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            && !s.chars().any(|c| c == '/' || c == ':' || c == '%' || c == '\0' || c.is_whitespace())
+            && !s.bytes().any(|b| b == 0xa0 || b.is_ascii_whitespace() || b == 0x0b);
         prop_assert_eq!(ok, expected, "{:?}", s);
         if !ok {
             prop_assert_eq!(validate::interface_name(&s).unwrap_err().code, 4);

@@ -4,9 +4,9 @@
 //! which is how the plugins get handles on a container without keeping a
 //! thread switched into it.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
@@ -31,10 +31,25 @@ pub struct Netns {
 impl Netns {
     /// Opens the namespace at `path` (e.g. `CNI_NETNS`). `Kind::NotFound` when the
     /// path does not exist, `Kind::Invalid` when it is not a network namespace.
+    ///
+    /// The path is first opened with `O_PATH`, which never blocks and never
+    /// runs a device's open (a FIFO, a tty, `/dev/null`), and its filesystem
+    /// is checked; only an nsfs file is then reopened for reading.
     pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
         let path = path.as_ref();
         let what = || format!("opening netns {}", path.display());
-        let file = File::open(path).map_err(|e| Error::from_io(what(), &e))?;
+        let probe = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::from_io(what(), &e))?;
+        check_is_nsfs(&probe).map_err(|cause| Error::new(Kind::Invalid, what(), cause))?;
+        // setns needs a real descriptor: reopen the very inode the probe holds.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(format!("/proc/self/fd/{}", probe.as_raw_fd()))
+            .map_err(|e| Error::from_io(what(), &e))?;
         check_is_netns(&file).map_err(|cause| Error::new(Kind::Invalid, what(), cause))?;
         Ok(Netns { file, path: path.to_path_buf() })
     }
@@ -110,15 +125,26 @@ impl Drop for Restore {
     }
 }
 
-/// Checks that `file` is a network namespace (an nsfs file, also what
-/// `/proc/<pid>/ns/net` opens to, of type CLONE_NEWNET when the kernel can
-/// tell), so a stale regular file left at a netns path is refused with a clear
-/// message rather than by setns later.
-fn check_is_netns(file: &File) -> std::result::Result<(), String> {
+/// Checks that `file` (an `O_PATH` descriptor is enough) lives on nsfs,
+/// also what `/proc/<pid>/ns/net` resolves to, so a stale regular file left
+/// at a netns path (what an unmounted bind mount leaves), a FIFO or a device
+/// is refused with a clear message before anything opens it for real.
+fn check_is_nsfs(file: &File) -> std::result::Result<(), String> {
     let fs = fstatfs(file).map_err(|e| format!("statfs: {e}"))?;
-    if fs.filesystem_type() != NSFS_MAGIC {
-        return Err("not a network namespace (expected a bind-mounted or /proc namespace file)".into());
+    let magic = fs.filesystem_type();
+    if magic != NSFS_MAGIC {
+        return Err(format!(
+            "not a network namespace: unknown FS magic {:x} (expected a bind-mounted or /proc namespace file)",
+            magic.0
+        ));
     }
+    Ok(())
+}
+
+/// Checks that `file` is a namespace of type CLONE_NEWNET when the kernel
+/// can tell, so a `/proc/<pid>/ns/uts` is refused here rather than by setns.
+fn check_is_netns(file: &File) -> std::result::Result<(), String> {
+    check_is_nsfs(file)?;
     // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
     let nstype = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
     if nstype >= 0 && nstype != libc::CLONE_NEWNET {
@@ -145,6 +171,22 @@ mod tests {
         assert_eq!(e.kind, Kind::Invalid, "{e}");
         let e = Netns::open("/etc/hostname").or_else(|_| Netns::open("/etc/passwd")).unwrap_err();
         assert_eq!(e.kind, Kind::Invalid, "{e}");
+    }
+
+    #[test]
+    fn fifo_directory_and_device_are_refused_without_blocking() {
+        let d = std::env::temp_dir().join(format!("netns-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let fifo = d.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A blocking open of a FIFO with no writer would never return.
+        for p in [fifo.as_path(), d.as_path(), Path::new("/dev/null")] {
+            let e = Netns::open(p).unwrap_err();
+            assert_eq!(e.kind, Kind::Invalid, "{p:?}: {e}");
+            assert!(e.cause.contains("unknown FS magic"), "{e}");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

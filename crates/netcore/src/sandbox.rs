@@ -2,6 +2,7 @@
 //! each command needs: ADD and CHECK require it, DEL treats "empty" and
 //! "already gone" as nothing to do.
 
+use crate::error::Kind;
 use crate::netns::Netns;
 use cni::error::code;
 use std::path::Path;
@@ -19,12 +20,19 @@ pub fn open_required(path: Option<&Path>) -> Result<Netns, cni::Error> {
 }
 
 /// Opens the namespace a DEL acts on: `None` when `CNI_NETNS` is empty or
-/// the namespace is already gone, which DEL must treat as success.
+/// the namespace is already gone, which DEL must treat as success. A path
+/// that is not a network namespace (the empty file an unmounted bind mount
+/// leaves, a FIFO, a directory) holds nothing of the container either: DEL
+/// goes on to clean up what it keys by name, instead of failing forever.
 pub fn open_for_del(path: Option<&Path>) -> Result<Option<Netns>, cni::Error> {
     let Some(path) = path else { return Ok(None) };
     match Netns::open(path) {
         Ok(ns) => Ok(Some(ns)),
         Err(e) if e.is_not_found() => Ok(None),
+        Err(e) if e.kind == Kind::Invalid => {
+            log::warn!("DEL: {e}; treating the namespace as gone");
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }

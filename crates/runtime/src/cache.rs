@@ -14,7 +14,7 @@
 //! and reads open with `O_NOFOLLOW` and accept only regular files.
 
 use crate::Attachment;
-use cni::{CniResult, Error, NetConfList, Version};
+use cni::{filename, CniResult, Error, NetConfList, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ pub const CACHE_KIND: &str = "cniCacheV1";
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni/results";
 /// Largest cache file read.
 const MAX_CACHE_FILE: u64 = 4 << 20;
+/// Bytes of the final name kept in a temporary file's name (which adds
+/// a dot, the pid, a counter and `.tmp`).
+const TMP_NAME_KEEP: usize = 200;
 
 /// Go encodes `[]byte` in JSON as base64 (and nil as `null`).
 mod go_bytes {
@@ -146,12 +149,16 @@ impl Cache {
     }
 
     /// The file of one attachment; every part is checked so that no name
-    /// can reach outside the directory.
+    /// can reach outside the directory. libcni's `<network>-<id>-<ifname>`
+    /// when it fits in a file name; libcni itself cannot write a longer one
+    /// (its ADD fails after the plugins ran), so a longer one is ours alone
+    /// and is cut and completed with a hash of the three parts.
     pub fn path(&self, network: &str, container_id: &str, ifname: &str) -> crate::Result<PathBuf> {
         key_part("network name", network)?;
         key_part("container id", container_id)?;
         key_part("interface name", ifname)?;
-        Ok(self.dir.join(format!("{network}-{container_id}-{ifname}")))
+        let plain = format!("{network}-{container_id}-{ifname}");
+        Ok(self.dir.join(filename::bounded(&plain, &[network, container_id, ifname], filename::NAME_MAX)))
     }
 
     /// Writes `entry` atomically (temporary file + rename), mode 0600 in a
@@ -167,10 +174,16 @@ impl Cache {
             .create(&self.dir)
             .map_err(|e| Error::io(format!("creating cache directory {}: {e}", self.dir.display())))?;
         let bytes = serde_json::to_vec(entry).map_err(|e| io("encoding", std::io::Error::other(e)))?;
+        let final_name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        // Cut so that the temporary name fits in a file name too.
+        let mut keep = final_name.len().min(TMP_NAME_KEEP);
+        while !final_name.is_char_boundary(keep) {
+            keep -= 1;
+        }
         let tmp_name = || {
             self.dir.join(format!(
                 ".{}.{}.{}.tmp",
-                path.file_name().unwrap_or_default().to_string_lossy(),
+                &final_name[..keep],
                 std::process::id(),
                 TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
             ))
@@ -213,7 +226,7 @@ impl Cache {
         let path = self.path(network, container_id, ifname)?;
         let bytes = match read_bounded(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if cannot_exist(&e) => return Ok(None),
             Err(e) => return Err(Error::io(format!("reading cache file {}: {e}", path.display()))),
         };
         let v: Value = serde_json::from_slice(&bytes)
@@ -236,6 +249,11 @@ impl Cache {
         if entry.kind != CACHE_KIND {
             return Err(Error::decode(format!("cache file {} has wrong kind {:?}", path.display(), entry.kind)));
         }
+        // A hashed name is trusted only for the attachment it holds.
+        let hashed = path.file_name().is_some_and(|n| filename::is_hashed(&n.to_string_lossy()));
+        if hashed && (entry.network_name != network || entry.container_id != container_id || entry.ifname != ifname) {
+            return Err(Error::decode(format!("cache file {} holds another attachment", path.display())));
+        }
         Ok(Some(entry))
     }
 
@@ -244,7 +262,7 @@ impl Cache {
         let path = self.path(network, container_id, ifname)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if cannot_exist(&e) => Ok(()),
             Err(e) => Err(Error::io(format!("removing cache file {}: {e}", path.display()))),
         }
     }
@@ -267,7 +285,7 @@ impl Cache {
         let mut out = Vec::new();
         for name in names {
             if let Some(net) = network {
-                if !name.starts_with(&format!("{net}-")) {
+                if !name.starts_with(&format!("{net}-")) && !filename::is_hashed(&name) {
                     continue;
                 }
             }
@@ -283,6 +301,12 @@ impl Cache {
         }
         Ok(out)
     }
+}
+
+/// Whether `e` says the file is not there, or could never be (a name too
+/// long, written by nobody): DEL must go on in both cases.
+fn cannot_exist(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENAMETOOLONG)
 }
 
 /// Reads at most [`MAX_CACHE_FILE`] bytes of a regular file, never through
@@ -350,6 +374,31 @@ mod tests {
         assert_eq!(back.result_in(Version::V100).unwrap().unwrap().ips.len(), 1);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn long_container_ids_are_cached_under_a_hashed_name() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let (a, b) = ("a".repeat(1000), format!("{}b", "a".repeat(249)));
+        for id in [&a, &b] {
+            let entry = CacheEntry::new(&list(), &Attachment::new(id.as_str(), "", "eth0"), json!({})).unwrap();
+            cache.write(&entry).unwrap();
+            assert_eq!(cache.read("net1", id, "eth0").unwrap().unwrap(), entry);
+        }
+        cache.write(&CacheEntry::new(&list(), &Attachment::new("c1", "", "eth0"), json!({})).unwrap()).unwrap();
+        let ids: Vec<String> = cache.list(Some("net1")).unwrap().into_iter().map(|e| e.container_id).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(cache.list(Some("net10")).unwrap().is_empty());
+        // Every name fits; the short id keeps libcni's name.
+        for e in std::fs::read_dir(d.path()).unwrap().flatten() {
+            assert!(e.file_name().len() <= 255);
+        }
+        assert!(d.path().join("net1-c1-eth0").exists());
+        cache.remove("net1", &a, "eth0").unwrap();
+        cache.remove("net1", &a, "eth0").unwrap();
+        assert!(cache.read("net1", &a, "eth0").unwrap().is_none());
+        assert!(cache.read("net1", &b, "eth0").unwrap().is_some());
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //! cached ones), so it looks up exactly the keys ADD could have made, one
 //! lookup each, and deletes those its owner holds: the cost does not grow
 //! with the number of containers. Without them it lists the maps.
+//!
+//! A network's masquerade chain goes with the last element that jumps to
+//! it (the kernel counts the references), so chains do not pile up.
 
 use crate::add::container_addrs;
 use crate::config;
 use crate::nft_maps::{self, Layout};
 use cni::{Context, Error};
-use netcore::nft::{Batch, Element, Set, Socket};
+use netcore::nft::{Batch, Chain, Element, Set, Socket};
 use netcore::owner::{OwnerKey, Stale};
 use std::collections::BTreeSet;
 
@@ -30,16 +33,44 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
         return remove_listed(&layout, &sock, &|o| owner.matches(o), &keys).map(drop);
     };
     let mut b = Batch::new();
+    let mut network_chains = Vec::new();
     for (set, want) in &candidates {
         if let Some(have) = sock.get_element(set, want)? {
             if have.comment.as_deref().is_some_and(|c| owner.matches(c)) && have.key_end == want.key_end {
+                network_chains.extend(layout.network_chain_of(set, &have));
                 b.destroy_element(set, &have);
             }
         }
     }
     delete_owner_chains(&layout, &sock, &mut b, keys.iter().map(String::as_str))?;
     sock.commit(&b)?;
+    delete_unused(&sock, network_chains);
     Ok(())
+}
+
+/// Deletes the network masquerade chains in `chains` that nothing points
+/// at any more, each in its own transaction after the elements are gone.
+/// A concurrent ADD that points at one meanwhile makes the kernel refuse
+/// (EBUSY), and a concurrent DEL may have deleted it (ENOENT): either is
+/// fine, and neither fails the DEL.
+fn delete_unused(sock: &Socket, chains: impl IntoIterator<Item = Chain>) {
+    let mut seen = BTreeSet::new();
+    for c in chains {
+        if !seen.insert(c.name().to_string()) {
+            continue;
+        }
+        match sock.chain_references(&c) {
+            Ok(Some(0)) => {
+                let mut b = Batch::new();
+                b.delete_chain(&c);
+                if let Err(e) = sock.commit(&b) {
+                    log::debug!("portmap: {} is still in use or gone: {e}", c.name());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("portmap: looking up {}: {e}", c.name()),
+        }
+    }
 }
 
 /// The keys to look up, when the request carries what ADD had; `None`
@@ -105,11 +136,14 @@ fn remove_listed(
     let mut chains: BTreeSet<String> = owners.iter().cloned().collect();
     let sets: Vec<Set> = layout.sets().into_iter().cloned().collect();
     let gone = netcore::owner::list_owned(sock, &sets, pick)?;
+    let mut network_chains = Vec::new();
     for (set, e) in &gone {
         chains.extend(e.comment.clone());
+        network_chains.extend(layout.network_chain_of(set, e));
         b.destroy_element(set, e);
     }
     delete_owner_chains(layout, sock, &mut b, chains.iter().map(String::as_str))?;
     sock.commit(&b)?;
+    delete_unused(sock, network_chains);
     Ok(gone.len())
 }

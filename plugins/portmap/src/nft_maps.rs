@@ -46,11 +46,14 @@ use netcore::naming::fnv1a64;
 use netcore::nft::{
     priority, Batch, ChainType, CmpOp, DataType, Element, Family, Field, Hook, IpFamily, Rule, Set, Table, Value,
 };
-use netcore::nft::{Chain, ElemData};
+use netcore::nft::{Chain, ElemData, Verdict};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Our table's name.
 pub const TABLE: &str = "cnirs-portmap";
+
+/// Start of the name of a network's masquerade chain.
+const NETWORK_CHAIN_PREFIX: &str = "masq-";
 
 /// `IPS_DST_NAT`: the connection's destination was translated.
 const CT_STATUS_DNAT: u32 = 0x20;
@@ -198,9 +201,11 @@ impl Layout {
     }
 
     /// The chain masquerading sources of `net` (and, for IPv4, the host's
-    /// localhost) towards its containers: `masq-10.88.0.0_16`.
+    /// localhost) towards its containers: `masq-10.88.0.0_16`. Shared by
+    /// the network's containers; the DEL that removes the last element
+    /// jumping to it deletes it ([`Layout::network_chain_of`] finds it).
     pub fn network_chain(&self, net: IpNetwork) -> Result<(Chain, Vec<Rule>), Error> {
-        let name = format!("masq-{}_{}", net.network().to_string().replace(':', "-"), net.prefix());
+        let name = format!("{NETWORK_CHAIN_PREFIX}{}_{}", net.network().to_string().replace(':', "-"), net.prefix());
         let c = self.table.chain(name)?;
         let f = IpFamily::of(&net.ip());
         let mut rules = vec![Rule::new(&c).prefix(Field::saddr(f), net, CmpOp::Eq).masquerade()];
@@ -208,6 +213,22 @@ impl Layout {
             rules.push(Rule::new(&c).prefix(Field::saddr(f), loopback4(), CmpOp::Eq).masquerade());
         }
         Ok((c, rules))
+    }
+
+    /// The network chain a masquerade element of `set` jumps to, if it is
+    /// one (not `masq-all`, which stays like the base chains).
+    pub fn network_chain_of(&self, set: &Set, e: &Element) -> Option<Chain> {
+        if set.name() != self.v4.masq.name() && set.name() != self.v6.masq.name() {
+            return None;
+        }
+        match &e.data {
+            Some(ElemData::Verdict(Verdict::Jump(name)))
+                if name.starts_with(NETWORK_CHAIN_PREFIX) && name != self.masq_all.name() =>
+            {
+                self.table.chain(name.clone()).ok()
+            }
+            _ => None,
+        }
     }
 
     /// The conditions vmap keyed like DNAT map `set`.
@@ -309,6 +330,7 @@ pub fn plan(
         Some(layout.owner_chain(owner)?)
     };
     for addr in addrs {
+        check_container_addr(*addr)?;
         let f = IpFamily::of(&addr.ip());
         let m = layout.maps(f);
         let cip = Value::from(addr.ip());
@@ -373,6 +395,28 @@ pub fn plan(
         p.chain = Some((c, rules));
     }
     Ok(p)
+}
+
+/// Refuses a prevResult address that cannot be a container's: traffic
+/// would be DNATed to it, and its network names a masquerade chain, so an
+/// unspecified, loopback, multicast or broadcast address, or a network of
+/// every address (`0.0.0.0/0`, `::/0`), is a mistake (or an attack) of the
+/// plugin before us.
+pub fn check_container_addr(addr: IpNetwork) -> Result<(), Error> {
+    let ip = addr.ip();
+    let why = if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+        Some("is not a container address (unspecified, loopback or multicast)")
+    } else if matches!(ip, IpAddr::V4(v) if v.is_broadcast()) {
+        Some("is the broadcast address")
+    } else if addr.prefix() == 0 {
+        Some("has a prefix of 0 (a network of every address)")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::invalid_config(format!("portmap: prevResult.ips: {addr} {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// `10.88.0.2:80` for a DNAT element's value.
@@ -509,5 +553,18 @@ mod tests {
             ["cond4all", "cond6all", "hp4all", "hp6all", "masq4", "masq6"],
             "DNAT keys, their conditions twins, and the masquerade keys"
         );
+    }
+
+    #[test]
+    fn addresses_that_cannot_be_a_containers_are_refused() {
+        for ok in ["10.88.0.2/16", "10.95.3.6/30", "192.0.2.7/32", "fd00::2/64"] {
+            assert!(check_container_addr(ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for bad in ["0.0.0.0/0", "::/0", "10.1.2.3/0", "127.0.0.5/8", "224.0.0.1/4", "ff02::1/8", "255.255.255.255/32"]
+        {
+            let e = check_container_addr(bad.parse().unwrap()).unwrap_err();
+            assert_eq!(e.code, 7, "{bad}");
+            assert!(e.msg.contains("prevResult"), "{e:?}");
+        }
     }
 }

@@ -238,6 +238,7 @@ mod tests {
             allmulti: Some(false),
             txqlen: Some(1000),
             sysctl: [("net.core.somaxconn".to_string(), "4096".to_string())].into(),
+            ..Default::default()
         };
         assert_eq!(undo(&s[1], &saved), Some(Step::Mac([2, 0, 0, 0, 0, 1])));
         assert_eq!(undo(&s[0], &saved), Some(Step::Sysctl("net.core.somaxconn".into(), "4096".into())));

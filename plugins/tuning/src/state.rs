@@ -1,9 +1,11 @@
 //! The previous values ADD replaced, kept on disk until DEL puts them
 //! back: `<dataDir>/<network>/<containerID>:<ifname>.json`. The three
 //! names are validated (none can hold `/` or `:`), so the path never
-//! leaves its directory and two attachments never share a file. A file is
-//! written to a temp name, synced, then renamed: it exists whole or not at
-//! all.
+//! leaves its directory and two attachments never share a file. A name
+//! that would not fit in a file name (a long container id) is cut and
+//! completed with a hash of the pair (`cni::filename`); such a file also
+//! records the pair, so GC can tell whose it is. A file is written to a
+//! temp name, synced, then renamed: it exists whole or not at all.
 
 use cni::Error;
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,18 @@ pub struct Saved {
     /// Sysctl values before ADD, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctl: BTreeMap<String, String>,
+    /// The container id, written so that GC can read back whose a file
+    /// with a hashed name is.
+    #[serde(rename = "containerID", default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// The interface name, for the same reason.
+    #[serde(rename = "ifName", default, skip_serializing_if = "Option::is_none")]
+    pub ifname: Option<String>,
 }
+
+/// Longest state file name before `.json` (which keeps the whole name
+/// within a file name's 255 bytes).
+const MAX_STEM: usize = cni::filename::NAME_MAX - ".json".len();
 
 /// The state files of one network.
 pub struct Store {
@@ -72,7 +85,7 @@ impl Store {
                 "tuning: container id {container_id:?} / ifname {ifname:?} cannot name a state file"
             )));
         }
-        Ok(self.dir.join(format!("{container_id}:{ifname}.json")))
+        Ok(self.dir.join(format!("{}.json", stem(container_id, ifname))))
     }
 
     /// Writes the attachment's file atomically (temp file, fsync, rename).
@@ -86,11 +99,19 @@ impl Store {
                 return Err(Error::plugin(format!("tuning: state directory {} is not a directory", self.dir.display())))
             }
         }
-        let tmp = self.dir.join(format!(".tmp.{}.{container_id}:{ifname}", std::process::id()));
+        // One process writes one attachment: its pid and a readable cut of
+        // the name are unique enough, and fit in a file name.
+        let stem = stem(container_id, ifname);
+        let mut keep = stem.len().min(200);
+        while !stem.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let tmp = self.dir.join(format!(".tmp.{}.{}", std::process::id(), &stem[..keep]));
         // A stale temp file of a killed call with the same pid, never followed.
         let _ = fs::remove_file(&tmp);
+        let owned = Saved { container_id: Some(container_id.into()), ifname: Some(ifname.into()), ..saved.clone() };
         let body =
-            serde_json::to_vec_pretty(saved).map_err(|e| Error::plugin(format!("tuning: encoding state: {e}")))?;
+            serde_json::to_vec_pretty(&owned).map_err(|e| Error::plugin(format!("tuning: encoding state: {e}")))?;
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -113,17 +134,23 @@ impl Store {
     /// The attachment's file, or `None` when there is none.
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Saved>, Error> {
         let path = self.path(container_id, ifname)?;
-        let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            // A name that cannot exist holds no state (not one of ours either).
+            Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                return Ok(None)
+            }
             Err(e) => return Err(io_err(format!("reading {}", path.display()), &e)),
         };
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE), &mut buf)
             .map_err(|e| io_err(format!("reading {}", path.display()), &e))?;
-        serde_json::from_slice(&buf)
-            .map(Some)
-            .map_err(|e| Error::decode(format!("tuning: state file {} is corrupt: {e}", path.display())))
+        let mut saved: Saved = serde_json::from_slice(&buf)
+            .map_err(|e| Error::decode(format!("tuning: state file {} is corrupt: {e}", path.display())))?;
+        // What is restored is the link's state; whose it is stays in the file.
+        saved.container_id = None;
+        saved.ifname = None;
+        Ok(Some(saved))
     }
 
     /// Removes the attachment's file; a missing one is fine.
@@ -131,7 +158,7 @@ impl Store {
         let path = self.path(container_id, ifname)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENAMETOOLONG) => Ok(()),
             Err(e) => Err(io_err(format!("removing {}", path.display()), &e)),
         }
     }
@@ -147,7 +174,11 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(stem) = name.strip_suffix(".json") else { continue };
-            if let Some((cid, ifname)) = stem.split_once(':') {
+            if cni::filename::is_hashed(stem) {
+                if let Some(pair) = self.owner_of(&entry.path()) {
+                    out.push(pair);
+                }
+            } else if let Some((cid, ifname)) = stem.split_once(':') {
                 if cni::validate::is_valid_id(cid) && safe_component(ifname) {
                     out.push((cid.to_string(), ifname.to_string()));
                 }
@@ -155,6 +186,24 @@ impl Store {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// The file name, without `.json`, of one attachment.
+fn stem(container_id: &str, ifname: &str) -> String {
+    cni::filename::bounded(&format!("{container_id}:{ifname}"), &[container_id, ifname], MAX_STEM)
+}
+
+impl Store {
+    /// The (container id, ifname) a file with a hashed name records, when
+    /// it is readable and really lives at that pair's name.
+    fn owner_of(&self, path: &Path) -> Option<(String, String)> {
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE), &mut buf).ok()?;
+        let saved: Saved = serde_json::from_slice(&buf).ok()?;
+        let (cid, ifname) = (saved.container_id?, saved.ifname?);
+        (self.path(&cid, &ifname).ok()?.as_path() == path).then_some((cid, ifname))
     }
 }
 
@@ -189,6 +238,30 @@ mod tests {
         assert_eq!(s.load("c1", "eth0").unwrap(), None);
         let leftovers: Vec<_> = fs::read_dir(d.join("net1")).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn long_container_ids_get_a_file_of_their_own() {
+        let d = scratch("long");
+        let s = Store::new(&d, "net1").unwrap();
+        let (a, b) = ("a".repeat(1000), format!("{}b", "a".repeat(999)));
+        let saved = Saved { mtu: Some(1400), ..Default::default() };
+        s.save(&a, "eth0", &saved).unwrap();
+        s.save(&b, "eth0", &Saved::default()).unwrap();
+        s.save("c1", "eth0", &saved).unwrap();
+        assert_eq!(s.load(&a, "eth0").unwrap(), Some(saved.clone()));
+        assert_eq!(s.load(&b, "eth0").unwrap(), Some(Saved::default()));
+        assert_eq!(
+            s.attachments().unwrap(),
+            vec![(a.clone(), "eth0".into()), (b.clone(), "eth0".into()), ("c1".into(), "eth0".into())]
+        );
+        s.remove(&a, "eth0").unwrap();
+        s.remove(&a, "eth0").unwrap();
+        assert_eq!(s.load(&a, "eth0").unwrap(), None);
+        assert_eq!(s.attachments().unwrap().len(), 2);
+        // Short ids keep their readable name.
+        assert!(d.join("net1/c1:eth0.json").exists());
         fs::remove_dir_all(&d).unwrap();
     }
 

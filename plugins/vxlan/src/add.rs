@@ -1,6 +1,7 @@
 //! ADD: check everything that can be checked first (config, underlay,
 //! peer table, the container's namespace), then bring the host side of
-//! the overlay in line under the host lock, then attach the container to
+//! the overlay in line under the host lock (the peer entries only when the
+//! table changed since it was last applied), then attach the container to
 //! the local bridge as the bridge plugin does (netcore's attach, ifconfig
 //! and gateway modules), with an address from this host's subnet. Every
 //! step after the IPAM lease is undone when a later one fails; the host
@@ -28,7 +29,10 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let conf = config::load(ctx)?;
     let host = Handle::new()?;
     let ul = underlay::resolve(&host, &conf)?;
-    let peers = peers::load(&conf, ul.ip)?;
+    let table = peers::read(&conf, ul.ip)?;
+    // A table already applied was valid then; a new one is checked here,
+    // before anything changes.
+    let parsed = if overlay::table_applied(&host, &conf, &table)? { None } else { Some(table.parse()?) };
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     if ctr.link_by_name(&ctx.ifname)?.is_some() {
@@ -39,7 +43,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     }
     let side = {
         let _held = lock::lock()?;
-        overlay::ensure(&host, &conf, &ul, &peers)?
+        overlay::ensure(&host, &conf, &ul, overlay::Peers::IfChanged { table: &table, parsed: parsed.as_deref() })?
     };
     let env = Env { ctx, conf: &conf, ul: &ul, side: &side, ns: &ns, host: &host, ctr: &ctr };
     let lease = ipam::Lease::acquire_stdin(ctx, &conf.ipam.plugin, &conf.ipam.stdin)?;

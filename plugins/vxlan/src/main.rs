@@ -4,6 +4,7 @@
 //! line with the peer table on its own (see [`reconcile`]).
 
 mod add;
+mod applied;
 mod check;
 mod config;
 mod del;

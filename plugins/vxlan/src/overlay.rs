@@ -15,10 +15,13 @@
 //! Reconciling reads the current neighbours, FDB entries and routes once
 //! (one dump each) and writes only the difference, so an ADD on a host
 //! with a hundred peers costs about what it costs with one, and a stale
-//! peer's entries go away on the next ADD or `vxlan reconcile`.
+//! peer's entries go away on the next ADD or `vxlan reconcile`. An ADD
+//! whose peer table is the one last applied to the VTEP skips the peers
+//! altogether ([`crate::applied`]); `vxlan reconcile` always compares.
 
+use crate::applied::Applied;
 use crate::config::VxConf;
-use crate::peers::Peer;
+use crate::peers::{Peer, Table};
 use crate::underlay::Underlay;
 use cni::Error;
 use ipnetwork::IpNetwork;
@@ -30,7 +33,7 @@ use netcore::netlink::{
     mac_to_string, AddrScope, Family, FdbEntry, Handle, Link, Mac, Neigh, Route, RouteKind, VxlanInfo, VxlanSpec,
 };
 use netcore::sysctl;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 /// The VTEP MAC of the host whose underlay address is `ip`: locally
@@ -137,22 +140,26 @@ fn norm(n: &IpNetwork) -> IpNetwork {
     IpNetwork::new(n.network(), n.prefix()).unwrap_or(*n)
 }
 
-/// The difference (pure).
+/// The difference (pure). Every lookup is a hash probe, so thousands of
+/// peers cost thousands of steps, not millions.
 pub fn plan(d: &Desired, c: &Current) -> Plan {
     let mut p = Plan::default();
+    let have_neighs: HashSet<(IpAddr, Mac)> =
+        c.neighs.iter().filter(|n| n.permanent).filter_map(|n| n.mac.map(|m| (n.ip, m))).collect();
     for (ip, mac) in &d.neighs {
-        let ok = c.neighs.iter().any(|n| n.ip == *ip && n.mac == Some(*mac) && n.permanent);
-        if !ok {
+        if !have_neighs.contains(&(*ip, *mac)) {
             p.neigh_set.push((*ip, *mac));
         }
     }
+    let mut deleted = HashSet::new();
     for n in &c.neighs {
-        if n.permanent && !d.neighs.contains_key(&n.ip) && !p.neigh_del.contains(&n.ip) {
+        if n.permanent && !d.neighs.contains_key(&n.ip) && deleted.insert(n.ip) {
             p.neigh_del.push(n.ip);
         }
     }
+    let have_fdb: HashSet<(Mac, IpAddr)> = c.fdb.iter().filter_map(|f| f.dst.map(|dst| (f.mac, dst))).collect();
     for (mac, dst) in &d.fdb {
-        if !c.fdb.iter().any(|f| f.mac == *mac && f.dst == Some(*dst)) {
+        if !have_fdb.contains(&(*mac, *dst)) {
             p.fdb_set.push((*mac, *dst));
         }
     }
@@ -166,8 +173,10 @@ pub fn plan(d: &Desired, c: &Current) -> Plan {
             p.fdb_del.push((f.mac, f.dst));
         }
     }
+    let have_routes: HashSet<(IpNetwork, IpAddr)> =
+        c.routes.iter().filter_map(|r| r.gw.map(|gw| (norm(&r.dst), gw))).collect();
     for (dst, gw) in &d.routes {
-        if !c.routes.iter().any(|r| norm(&r.dst) == *dst && r.gw == Some(*gw)) {
+        if !have_routes.contains(&(*dst, *gw)) {
             p.route_set.push((*dst, *gw));
         }
     }
@@ -222,8 +231,8 @@ fn want_info(conf: &VxConf, ul: &Underlay) -> VxlanInfo {
 
 /// The VTEP, created when missing and recreated when its VNI, port,
 /// local address, underlay link or learning differ (its MAC and MTU are
-/// corrected in place).
-fn ensure_vtep(h: &Handle, conf: &VxConf, ul: &Underlay) -> Result<Link, Error> {
+/// corrected in place); `true` when it was (re)created here.
+fn ensure_vtep(h: &Handle, conf: &VxConf, ul: &Underlay) -> Result<(Link, bool), Error> {
     let mac = vtep_mac(ul.ip);
     let want = want_info(conf, ul);
     let spec = VxlanSpec {
@@ -240,7 +249,7 @@ fn ensure_vtep(h: &Handle, conf: &VxConf, ul: &Underlay) -> Result<Link, Error> 
     for _ in 0..3 {
         match h.link_by_name(&conf.vtep)? {
             None => match h.create_vxlan(&spec) {
-                Ok(l) => return Ok(l),
+                Ok(l) => return Ok((l, true)),
                 Err(e) if e.is_exists() => continue,
                 Err(e) => return Err(e.into()),
             },
@@ -269,7 +278,7 @@ fn ensure_vtep(h: &Handle, conf: &VxConf, ul: &Underlay) -> Result<Link, Error> 
                     h.set_up(l.index)?;
                     l.up = true;
                 }
-                return Ok(l);
+                return Ok((l, false));
             }
         }
     }
@@ -317,28 +326,63 @@ pub struct HostSide {
     pub vtep: Link,
     /// The local bridge.
     pub bridge: Link,
-    /// Number of peers programmed.
-    pub peers: usize,
     /// Entries written by this call.
     pub added: usize,
     /// Entries removed by this call.
     pub removed: usize,
 }
 
+/// Whether `table` is the one last applied to this namespace's existing
+/// VTEP, so an ADD need not parse it (it was valid when applied).
+pub fn table_applied(h: &Handle, conf: &VxConf, table: &Table<'_>) -> Result<bool, Error> {
+    let Some(vtep) = h.link_by_name(&conf.vtep)? else { return Ok(false) };
+    Ok(Applied::of(&vtep.name, vtep.index).is_some_and(|a| a.matches(&table.digest)))
+}
+
+/// How [`ensure`] treats the peer entries.
+pub enum Peers<'a> {
+    /// Compare every entry with the kernel and repair (`vxlan reconcile`):
+    /// `table` parsed into the given peers.
+    Reconcile(&'a Table<'a>, &'a [Peer]),
+    /// Skip the entries when `table` is the one last applied to this VTEP
+    /// (an ADD); `parsed` holds its peers when the caller already parsed it.
+    IfChanged { table: &'a Table<'a>, parsed: Option<&'a [Peer]> },
+}
+
 /// Makes the host side match: VTEP, its addresses, the bridge with this
-/// host's gateways, forwarding, and the peer entries. Idempotent; the
-/// caller holds [`crate::lock`].
-pub fn ensure(h: &Handle, conf: &VxConf, ul: &Underlay, peers: &[Peer]) -> Result<HostSide, Error> {
-    let vtep = ensure_vtep(h, conf, ul)?;
+/// host's gateways, forwarding, and the peer entries (see [`Peers`]).
+/// Idempotent; the caller holds [`crate::lock`].
+pub fn ensure(h: &Handle, conf: &VxConf, ul: &Underlay, peers: Peers<'_>) -> Result<HostSide, Error> {
+    let (vtep, created) = ensure_vtep(h, conf, ul)?;
     ensure_vtep_addresses(h, conf, &vtep)?;
     let (bridge, _) = ensure_bridge(h, &BridgeOptions { name: &conf.bridge, mtu: Some(ul.mtu), promisc: false })?;
     for s in &conf.subnets {
         gateway::ensure_address(h, &bridge, s.gateway_net(), false)?;
         gateway::enable_forwarding(Family::of(&s.gateway))?;
     }
-    let p = plan(&desired(peers), &current(h, vtep.index)?);
+    let applied = Applied::of(&vtep.name, vtep.index);
+    let (list, digest) = match peers {
+        Peers::Reconcile(table, list) => (std::borrow::Cow::Borrowed(list), Some(table.digest.clone())),
+        Peers::IfChanged { table, parsed } => {
+            if !created && applied.as_ref().is_some_and(|a| a.matches(&table.digest)) {
+                return Ok(HostSide { vtep, bridge, added: 0, removed: 0 });
+            }
+            let list = match parsed {
+                Some(p) => std::borrow::Cow::Borrowed(p),
+                None => std::borrow::Cow::Owned(table.parse()?),
+            };
+            (list, Some(table.digest.clone()))
+        }
+    };
+    if let Some(a) = &applied {
+        a.forget();
+    }
+    let p = plan(&desired(&list), &current(h, vtep.index)?);
     apply(h, vtep.index, &p)?;
-    Ok(HostSide { vtep, bridge, peers: peers.len(), added: p.added(), removed: p.removed() })
+    if let (Some(a), Some(d)) = (&applied, &digest) {
+        a.record(d);
+    }
+    Ok(HostSide { vtep, bridge, added: p.added(), removed: p.removed() })
 }
 
 fn drift(msg: String) -> Error {
@@ -375,9 +419,14 @@ pub fn verify(h: &Handle, conf: &VxConf, ul: &Underlay, peers: &[Peer]) -> Resul
         }
     }
     let cur = current(h, vtep.index)?;
+    let fdb: HashSet<(Mac, IpAddr)> = cur.fdb.iter().filter_map(|f| f.dst.map(|d| (f.mac, d))).collect();
+    let neighs: HashSet<(IpAddr, Mac)> =
+        cur.neighs.iter().filter(|n| n.permanent).filter_map(|n| n.mac.map(|m| (n.ip, m))).collect();
+    let routes: HashSet<(IpNetwork, IpAddr)> =
+        cur.routes.iter().filter_map(|r| r.gw.map(|gw| (norm(&r.dst), gw))).collect();
     for p in peers {
         let pm = vtep_mac(p.underlay);
-        if !cur.fdb.iter().any(|f| f.mac == pm && f.dst == Some(p.underlay)) {
+        if !fdb.contains(&(pm, p.underlay)) {
             return Err(drift(format!(
                 "FDB entry {} dst {} for peer {} is missing on {:?}",
                 mac_to_string(&pm),
@@ -388,7 +437,7 @@ pub fn verify(h: &Handle, conf: &VxConf, ul: &Underlay, peers: &[Peer]) -> Resul
         }
         for s in &p.subnets {
             let nh = next_hop(s);
-            if !cur.neighs.iter().any(|n| n.ip == nh && n.mac == Some(pm) && n.permanent) {
+            if !neighs.contains(&(nh, pm)) {
                 return Err(drift(format!(
                     "neighbour {nh} lladdr {} for peer {} is missing on {:?}",
                     mac_to_string(&pm),
@@ -396,7 +445,7 @@ pub fn verify(h: &Handle, conf: &VxConf, ul: &Underlay, peers: &[Peer]) -> Resul
                     conf.vtep
                 )));
             }
-            if !cur.routes.iter().any(|r| norm(&r.dst) == *s && r.gw == Some(nh)) {
+            if !routes.contains(&(*s, nh)) {
                 return Err(drift(format!(
                     "route to {s} via {nh} for peer {} is missing on {:?}",
                     p.underlay, conf.vtep

@@ -7,12 +7,14 @@
 //! is this host's own is recognised and skipped (its subnet must then be
 //! this host's). A table that can't be read or that is invalid is an
 //! error and changes nothing; it never reads as "no peers", which would
-//! cut the host off from everyone.
+//! cut the host off from everyone. A digest of the table as read lets an
+//! ADD skip the table when it is the one last applied ([`crate::applied`]).
 
 use crate::config::{bad, parse_nets, show, PeerSource, VxConf};
 use cni::Error;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
@@ -47,7 +49,7 @@ impl Origin<'_> {
 }
 
 /// Reads `path`, at most [`MAX_FILE`] bytes.
-fn read_file(path: &Path) -> Result<Value, Error> {
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
     let f = std::fs::File::open(path).map_err(|e| bad("peersFile", format!("can't open {}: {e}", path.display())))?;
     let mut buf = Vec::new();
     f.take(MAX_FILE + 1)
@@ -56,7 +58,69 @@ fn read_file(path: &Path) -> Result<Value, Error> {
     if buf.len() as u64 > MAX_FILE {
         return Err(bad("peersFile", format!("{} is larger than {MAX_FILE} bytes", path.display())));
     }
-    serde_json::from_slice(&buf).map_err(|e| bad("peersFile", format!("{} is not valid JSON: {e}", path.display())))
+    Ok(buf)
+}
+
+/// The configured table as read, before it is parsed, and a digest of
+/// everything the remote peers are derived from (the table's bytes, this
+/// host's subnets and VTEP address, the cluster CIDRs): when the digest is
+/// the one last applied to the VTEP, the table need not be parsed nor the
+/// kernel's entries compared again.
+pub struct Table<'a> {
+    conf: &'a VxConf,
+    local: IpAddr,
+    file: Option<Vec<u8>>,
+    /// SHA-256 (hex) of what the peers are derived from.
+    pub digest: String,
+}
+
+/// Reads the configured table (the file, for `peersFile`) without parsing it.
+pub fn read(conf: &VxConf, local: IpAddr) -> Result<Table<'_>, Error> {
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    field(b"vxlan peers v1");
+    field(local.to_string().as_bytes());
+    field(show(&conf.cluster).as_bytes());
+    field(show(&conf.subnets.iter().map(|s| s.net).collect::<Vec<_>>()).as_bytes());
+    let file = match &conf.peers {
+        PeerSource::None => {
+            field(b"none");
+            None
+        }
+        PeerSource::Inline(v) => {
+            field(b"inline");
+            field(&serde_json::to_vec(v).unwrap_or_default());
+            None
+        }
+        PeerSource::File(p) => {
+            let bytes = read_file(p)?;
+            field(b"file");
+            field(&bytes);
+            Some(bytes)
+        }
+    };
+    let digest = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Table { conf, local, file, digest })
+}
+
+impl Table<'_> {
+    /// The remote peers of this host, checked.
+    pub fn parse(&self) -> Result<Vec<Peer>, Error> {
+        let (conf, local) = (self.conf, self.local);
+        match (&conf.peers, &self.file) {
+            (PeerSource::Inline(v), _) => remote(parse(v, &Origin::Inline, conf)?, &Origin::Inline, conf, local),
+            (PeerSource::File(p), Some(bytes)) => {
+                let origin = Origin::File(p);
+                let v: Value = serde_json::from_slice(bytes)
+                    .map_err(|e| bad("peersFile", format!("{} is not valid JSON: {e}", p.display())))?;
+                remote(parse(&v, &origin, conf)?, &origin, conf, local)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// Parses and checks a table: a list of entries (or `{"peers": [...]}`),
@@ -105,20 +169,66 @@ fn parse(v: &Value, origin: &Origin<'_>, conf: &VxConf) -> Result<Vec<Peer>, Err
                 );
             }
         }
-        for (j, other) in out.iter().enumerate() {
-            if other.underlay == underlay {
-                return Err(origin.err(&name("underlayIP"), format!("{underlay} is also the address of peers[{j}]")));
+        out.push(Peer { underlay, subnets });
+    }
+    if any_clash(&out) {
+        name_clash(&out, origin)?;
+    }
+    Ok(out)
+}
+
+/// Whether two entries share an underlay IP or overlapping subnets: one
+/// sort, not a comparison of every pair (16,000 peers are 128 million
+/// pairs).
+fn any_clash(peers: &[Peer]) -> bool {
+    let mut ips = std::collections::HashSet::with_capacity(peers.len());
+    if !peers.iter().all(|p| ips.insert(p.underlay)) {
+        return true;
+    }
+    for v4 in [true, false] {
+        let mut spans: Vec<(u128, u128)> = peers
+            .iter()
+            .flat_map(|p| p.subnets.iter())
+            .filter(|n| n.is_ipv4() == v4)
+            .map(|n| {
+                let bits = if v4 { 32 } else { 128 };
+                let start = match n.network() {
+                    IpAddr::V4(a) => u32::from(a) as u128,
+                    IpAddr::V6(a) => u128::from(a),
+                };
+                let size_log = bits - n.prefix() as u32;
+                let end = if size_log >= 128 { u128::MAX } else { start | ((1u128 << size_log) - 1) };
+                (start, end)
+            })
+            .collect();
+        spans.sort_unstable();
+        if spans.windows(2).any(|w| w[1].0 <= w[0].1) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Names the first entry that clashes with an earlier one (only run when
+/// [`any_clash`] found one, so its cost does not matter).
+fn name_clash(peers: &[Peer], origin: &Origin<'_>) -> Result<(), Error> {
+    for (i, p) in peers.iter().enumerate() {
+        let name = |f: &str| format!("peers[{i}].{f}");
+        for (j, other) in peers[..i].iter().enumerate() {
+            if other.underlay == p.underlay {
+                return Err(
+                    origin.err(&name("underlayIP"), format!("{} is also the address of peers[{j}]", p.underlay))
+                );
             }
-            for s in &subnets {
+            for s in &p.subnets {
                 if let Some(o) = other.subnets.iter().find(|o| overlap(o, s)) {
                     let what = if o == s { "is also" } else { "overlaps" };
                     return Err(origin.err(&name("subnet"), format!("{s} {what} the subnet of peers[{j}] ({o})")));
                 }
             }
         }
-        out.push(Peer { underlay, subnets });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn overlap(a: &IpNetwork, b: &IpNetwork) -> bool {
@@ -166,14 +276,7 @@ fn remote(table: Vec<Peer>, origin: &Origin<'_>, conf: &VxConf, local: IpAddr) -
 /// Reads the configured table and returns the remote peers of this host
 /// (VTEP address `local`), checked. Reads nothing but the file.
 pub fn load(conf: &VxConf, local: IpAddr) -> Result<Vec<Peer>, Error> {
-    match &conf.peers {
-        PeerSource::None => Ok(Vec::new()),
-        PeerSource::Inline(v) => remote(parse(v, &Origin::Inline, conf)?, &Origin::Inline, conf, local),
-        PeerSource::File(p) => {
-            let origin = Origin::File(p);
-            remote(parse(&read_file(p)?, &origin, conf)?, &origin, conf, local)
-        }
-    }
+    read(conf, local)?.parse()
 }
 
 #[cfg(test)]
@@ -268,5 +371,34 @@ mod tests {
         std::fs::write(&path, r#"[{"underlayIP":"192.168.7.2","subnet":"10.244.2.0/24"}]"#).unwrap();
         assert_eq!(load(&c, local).unwrap().len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn digest_follows_the_table_and_this_hosts_part() {
+        let local: IpAddr = LOCAL.parse().unwrap();
+        let a = conf(json!([{"underlayIP": "192.168.7.2", "subnet": "10.244.2.0/24"}]));
+        let b = conf(json!([{"underlayIP": "192.168.7.3", "subnet": "10.244.2.0/24"}]));
+        let d = |c: &VxConf, l: IpAddr| read(c, l).unwrap().digest;
+        assert_eq!(d(&a, local), d(&a, local));
+        assert_ne!(d(&a, local), d(&b, local));
+        assert_ne!(d(&a, local), d(&a, "192.168.7.9".parse().unwrap()));
+        assert_ne!(d(&a, local), d(&conf(Value::Null), local));
+    }
+
+    #[test]
+    fn clashes_are_found_in_a_large_table_and_named_like_in_a_small_one() {
+        let many: Vec<Value> = (0..5000)
+            .map(|i| {
+                json!({"underlayIP": format!("192.168.{}.{}", 8 + i / 256, i % 256),
+                            "subnet": format!("10.244.{}.{}/30", 2 + i / 64, (i % 64) * 4)})
+            })
+            .collect();
+        assert_eq!(ok(Value::Array(many.clone())).len(), 5000);
+        let mut dup = many.clone();
+        dup[4000]["subnet"] = json!("10.244.2.0/29");
+        assert!(err(Value::Array(dup)).contains("peers[4000].subnet"));
+        let mut dup = many;
+        dup[4999]["underlayIP"] = json!("192.168.8.0");
+        assert!(err(Value::Array(dup)).contains("is also the address of peers[0]"));
     }
 }

@@ -62,14 +62,15 @@ fn reconcile(path: &str) -> Result<Value, Error> {
     let conf = config::from_raw(&raw)?;
     let host = Handle::new()?;
     let ul = underlay::resolve(&host, &conf)?;
-    let peers = peers::load(&conf, ul.ip)?;
+    let table = peers::read(&conf, ul.ip)?;
+    let peers = table.parse()?;
     let _held = lock::lock()?;
-    let side = overlay::ensure(&host, &conf, &ul, &peers)?;
+    let side = overlay::ensure(&host, &conf, &ul, overlay::Peers::Reconcile(&table, &peers))?;
     Ok(json!({
         "vtep": side.vtep.name,
         "bridge": side.bridge.name,
         "underlayIP": ul.ip.to_string(),
-        "peers": side.peers,
+        "peers": peers.len(),
         "added": side.added,
         "removed": side.removed,
     }))

@@ -637,6 +637,10 @@ pub struct ChainInfo {
     pub policy: Option<u32>,
     /// Device, for netdev base chains.
     pub device: Option<String>,
+    /// The kernel's use count: the chain's own rules plus the rules and
+    /// verdict-map elements that jump or go to it (the kernel refuses to
+    /// delete a chain while any of the latter remain).
+    pub references: Option<u32>,
 }
 
 /// Reads one `NFT_MSG_NEWCHAIN` message.
@@ -663,6 +667,7 @@ pub fn parse_chain(msg: &[u8]) -> Result<ChainInfo> {
                 policy: has(sys::NFTNL_CHAIN_POLICY)
                     .then(|| sys::nftnl_chain_get_u32(p, sys::NFTNL_CHAIN_POLICY as u16)),
                 device: string(sys::NFTNL_CHAIN_DEV),
+                references: has(sys::NFTNL_CHAIN_USE).then(|| sys::nftnl_chain_get_u32(p, sys::NFTNL_CHAIN_USE as u16)),
             })
         }
     };

@@ -189,8 +189,13 @@ mod tests {
     #[test]
     fn chains_compare_hook_priority_type_and_policy() {
         let c = table().base_chain("post", Hook::Postrouting, ChainType::Nat, priority::SRCNAT).unwrap();
-        let have =
-            ChainInfo { hooknum: Some(4), prio: Some(100), kind: Some("nat".into()), policy: Some(1), device: None };
+        let have = ChainInfo {
+            hooknum: Some(4),
+            prio: Some(100),
+            kind: Some("nat".into()),
+            policy: Some(1),
+            ..Default::default()
+        };
         assert!(chain_is_current(&c, Some(&have)));
         assert!(!chain_is_current(&c, None));
         assert!(!chain_is_current(&c.clone().with_policy(Policy::Drop), Some(&have)));

@@ -332,6 +332,21 @@ impl Socket {
         Ok(out)
     }
 
+    /// How many rules and verdict-map elements point at chain `c`, `None`
+    /// when it does not exist: a shared chain whose count drops to 0 can
+    /// be deleted (the kernel refuses while it is not 0, so a concurrent
+    /// user makes the delete fail, never dangle).
+    pub fn chain_references(&self, c: &Chain) -> Result<Option<u32>> {
+        let Some(info) = self.chain_info(c)? else { return Ok(None) };
+        // The kernel's count also holds the chain's own rules.
+        let rules = match self.list_rules(c) {
+            Ok(r) => r.len() as u32,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(info.references.unwrap_or(0).saturating_sub(rules)))
+    }
+
     /// The chain as the kernel has it, `None` when it does not exist.
     pub(super) fn chain_info(&self, c: &Chain) -> Result<Option<ChainInfo>> {
         let what = format!("looking up {c}");
