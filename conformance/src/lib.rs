@@ -18,4 +18,4 @@ pub use netns::TestNs;
 
 /// Every plugin binary the suite ships; each must answer VERSION.
 pub const PLUGINS: &[&str] =
-    &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "firewall", "tuning", "static"];
+    &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "firewall", "tuning", "static", "ptp"];

@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nft_mark;
+pub mod p2p;
 pub mod sandbox;
 pub mod sysctl;
 
