@@ -274,3 +274,53 @@ fn works_as_the_reference_for_an_empty_config() {
     host.run("tuning", "CHECK", &c.ns.path(), "e1", "eth0", &with_prev(&cfg.to_string(), &r)).ok();
     host.run("tuning", "DEL", &c.ns.path(), "e1", "eth0", &with_prev(&cfg.to_string(), &r)).ok();
 }
+
+/// A container namespace whose interface is called `ifname` (a veth whose
+/// peer stays in the namespace).
+fn ctr_named(tag: &str, ifname: &str) -> (TestNs, Value) {
+    let ns = TestNs::new(tag);
+    ns.ok(&["ip", "link", "add", ifname, "type", "veth", "peer", "name", "peer0"]);
+    ns.ok(&["ip", "link", "set", ifname, "up"]);
+    let prev = json!({"cniVersion": "0.4.0", "interfaces": [{"name": ifname, "sandbox": ns.path()}],
+                      "ips": [{"version": "4", "address": "10.66.0.2/24", "interface": 0}]});
+    (ns, prev)
+}
+
+/// The OpenShift-documented config: the `IFNAME` token in a sysctl name is
+/// the container's interface name, as the reference substitutes it (also
+/// inside a component, and in `args.cni.sysctl`). An interface name with a
+/// dot (a VLAN-style `net1.5`) names that interface, where the reference,
+/// turning every dot into a slash, fails.
+#[test]
+fn ifname_token_in_sysctl_names_is_the_container_interface() {
+    let host = Host::new("tun-ifn");
+    let dir = host.dir.join("tuning");
+    for ifname in ["eth0", "net1.5"] {
+        let (ns, prev) = ctr_named("tun-ifn-c", ifname);
+        let read = |leaf: &str, fam: &str| ns.ok(&["cat", &format!("/proc/sys/net/{fam}/conf/{ifname}/{leaf}")]);
+        ns.ok(&["sh", "-c", &format!("echo 0 > '/proc/sys/net/ipv4/conf/{ifname}/accept_redirects'")]);
+        let (ra0, arp0) = (read("accept_ra", "ipv6"), read("arp_filter", "ipv4"));
+        let mut cfg = json!({"cniVersion": "0.4.0", "name": "tunenet", "type": "tuning", "dataDir": dir,
+            "sysctl": {"net.ipv4.conf.IFNAME.accept_redirects": "1", "net.ipv6.conf.IFNAME.accept_ra": "0"},
+            "args": {"cni": {"sysctl": {"net.ipv4.conf.IFNAME.arp_filter": "1"}}}});
+        let stdin = with_prev(&cfg.to_string(), &prev);
+        let r = host.run("tuning", "ADD", &ns.path(), "t1", ifname, &stdin).ok().json();
+        assert_eq!(read("accept_redirects", "ipv4").trim(), "1", "{ifname}");
+        assert_eq!(read("accept_ra", "ipv6").trim(), "0", "{ifname}");
+        assert_eq!(read("arp_filter", "ipv4").trim(), "1", "{ifname}");
+
+        let check_in = with_prev(&cfg.to_string(), &r);
+        host.run("tuning", "CHECK", &ns.path(), "t1", ifname, &check_in).ok();
+        ns.ok(&["sh", "-c", &format!("echo 0 > '/proc/sys/net/ipv4/conf/{ifname}/accept_redirects'")]);
+        let e = host.run("tuning", "CHECK", &ns.path(), "t1", ifname, &check_in).err(100);
+        assert!(e["msg"].as_str().unwrap().contains("accept_redirects"), "{e}");
+
+        host.run("tuning", "DEL", &ns.path(), "t1", ifname, &check_in).ok();
+        assert_eq!(read("accept_redirects", "ipv4").trim(), "0", "restored on DEL");
+        assert_eq!((read("accept_ra", "ipv6"), read("arp_filter", "ipv4")), (ra0, arp0), "restored on DEL");
+        host.run("tuning", "DEL", &ns.path(), "t1", ifname, &check_in).ok();
+        cfg["sysctl"] = json!({"net.ipv4.conf.IFNAME.no_such_leaf": "1"});
+        let e = host.run("tuning", "ADD", &ns.path(), "t2", ifname, &with_prev(&cfg.to_string(), &prev)).err(7);
+        assert!(e["msg"].as_str().unwrap().contains("no_such_leaf"), "{e}");
+    }
+}

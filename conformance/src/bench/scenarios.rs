@@ -8,7 +8,7 @@ use runtime::Attachment;
 use serde_json::{json, Value};
 
 /// Everything ours ships that a scenario may need.
-pub const PLUGINS: &[&str] = &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan"];
+pub const PLUGINS: &[&str] = &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "ptp", "static"];
 
 /// First host port of the portmap scenario (container k maps `BASE + k`).
 pub const PORT_BASE: usize = 20_000;
@@ -115,6 +115,16 @@ pub fn all() -> Vec<Scenario> {
     let bridge_list = list("bench-br", json!([bridge("10.88.0.0/16")]));
     let mut bridge_parts = both(bridge_list);
     bridge_parts.push(Participant { label: "floor".into(), kind: SuiteKind::Floor, conflist: None });
+    let ptp_list =
+        list("bench-ptp", json!([{ "type": "ptp", "ipMasq": true, "ipam": host_local("10.91.0.0/16", true) }]));
+    let mut ptp_parts = both(ptp_list);
+    ptp_parts.push(Participant { label: "floor".into(), kind: SuiteKind::Floor, conflist: None });
+    let static_ipam = json!({
+        "type": "static",
+        "addresses": [{ "address": "10.92.0.5/24", "gateway": "10.92.0.1" }, { "address": "fd00:92::5/64" }],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dns": { "nameservers": ["10.92.0.1"] },
+    });
     vec![
         Scenario {
             name: "loopback",
@@ -182,6 +192,28 @@ pub fn all() -> Vec<Scenario> {
                 "bench-mv",
                 json!([{ "type": "macvlan", "master": "ul0", "mode": "bridge", "ipam": host_local("10.90.0.0/16", true) }]),
             )),
+        },
+        Scenario {
+            name: "ptp",
+            title: "ptp + host-local (ipMasq; no bridge)",
+            network: "bench-ptp",
+            plugins: vec!["ptp", "host-local"],
+            timed_plugin: None,
+            ifname: "eth0",
+            port_mappings: false,
+            host_setup: setup_lo.clone(),
+            participants: ptp_parts,
+        },
+        Scenario {
+            name: "static",
+            title: "static alone (IPAM from the config, no kernel work)",
+            network: "bench-static",
+            plugins: vec!["static"],
+            timed_plugin: None,
+            ifname: "eth0",
+            port_mappings: false,
+            host_setup: setup_lo.clone(),
+            participants: both(list("bench-static", json!([{ "type": "static", "ipam": static_ipam }]))),
         },
         Scenario {
             name: "vxlan",

@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_steps() {
-        let nets = [Net::Bridge, Net::Shared, Net::Macvlan];
+        let nets = [Net::Bridge, Net::Shared, Net::Macvlan, Net::Ptp];
         let steps = |seed| {
             let mut rng = Rng::new(seed);
             (0..50).map(|k| format!("{:?}", next_step(&mut rng, &nets, 6, 3, |i| (i + k) % 2 == 0))).collect::<Vec<_>>()

@@ -136,10 +136,10 @@ impl Lab {
             }
         }
 
-        // 4. Host veths: exactly the running containers' of both bridge networks.
+        // 4. Host veths: exactly the running containers' of the bridge and ptp networks.
         let want: BTreeSet<String> = lives
             .iter()
-            .filter(|(_, l)| l.net.on_bridge())
+            .filter(|(_, l)| l.net.has_host_veth())
             .map(|(_, l)| netcore::naming::host_veth_name(l.net.name(), &l.cid, "eth0"))
             .collect();
         let have: BTreeSet<String> =

@@ -1,5 +1,5 @@
-//! The chaos run's world: a host namespace with a macvlan master, three
-//! networks (two sharing one Linux bridge and subnet), container slots,
+//! The chaos run's world: a host namespace with a macvlan master, four
+//! networks (two sharing one Linux bridge and subnet, macvlan, ptp), container slots,
 //! and what each operation does to them, as a runtime does it.
 
 use super::exec::{ChaosExec, KillPlan};
@@ -25,6 +25,8 @@ pub enum Net {
     Shared,
     /// macvlan + host-local.
     Macvlan,
+    /// ptp + host-local (a veth pair per container, no bridge, ipMasq).
+    Ptp,
 }
 
 impl Net {
@@ -34,11 +36,12 @@ impl Net {
             Net::Bridge => "chaosbr",
             Net::Shared => "chaossh",
             Net::Macvlan => "chaosmv",
+            Net::Ptp => "chaospt",
         }
     }
-    /// Whether its containers hang off the shared Linux bridge.
-    pub fn on_bridge(self) -> bool {
-        matches!(self, Net::Bridge | Net::Shared)
+    /// Whether each of its containers has a host veth (bridge and ptp).
+    pub fn has_host_veth(self) -> bool {
+        matches!(self, Net::Bridge | Net::Shared | Net::Ptp)
     }
     /// The address pools of the network (container addresses come from
     /// these, gateways excluded).
@@ -46,6 +49,7 @@ impl Net {
         match self {
             Net::Bridge | Net::Shared => [("10.201.0.0/27", "10.201.0.1"), ("fd00:c9:1::/120", "fd00:c9:1::1")],
             Net::Macvlan => [("10.202.0.0/27", "10.202.0.1"), ("fd00:c9:2::/120", "fd00:c9:2::1")],
+            Net::Ptp => [("10.203.0.0/27", "10.203.0.1"), ("fd00:c9:3::/120", "fd00:c9:3::1")],
         }
     }
     /// host-local's range sets: the two bridge networks split one subnet.
@@ -55,6 +59,7 @@ impl Net {
             Net::Bridge => ("10.201.0.2", "10.201.0.15", "fd00:c9:1::2", "fd00:c9:1::7f"),
             Net::Shared => ("10.201.0.16", "10.201.0.30", "fd00:c9:1::80", "fd00:c9:1::fe"),
             Net::Macvlan => ("10.202.0.2", "10.202.0.30", "fd00:c9:2::2", "fd00:c9:2::fe"),
+            Net::Ptp => ("10.203.0.2", "10.203.0.30", "fd00:c9:3::2", "fd00:c9:3::fe"),
         };
         json!([[{"subnet": v4, "gateway": gw4, "rangeStart": a4, "rangeEnd": b4}],
                [{"subnet": v6, "gateway": gw6, "rangeStart": a6, "rangeEnd": b6}]])
@@ -126,6 +131,9 @@ impl Lab {
                                                  "ipam": ipam(Net::Macvlan)})],
             ));
         }
+        if opts.ptp {
+            nets.push((Net::Ptp, vec![json!({"type": "ptp", "ipMasq": true, "ipam": ipam(Net::Ptp)})]));
+        }
         for (net, plugins) in nets {
             let list = json!({"cniVersion": "1.1.0", "name": net.name(), "plugins": plugins});
             let path = conf_dir.join(format!("{}.conflist", net.name()));
@@ -136,7 +144,7 @@ impl Lab {
         // not swap a plugin under it.
         let bin_dir = host.dir.join("bin");
         std::fs::create_dir_all(&bin_dir).expect("bin dir");
-        for name in ["bridge", "host-local", "portmap", "macvlan"] {
+        for name in ["bridge", "host-local", "portmap", "macvlan", "ptp"] {
             std::fs::copy(crate::bins::bin(name), bin_dir.join(name)).expect("copying a plugin binary");
         }
         let runtime = Runtime::new(vec![bin_dir], &conf_dir, host.dir.join("cache"));

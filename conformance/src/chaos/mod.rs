@@ -1,6 +1,7 @@
-//! The chaos test: random sequences of ADD, CHECK, DEL and GC over three
+//! The chaos test: random sequences of ADD, CHECK, DEL and GC over four
 //! networks (bridge + host-local + portmap; a second bridge network on the
-//! same Linux bridge and subnet, split by range; macvlan + host-local), run
+//! same Linux bridge and subnet, split by range; macvlan + host-local;
+//! ptp + host-local with ipMasq), run
 //! through the runtime library as a container runtime runs them, several
 //! operations at once, with SIGKILL injected into plugin processes at
 //! random moments. A killed ADD or DEL is followed up as a runtime does
@@ -59,6 +60,8 @@ pub struct Options {
     pub portmap: bool,
     /// Whether the macvlan network takes part.
     pub macvlan: bool,
+    /// Whether the ptp network takes part.
+    pub ptp: bool,
     /// Print one line per step.
     pub verbose: bool,
 }
@@ -74,6 +77,7 @@ impl Default for Options {
             max_kill_delay: Duration::from_millis(12),
             portmap: true,
             macvlan: true,
+            ptp: true,
             verbose: false,
         }
     }

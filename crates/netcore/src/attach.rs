@@ -84,31 +84,7 @@ pub struct Attached {
 /// makes as few as it can: create, read the two ends, and port flags only
 /// when asked for.
 pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_>) -> Result<Attached> {
-    let name = a.owner.host_veth();
-    let alias = a.owner.key();
-    let spec = VethSpec {
-        name: &name,
-        peer_name: a.owner.ifname(),
-        peer_netns: Some(a.netns),
-        mtu: a.mtu,
-        mac: None,
-        peer_mac: a.mac,
-        up: true,
-        master: Some(bridge.index),
-        alias: Some(&alias),
-    };
-    let veth = match host.create_veth(&spec) {
-        Err(e) if e.is_exists() => match host.link_by_name(&name)? {
-            // Our own leftover (the name is derived from the attachment).
-            Some(stale) => {
-                host.delete_link(stale.index)?;
-                host.create_veth(&spec)?
-            }
-            // The container already has an interface of that name.
-            None => return Err(e),
-        },
-        other => other?,
-    };
+    let veth = create_pair(host, a, Some(bridge.index), None)?;
     let done = (|| {
         if a.port != BridgePortFlags::default() {
             host.set_bridge_port(veth.index, &a.port)?;
@@ -120,6 +96,41 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
         let _ = host.delete_link(veth.index);
     }
     done
+}
+
+/// Creates one attachment's pair, the host end named from the attachment,
+/// up, enslaved to `master` when given and with `host_mac` when given; the
+/// container end is made in the container. A stale host end of this same
+/// attachment (a killed ADD) is replaced. The host end carries the owner
+/// key as its alias, which is how GC tells its own veths from another
+/// network's. Returns the host end. Shared by [`attach_veth`] and the
+/// bridgeless [`crate::p2p`].
+pub fn create_pair(host: &Handle, a: &VethAttach<'_>, master: Option<u32>, host_mac: Option<Mac>) -> Result<Link> {
+    let name = a.owner.host_veth();
+    let alias = a.owner.key();
+    let spec = VethSpec {
+        name: &name,
+        peer_name: a.owner.ifname(),
+        peer_netns: Some(a.netns),
+        mtu: a.mtu,
+        mac: host_mac,
+        peer_mac: a.mac,
+        up: true,
+        master,
+        alias: Some(&alias),
+    };
+    match host.create_veth(&spec) {
+        Err(e) if e.is_exists() => match host.link_by_name(&name)? {
+            // Our own leftover (the name is derived from the attachment).
+            Some(stale) => {
+                host.delete_link(stale.index)?;
+                host.create_veth(&spec)
+            }
+            // The container already has an interface of that name.
+            None => Err(e),
+        },
+        other => other,
+    }
 }
 
 /// Removes the pair of one attachment by its host end's name; already

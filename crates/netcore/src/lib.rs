@@ -17,6 +17,7 @@ pub mod netns;
 pub mod nft;
 pub mod nft_mark;
 pub mod owner;
+pub mod p2p;
 pub mod sandbox;
 pub mod sysctl;
 

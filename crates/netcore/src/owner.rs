@@ -78,6 +78,16 @@ impl OwnerKey {
         &self.ifname
     }
 
+    /// The network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The container id.
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
     /// The string written as the owner (element comment, veth alias).
     pub fn key(&self) -> String {
         let key = self.readable();

@@ -4,7 +4,8 @@
 //!
 //! Sources, lowest precedence first, as the reference merges them: the
 //! config's own fields, `CNI_ARGS MAC=`, the `mac` capability
-//! (`runtimeConfig.mac`), then `args.cni.*`.
+//! (`runtimeConfig.mac`), then `args.cni.*`. In sysctl names, `IFNAME`
+//! stands for the container's interface name, as in the reference.
 
 use cni::{Context, Error};
 use netcore::netlink::{mac_to_string, parse_mac, Mac};
@@ -130,6 +131,24 @@ pub fn check_sysctl_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The token the reference replaces with the container's interface name
+/// in sysctl names (`net.ipv4.conf.IFNAME.accept_redirects`).
+pub const IFNAME_TOKEN: &str = "IFNAME";
+
+/// Replaces every `IFNAME` in a checked key with `ifname`, as the
+/// reference does. A dot inside the name is written as `/`, the
+/// sysctl(8) escape in dotted keys, so `net1.5` stays one component; the
+/// name itself was validated by skel (no `/`, not `.` or `..`).
+fn with_ifname(key: &str, ifname: &str) -> Result<String, Error> {
+    if !key.contains(IFNAME_TOKEN) {
+        return Ok(key.to_string());
+    }
+    let out = key.replace(IFNAME_TOKEN, &ifname.replace('.', "/"));
+    netcore::sysctl::key_path(&out)
+        .map_err(|e| bad(format!("invalid sysctl key {key:?} for {ifname:?}: {}", e.cause)))?;
+    Ok(out)
+}
+
 fn check_sysctl_value(key: &str, value: &str) -> Result<(), Error> {
     if value.len() > MAX_SYSCTL_VALUE || value.contains(['\n', '\0']) {
         return Err(bad(format!(
@@ -179,7 +198,8 @@ pub fn load(ctx: &Context) -> Result<TuningConf, Error> {
         check_sysctl_key(k)?;
         check_sysctl_value(k, v)?;
     }
-    conf.sysctl = sysctl;
+    conf.sysctl =
+        sysctl.into_iter().map(|(k, v)| Ok((with_ifname(&k, &ctx.ifname)?, v))).collect::<Result<_, Error>>()?;
 
     // MAC: config < CNI_ARGS < runtimeConfig < args.cni, as the reference.
     let mut mac = None;
@@ -239,6 +259,27 @@ mod tests {
         let mut v = json!({"cniVersion": "1.0.0", "name": "n", "type": "tuning"});
         v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         v
+    }
+
+    #[test]
+    fn ifname_token_is_the_interface_name_with_dots_escaped() {
+        let mut c = ctx(
+            base(
+                json!({"sysctl": {"net.ipv4.conf.IFNAME.accept_redirects": "1", "net.ipv6.conf.xIFNAMEx.accept_ra": "0",
+                                   "net.core.somaxconn": "5"}}),
+            ),
+            "",
+        );
+        let keys = |c: &Context| load(c).unwrap().sysctl.into_keys().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&c),
+            ["net.core.somaxconn", "net.ipv4.conf.eth0.accept_redirects", "net.ipv6.conf.xeth0x.accept_ra"]
+        );
+        c.ifname = "net1.5".into();
+        let k = keys(&c);
+        assert_eq!(k[1], "net.ipv4.conf.net1/5.accept_redirects");
+        let path = netcore::sysctl::key_path(&k[1]).unwrap();
+        assert!(path.ends_with("net/ipv4/conf/net1.5/accept_redirects"), "{path:?}");
     }
 
     #[test]

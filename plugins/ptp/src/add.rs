@@ -1,0 +1,75 @@
+//! ADD: IPAM first (a ptp container needs an address), then the veth pair
+//! with the host side (gateways, host routes, forwarding), the container
+//! side, and masquerade in one nftables batch; the pair is removed and the
+//! lease released when a later step fails.
+
+use crate::config;
+use cni::error::code;
+use cni::result::Interface;
+use cni::{CniResult, Context, Error};
+use netcore::attach::{detach_veth, VethAttach};
+use netcore::netlink::{BridgePortFlags, Handle};
+use netcore::nft::Batch;
+use netcore::owner::OwnerKey;
+use netcore::{ipam, masq, p2p, sandbox};
+use std::net::IpAddr;
+
+/// Runs ADD.
+pub fn add(ctx: &Context) -> Result<CniResult, Error> {
+    let conf = config::load(ctx)?;
+    let ipam_type = ipam::configured(ctx)?
+        .ok_or_else(|| Error::invalid_config("ptp: an \"ipam\" section with a type is required"))?;
+    let ns = sandbox::open_required(ctx.netns.as_deref())?;
+    let ctr = Handle::in_netns(&ns)?;
+    if ctr.link_by_name(&ctx.ifname)?.is_some() {
+        return Err(Error::new(
+            code::CONFLICT,
+            format!("container veth name provided ({}) already exists", ctx.ifname),
+        ));
+    }
+    let host = Handle::new()?;
+    let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
+    let hops = p2p::hops(&lease.result().ips)?;
+    let (net, ifname) = (&ctx.conf.name, &ctx.ifname);
+    let owner = OwnerKey::of(ctx);
+    let attach = VethAttach { owner: &owner, netns: &ns, mtu: conf.mtu, mac: None, port: BridgePortFlags::default() };
+    let attached = p2p::attach(&host, &ctr, &attach, &hops)?;
+    let sandbox = ctx.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let dns = match &ctx.conf.dns {
+        Some(d) if !d.is_empty() => d.clone(),
+        _ => lease.result().dns.clone(),
+    };
+    let result = CniResult {
+        interfaces: vec![
+            Interface { name: attached.host.name.clone(), mac: attached.host.mac_string(), ..Default::default() },
+            Interface {
+                name: ifname.clone(),
+                mac: attached.container.mac_string(),
+                mtu: conf.mtu,
+                sandbox,
+                ..Default::default()
+            },
+        ],
+        ips: p2p::container_ips(&hops, 1),
+        routes: lease.result().routes.clone(),
+        dns,
+    };
+    let configured = (|| -> Result<(), Error> {
+        p2p::configure_container(&ns, &ctr, attached.container.index, ifname, &result, 1, &hops)?;
+        if conf.ip_masq {
+            let ips: Vec<IpAddr> = hops.iter().map(|h| h.address).collect();
+            let subnets: Vec<_> = hops.iter().map(|h| h.subnet).collect();
+            let mut batch = Batch::new();
+            masq::ensure_network(&mut batch, net, &subnets)?;
+            masq::add_container(&mut batch, net, &owner, &ips)?;
+            batch.commit()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = configured {
+        let _ = detach_veth(&host, &owner);
+        return Err(e);
+    }
+    lease.keep();
+    Ok(result)
+}

@@ -1,0 +1,34 @@
+//! CHECK: everything prevResult says ADD made is still there (IPAM's
+//! lease, the pair, the addresses and routes on both sides, the
+//! masquerade elements), each mismatch reported precisely.
+
+use crate::config;
+use cni::{Command, Context, Error};
+use netcore::netlink::Handle;
+use netcore::owner::OwnerKey;
+use netcore::{ipam, masq, p2p, sandbox};
+use std::net::IpAddr;
+
+/// Runs CHECK.
+pub fn check(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let prev = ctx.require_prev_result()?;
+    if let Some(t) = ipam::configured(ctx)? {
+        ipam::forward(ctx, &t, Command::Check)?;
+    }
+    let host = Handle::new()?;
+    let ns = sandbox::open_required(ctx.netns.as_deref())?;
+    let ctr = Handle::in_netns(&ns)?;
+    p2p::verify(&host, &ctr, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
+    if conf.ip_masq {
+        let owner = OwnerKey::of(ctx);
+        let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
+        if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
+            return Err(Error::plugin(format!(
+                "masquerade entries for {ips:?} are missing from table inet {}",
+                masq::TABLE
+            )));
+        }
+    }
+    Ok(())
+}
