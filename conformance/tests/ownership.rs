@@ -306,7 +306,7 @@ fn elements_of_the_previous_release_are_removed_by_del_and_gc() {
 
     // A short network name with a long container id: the old key names the
     // whole network, so GC removes its elements and its alias-less veth.
-    let (net, cid) = ("oldnet", "b".repeat(130));
+    let (net, cid) = ("oldnet", "b".repeat(120));
     let ctr = TestNs::new("own-old-d");
     let (conf, _) = full_attach(&host, net, &cid, &ctr, 1);
     let veth = host_veth_name(net, &cid, "eth0");
