@@ -13,7 +13,6 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::{Family, Handle};
 use crate::error::{Error, Kind, Result};
 
-const IFA_F_NODAD: u32 = 0x02;
 const IFA_F_DADFAILED: u32 = 0x08;
 const IFA_F_TENTATIVE: u32 = 0x40;
 const IFA_F_PERMANENT: u32 = 0x80;
@@ -72,11 +71,6 @@ impl Address {
     /// Configured (not autoconfigured with a lifetime).
     pub fn is_permanent(&self) -> bool {
         self.flags & IFA_F_PERMANENT != 0
-    }
-
-    /// Added with DAD disabled.
-    pub fn is_nodad(&self) -> bool {
-        self.flags & IFA_F_NODAD != 0
     }
 
     /// The family of the address.

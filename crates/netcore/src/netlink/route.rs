@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope as NlScope, RouteType,
@@ -328,11 +328,6 @@ impl Handle {
     /// Adds the route or replaces the one with the same destination, table and metric.
     pub fn replace_route(&self, r: &Route) -> Result<()> {
         self.write_route(r, NLM_F_CREATE | NLM_F_REPLACE, "replacing")
-    }
-
-    /// Appends a next hop to an existing route (IPv6 ECMP), or adds it.
-    pub fn append_route(&self, r: &Route) -> Result<()> {
-        self.write_route(r, NLM_F_CREATE | NLM_F_APPEND, "appending")
     }
 
     /// Deletes the first route matching what is set in `r`; `Kind::NotFound`

@@ -259,16 +259,6 @@ impl Handle {
         ))
     }
 
-    /// Adds raw VLAN entries to a bridge port (`bridge vlan add ... master`).
-    pub fn add_port_vlans(&self, port: u32, infos: &[BridgeVlanInfo]) -> Result<()> {
-        if infos.is_empty() {
-            return Ok(());
-        }
-        self.ack(add_port_vlans_msg(port, infos), 0, || {
-            format!("adding {} VLAN entries to bridge port #{port}", infos.len())
-        })
-    }
-
     /// Removes VLANs from a bridge port; a VLAN the port does not carry is
     /// success, so teardown can repeat it.
     pub fn del_port_vlans(&self, port: u32, vids: &[u16]) -> Result<()> {

@@ -69,7 +69,6 @@ pub(super) enum Msg {
     ReplaceElems { set: Set, elems: Vec<Element> },
     RuleRef { op: Op, chain: Chain, handle: u64 },
     Set(Op, Set, u32),
-    FlushSet(Set),
     Elems { op: Op, set: Set, elems: Vec<RawElem>, shown: String },
 }
 
@@ -87,7 +86,6 @@ impl Msg {
             Msg::ReplaceRules { chain, .. } => format!("replacing the rules of {chain}"),
             Msg::ReplaceElems { set, .. } => format!("replacing the elements of {set}"),
             Msg::Set(op, s, _) => format!("{} {s}", op.verb()),
-            Msg::FlushSet(s) => format!("flushing {s}"),
             Msg::Elems { op, set, shown, .. } => {
                 let prep = if matches!(op, Op::Add | Op::Create) { "to" } else { "from" };
                 format!("{} element {shown} {prep} {set}", op.verb())
@@ -123,7 +121,6 @@ impl Msg {
                 let hdr = op.header(libc::NFT_MSG_NEWSET, libc::NFT_MSG_DELSET, NFT_MSG_DESTROYSET);
                 w.set(h(hdr, s.table().family().raw()), s, *id, matches!(op, Op::Add | Op::Create))
             }
-            Msg::FlushSet(s) => w.elems(h((libc::NFT_MSG_DELSETELEM, 0), s.table().family().raw()), s, &[]),
             Msg::Elems { op, set, elems, .. } => {
                 let hdr = op.header(libc::NFT_MSG_NEWSETELEM, libc::NFT_MSG_DELSETELEM, NFT_MSG_DESTROYSETELEM);
                 w.elems(h(hdr, set.table().family().raw()), set, elems)
@@ -197,11 +194,6 @@ impl Batch {
     /// existing base chain keeps its rules, its policy is updated).
     pub fn add_chain(&mut self, c: &Chain) -> &mut Batch {
         self.push(Msg::Chain(Op::Add, c.clone()))
-    }
-
-    /// Creates the chain; `Kind::Exists` if it is there.
-    pub fn create_chain(&mut self, c: &Chain) -> &mut Batch {
-        self.push(Msg::Chain(Op::Create, c.clone()))
     }
 
     /// Removes every rule of the chain. "add chain, flush chain, add rules"
@@ -289,22 +281,6 @@ impl Batch {
     pub fn add_set(&mut self, s: &Set) -> &mut Batch {
         let id = self.msgs.len() as u32 + 1;
         self.push(Msg::Set(Op::Add, s.clone(), id))
-    }
-
-    /// Creates the set or map; `Kind::Exists` if it is there.
-    pub fn create_set(&mut self, s: &Set) -> &mut Batch {
-        let id = self.msgs.len() as u32 + 1;
-        self.push(Msg::Set(Op::Create, s.clone(), id))
-    }
-
-    /// Removes every element.
-    pub fn flush_set(&mut self, s: &Set) -> &mut Batch {
-        self.push(Msg::FlushSet(s.clone()))
-    }
-
-    /// Deletes the set; `Kind::Busy` while a rule uses it.
-    pub fn delete_set(&mut self, s: &Set) -> &mut Batch {
-        self.push(Msg::Set(Op::Delete, s.clone(), 0))
     }
 
     /// Deletes the set if it exists (Linux 6.3+).

@@ -267,16 +267,6 @@ impl Chain {
         self
     }
 
-    /// Sets the device of a netdev ingress base chain.
-    pub fn with_device(mut self, device: impl Into<String>) -> Result<Chain> {
-        let device = device.into();
-        Value::Ifname(device.clone()).encode()?;
-        if let Some(b) = self.base.as_mut() {
-            b.device = Some(device);
-        }
-        Ok(self)
-    }
-
     /// A jump to this chain (comes back at its end).
     pub fn jump(&self) -> Verdict {
         Verdict::Jump(self.name.clone())

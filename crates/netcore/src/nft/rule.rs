@@ -4,7 +4,6 @@
 //! ipv4` before `ip saddr` in an inet table) and lays concatenations out in
 //! registers the way the kernel expects.
 
-use std::net::IpAddr;
 use std::ops::BitOr;
 
 use ipnetwork::IpNetwork;
@@ -430,11 +429,6 @@ impl Rule {
         self.nat_map(NatKind::Dnat, fields, map)
     }
 
-    /// `snat ip to <fields> map @map`, like [`Rule::dnat_map`].
-    pub fn snat_map(self, fields: &[Field], map: &Set) -> Rule {
-        self.nat_map(NatKind::Snat, fields, map)
-    }
-
     fn nat_map(self, kind: NatKind, fields: &[Field], map: &Set) -> Rule {
         let what = format!("{kind:?} map lookup in {map}");
         let family = match map.data() {
@@ -457,20 +451,6 @@ impl Rule {
             .expr(Expr::Nat { kind, family, addr: Some(Reg::R1), port: has_port.then(|| Reg::at_offset(addr_len)) })
     }
 
-    /// `dnat to <addr>[:<port>]`: a fixed destination.
-    pub fn dnat_to(self, addr: IpAddr, port: Option<u16>) -> Rule {
-        let family = IpFamily::of(&addr);
-        let rule = self.dep(Dep::Ip(family));
-        let data = match addr {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
-        let mut rule = rule.expr(Expr::Immediate { dreg: Reg::R1, data });
-        if let Some(p) = port {
-            rule = rule.expr(Expr::Immediate { dreg: Reg::R2, data: p.to_be_bytes().to_vec() });
-        }
-        rule.expr(Expr::Nat { kind: NatKind::Dnat, family, addr: Some(Reg::R1), port: port.map(|_| Reg::R2) })
-    }
 }
 
 #[cfg(test)]
