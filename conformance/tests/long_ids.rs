@@ -67,7 +67,8 @@ fn a_chain_with_a_long_container_id_adds_and_deletes_everything() {
             assert!(out.status.success(), "DEL with a {len}-byte id: {out:?}");
         }
     }
-    for len in [128] {
+    {
+        let len = 128;
         let id = id_of(len);
         let ctr = TestNs::new("longid-c");
         let out = cnitool(&host, &confdir, "add", &ctr, &id);

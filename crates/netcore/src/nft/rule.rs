@@ -450,7 +450,6 @@ impl Rule {
         rule.expr(Expr::Lookup { sreg: Reg::R1, set: map.name().to_string(), dreg: Some(Reg::R1), invert: false })
             .expr(Expr::Nat { kind, family, addr: Some(Reg::R1), port: has_port.then(|| Reg::at_offset(addr_len)) })
     }
-
 }
 
 #[cfg(test)]
