@@ -43,8 +43,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
-/// The index directory's name inside a store.
-pub const INDEX_DIR: &str = ".host-local-index";
 /// The seal file's name inside the index directory.
 const SEAL: &str = "seal";
 /// First line of the seal; the format version of the whole index.
@@ -381,7 +379,7 @@ impl Drop for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{lease_name, Open};
+    use crate::store::{lease_name, Open, INDEX_DIR};
     use std::path::PathBuf;
 
     fn tempdir(tag: &str) -> PathBuf {

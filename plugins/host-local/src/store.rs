@@ -47,6 +47,9 @@ use std::path::{Path, PathBuf};
 pub const LOCK_FILE: &str = "lock";
 /// Prefix of the per-range-set round-robin markers.
 pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+/// The index directory's name inside a store (the index module keeps it;
+/// the store only knows where it is).
+pub const INDEX_DIR: &str = ".host-local-index";
 /// Mode of every file the store creates (leases, markers, lock, index
 /// seal): only root reads or writes them.
 pub const FILE_MODE: u32 = 0o600;
@@ -209,7 +212,7 @@ impl Store {
             )
             .with_details("a delegate whose caller was killed must not reserve or release addresses after it"));
         }
-        let index_dir = dir.join(crate::index::INDEX_DIR);
+        let index_dir = dir.join(INDEX_DIR);
         Ok(Some(Store { dir, index_dir, dirty: Cell::new(false), consistent: Cell::new(false), _lock: lock }))
     }
 
