@@ -37,6 +37,16 @@ pub fn open_for_del(path: Option<&Path>) -> Result<Option<Netns>, cni::Error> {
     }
 }
 
+/// Refuses an ADD whose interface name is already taken in the container
+/// (code 102, the reference's message), before anything is made: a veth
+/// plugin would otherwise fail half-way with a vaguer kernel error.
+pub fn ensure_ifname_free(ctr: &crate::netlink::Handle, ifname: &str) -> Result<(), cni::Error> {
+    if ctr.link_by_name(ifname)?.is_some() {
+        return Err(cni::Error::new(code::CONFLICT, format!("container veth name provided ({ifname}) already exists")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

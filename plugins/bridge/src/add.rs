@@ -4,7 +4,6 @@
 
 use crate::config::{self, BridgeConf};
 use crate::{isolation, spoofchk, vlan};
-use cni::error::code;
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, ensure_bridge, Attached, BridgeOptions, VethAttach};
@@ -22,12 +21,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let conf = config::load(ctx)?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    if ctr.link_by_name(&ctx.ifname)?.is_some() {
-        return Err(Error::new(
-            code::CONFLICT,
-            format!("container veth name provided ({}) already exists", ctx.ifname),
-        ));
-    }
+    sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
     let host = Handle::new()?;
     let env = Env { ctx, conf: &conf, ns: &ns, host: &host, ctr: &ctr };
     let Some(ipam_type) = ipam::configured(ctx)? else { return env.setup(None) };

@@ -4,7 +4,6 @@
 //! lease released when a later step fails.
 
 use crate::config;
-use cni::error::code;
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use netcore::attach::{detach_veth, VethAttach};
@@ -21,12 +20,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         .ok_or_else(|| Error::invalid_config("ptp: an \"ipam\" section with a type is required"))?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    if ctr.link_by_name(&ctx.ifname)?.is_some() {
-        return Err(Error::new(
-            code::CONFLICT,
-            format!("container veth name provided ({}) already exists", ctx.ifname),
-        ));
-    }
+    sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
     let host = Handle::new()?;
     let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
     let hops = p2p::hops(&lease.result().ips)?;

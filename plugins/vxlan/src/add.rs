@@ -11,7 +11,6 @@ use crate::config::{self, VxConf};
 use crate::overlay::{self, HostSide};
 use crate::underlay::{self, Underlay};
 use crate::{lock, peers};
-use cni::error::code;
 use cni::result::Route;
 use cni::{CniResult, Context, Error};
 use netcore::attach::{attach_veth, detach_veth, Attached, VethAttach};
@@ -35,12 +34,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let parsed = if overlay::table_applied(&host, &conf, &table)? { None } else { Some(table.parse()?) };
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
-    if ctr.link_by_name(&ctx.ifname)?.is_some() {
-        return Err(Error::new(
-            code::CONFLICT,
-            format!("container veth name provided ({}) already exists", ctx.ifname),
-        ));
-    }
+    sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
     let side = {
         let _held = lock::lock()?;
         overlay::ensure(&host, &conf, &ul, overlay::Peers::IfChanged { table: &table, parsed: parsed.as_deref() })?
