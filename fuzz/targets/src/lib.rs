@@ -243,7 +243,7 @@ const STORE_IPS: [&str; 6] = ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4", "1
 pub fn store(data: &[u8]) {
     let dir = scratch();
     let store_dir = dir.join("net");
-    let index_dir = store_dir.join(host_local::index::INDEX_DIR);
+    let index_dir = store_dir.join(host_local::store::INDEX_DIR);
     std::fs::create_dir_all(&index_dir).expect("index directory");
     let mut chunks = data.split(|b| *b == 0);
     for ip in &STORE_IPS[1..] {
