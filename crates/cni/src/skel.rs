@@ -157,6 +157,51 @@ pub trait Plugin {
     }
 }
 
+/// The usual plugin: one function per command, each in the module of its
+/// command, so that no `impl Plugin` block only forwards. [`nothing`] is
+/// the GC or STATUS of a plugin that has none of its own.
+#[derive(Clone, Copy)]
+pub struct Commands {
+    /// The binary's name.
+    pub name: &'static str,
+    /// ADD.
+    pub add: fn(&Context) -> Result<CniResult, Error>,
+    /// DEL.
+    pub del: fn(&Context) -> Result<(), Error>,
+    /// CHECK.
+    pub check: fn(&Context) -> Result<(), Error>,
+    /// GC.
+    pub gc: fn(&Context) -> Result<(), Error>,
+    /// STATUS.
+    pub status: fn(&Context) -> Result<(), Error>,
+}
+
+/// A command with nothing to do (GC or STATUS of a plugin without state).
+pub fn nothing(_: &Context) -> Result<(), Error> {
+    Ok(())
+}
+
+impl Plugin for Commands {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
+        (self.add)(ctx)
+    }
+    fn del(&self, ctx: &Context) -> Result<(), Error> {
+        (self.del)(ctx)
+    }
+    fn check(&self, ctx: &Context) -> Result<(), Error> {
+        (self.check)(ctx)
+    }
+    fn gc(&self, ctx: &Context) -> Result<(), Error> {
+        (self.gc)(ctx)
+    }
+    fn status(&self, ctx: &Context) -> Result<(), Error> {
+        (self.status)(ctx)
+    }
+}
+
 /// What one invocation produced; `run` writes it out, tests inspect it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

@@ -110,6 +110,40 @@ pub fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> R
     }
 }
 
+/// The commands of an interface plugin, run as every one of them must
+/// run: ADD, DEL and CHECK of one attachment under its lock (a DEL sent
+/// while its ADD runs waits for it, then undoes it; DEL removes the lock
+/// file), and GC removing the lock files of the attachments it collected.
+pub struct Locked(pub cni::skel::Commands);
+
+impl cni::Plugin for Locked {
+    fn name(&self) -> &'static str {
+        self.0.name
+    }
+    fn add(&self, ctx: &cni::Context) -> Result<cni::CniResult, Error> {
+        let _held = of(ctx)?;
+        (self.0.add)(ctx)
+    }
+    fn del(&self, ctx: &cni::Context) -> Result<(), Error> {
+        let held = of(ctx)?;
+        let done = (self.0.del)(ctx);
+        held.remove();
+        done
+    }
+    fn check(&self, ctx: &cni::Context) -> Result<(), Error> {
+        let _held = of(ctx)?;
+        (self.0.check)(ctx)
+    }
+    fn gc(&self, ctx: &cni::Context) -> Result<(), Error> {
+        let done = (self.0.gc)(ctx);
+        gc_of(ctx);
+        done
+    }
+    fn status(&self, ctx: &cni::Context) -> Result<(), Error> {
+        (self.0.status)(ctx)
+    }
+}
+
 /// GC of the call's network: [`gc`] with the runtime's valid list; no
 /// list removes nothing (as every GC).
 pub fn gc_of(ctx: &cni::Context) {

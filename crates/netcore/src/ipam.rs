@@ -31,6 +31,21 @@ fn exec(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) ->
     invoke::run_plugin(&invoke::Request::new(&path, stdin_bytes, &env))
 }
 
+/// STATUS of a plugin whose readiness is its IPAM plugin's (none
+/// configured: ready).
+pub fn status(ctx: &Context) -> Result<(), Error> {
+    forward_configured(ctx, Command::Status)
+}
+
+/// Forwards `command` (DEL, CHECK, GC, STATUS) to the configured IPAM
+/// plugin, if there is one.
+pub fn forward_configured(ctx: &Context, command: Command) -> Result<(), Error> {
+    match configured(ctx)? {
+        Some(t) => forward(ctx, &t, command),
+        None => Ok(()),
+    }
+}
+
 /// The configured IPAM type, or `None` for `"ipam": {}`.
 pub fn configured(ctx: &Context) -> Result<Option<String>, Error> {
     Ok(ctx.conf.ipam_type()?.map(str::to_string))

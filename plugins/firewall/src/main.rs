@@ -12,44 +12,26 @@ mod lock;
 mod ruleset;
 
 use cni::error::code;
-use cni::{CniResult, Context, Error, Plugin};
+use cni::{Context, Error};
 use netcore::nft::Socket;
 
-/// The plugin.
-pub struct Firewall;
-
-impl Plugin for Firewall {
-    fn name(&self) -> &'static str {
-        "firewall"
-    }
-
-    fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
-        crate::add::add(ctx)
-    }
-
-    fn del(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::del(ctx)
-    }
-
-    fn check(&self, ctx: &Context) -> Result<(), Error> {
-        crate::check::check(ctx)
-    }
-
-    fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::gc(ctx)
-    }
-
-    /// Ready when nf_tables answers in this namespace (and, for the
-    /// firewalld backend, firewalld runs).
-    fn status(&self, ctx: &Context) -> Result<(), Error> {
-        let conf = crate::config::load(ctx)?;
-        let sock = Socket::open()
-            .and_then(|s| s.generation().map(|_| s))
-            .map_err(|e| Error::new(code::NOT_AVAILABLE, format!("firewall: nftables is not usable here: {e}")))?;
-        crate::add::check_backend(&conf, &sock).map_err(|e| Error::new(code::NOT_AVAILABLE, e.msg))
-    }
+/// Ready when nf_tables answers in this namespace (and, for the
+/// firewalld backend, firewalld runs).
+fn status(ctx: &Context) -> Result<(), Error> {
+    let conf = crate::config::load(ctx)?;
+    let sock = Socket::open()
+        .and_then(|s| s.generation().map(|_| s))
+        .map_err(|e| Error::new(code::NOT_AVAILABLE, format!("firewall: nftables is not usable here: {e}")))?;
+    crate::add::check_backend(&conf, &sock).map_err(|e| Error::new(code::NOT_AVAILABLE, e.msg))
 }
 
 fn main() {
-    cni::skel::run(Firewall)
+    cni::skel::run(cni::skel::Commands {
+        name: "firewall",
+        add: add::add,
+        del: del::del,
+        check: check::check,
+        gc: del::gc,
+        status,
+    })
 }

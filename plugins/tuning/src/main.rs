@@ -10,33 +10,13 @@ mod gc;
 mod link;
 mod state;
 
-use cni::{CniResult, Context, Error, Plugin};
-
-/// The plugin.
-pub struct Tuning;
-
-impl Plugin for Tuning {
-    fn name(&self) -> &'static str {
-        "tuning"
-    }
-
-    fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
-        crate::add::add(ctx)
-    }
-
-    fn del(&self, ctx: &Context) -> Result<(), Error> {
-        crate::del::del(ctx)
-    }
-
-    fn check(&self, ctx: &Context) -> Result<(), Error> {
-        crate::check::check(ctx)
-    }
-
-    fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        crate::gc::gc(ctx)
-    }
-}
-
 fn main() {
-    cni::skel::run(Tuning)
+    cni::skel::run(cni::skel::Commands {
+        name: "tuning",
+        add: add::add,
+        del: del::del,
+        check: check::check,
+        gc: gc::gc,
+        status: cni::skel::nothing,
+    })
 }

@@ -15,53 +15,21 @@ mod reconcile;
 mod underlay;
 
 use cni::error::code;
-use cni::{CniResult, Command, Context, Error, Plugin};
+use cni::skel::Commands;
+use cni::{Command, Context, Error};
+use netcore::attachment_lock::Locked;
+use netcore::ipam;
 use netcore::netlink::Handle;
-use netcore::{attachment_lock, ipam};
 
-/// The plugin.
-pub struct Vxlan;
-
-impl Plugin for Vxlan {
-    fn name(&self) -> &'static str {
-        "vxlan"
-    }
-
-    // ADD, DEL and CHECK of one attachment never interleave (a DEL sent
-    // while its ADD runs waits for it, then undoes it).
-    fn add(&self, ctx: &Context) -> Result<CniResult, Error> {
-        let _held = attachment_lock::of(ctx)?;
-        crate::add::add(ctx)
-    }
-
-    fn del(&self, ctx: &Context) -> Result<(), Error> {
-        let held = attachment_lock::of(ctx)?;
-        let done = crate::del::del(ctx);
-        held.remove();
-        done
-    }
-
-    fn check(&self, ctx: &Context) -> Result<(), Error> {
-        let _held = attachment_lock::of(ctx)?;
-        crate::check::check(ctx)
-    }
-
-    fn gc(&self, ctx: &Context) -> Result<(), Error> {
-        let done = crate::del::gc(ctx);
-        attachment_lock::gc_of(ctx);
-        done
-    }
-
-    /// Not available (50) while the underlay or the peer table would make
-    /// ADD fail; then IPAM's own STATUS.
-    fn status(&self, ctx: &Context) -> Result<(), Error> {
-        let conf = config::load(ctx)?;
-        let unavailable = |e: Error| Error::new(code::NOT_AVAILABLE, e.msg).with_details(e.details);
-        let host = Handle::new()?;
-        let ul = underlay::resolve(&host, &conf).map_err(unavailable)?;
-        peers::load(&conf, ul.ip).map_err(unavailable)?;
-        ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Status, &conf.ipam.stdin)
-    }
+/// STATUS: not available (50) while the underlay or the peer table would
+/// make ADD fail; then IPAM's own STATUS.
+fn status(ctx: &Context) -> Result<(), Error> {
+    let conf = config::load(ctx)?;
+    let unavailable = |e: Error| Error::new(code::NOT_AVAILABLE, e.msg).with_details(e.details);
+    let host = Handle::new()?;
+    let ul = underlay::resolve(&host, &conf).map_err(unavailable)?;
+    peers::load(&conf, ul.ip).map_err(unavailable)?;
+    ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Status, &conf.ipam.stdin)
 }
 
 fn main() {
@@ -69,5 +37,12 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("reconcile") {
         std::process::exit(reconcile::main(&args[2..]));
     }
-    cni::skel::run(Vxlan)
+    cni::skel::run(Locked(Commands {
+        name: "vxlan",
+        add: add::add,
+        del: del::del,
+        check: check::check,
+        gc: del::gc,
+        status,
+    }))
 }
