@@ -245,3 +245,33 @@ fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     conf["cniVersion"] = "1.1.0".into();
     host.run("host-device", "STATUS", "", "", "", &conf.to_string()).ok();
 }
+
+#[test]
+fn del_finds_a_device_an_add_killed_midway_left_behind() {
+    // The record ADD writes in the device's alias before moving it, built
+    // by hand: `cni-hd:<fnv1a64(network, container id, ifname)>:...`.
+    let host = host_with_device("hdk");
+    let before = state(&host.ns, "hd0").unwrap();
+    let confdir = install(&host, &example(&host, json!({"device": "hd0"})));
+    let cid = format!("hd-killed-{}", std::process::id());
+    let tag = format!("{:016x}", netcore::naming::fnv1a64(&[NET, &cid, "eth1"]));
+    let record = format!("cni-hd:{tag}:hd0:1400:u:uplink");
+
+    // Killed after the move, before the rename: the device is in the
+    // container under its host name, down.
+    let ctr = TestNs::new("hdkc");
+    host.ns.ok(&["ip", "link", "set", "hd0", "down"]);
+    host.ns.ok(&["ip", "link", "set", "hd0", "alias", &record]);
+    host.ns.ok(&["ip", "link", "set", "hd0", "netns", &ctr.name]);
+    ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+    assert_eq!(state(&host.ns, "hd0"), Some(before.clone()));
+    assert_eq!(witness::link_names(&ctr), ["lo"]);
+
+    // Killed after the record, before the move: the device is still in
+    // the host, down, carrying the record.
+    host.ns.ok(&["ip", "link", "set", "hd0", "down"]);
+    host.ns.ok(&["ip", "link", "set", "hd0", "mtu", "1300"]);
+    host.ns.ok(&["ip", "link", "set", "hd0", "alias", &record]);
+    ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+    assert_eq!(state(&host.ns, "hd0"), Some(before));
+}

@@ -43,7 +43,15 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
 /// Moves the attachment's device out of container `ns`, if it is there.
 fn from_container(ns: &Netns, host: &Handle, ifname: &str, tag: &str) -> Result<(), Error> {
     let ctr = Handle::in_netns(ns)?;
-    let Some(link) = ctr.link_by_name(ifname)? else { return Ok(()) };
+    let link = match ctr.link_by_name(ifname)? {
+        Some(l) => l,
+        // An ADD killed between the move and the rename left it under its
+        // host name: find it by the record.
+        None => match ctr.links()?.into_iter().find(|l| l.alias.as_deref().is_some_and(|a| Saved::is_of(a, tag))) {
+            Some(l) => l,
+            None => return Ok(()),
+        },
+    };
     let alias = link.alias.clone().unwrap_or_default();
     let saved = match Saved::decode(&alias) {
         Some(s) if s.tag == tag => s,
