@@ -275,3 +275,44 @@ fn del_finds_a_device_an_add_killed_midway_left_behind() {
     ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
     assert_eq!(state(&host.ns, "hd0"), Some(before));
 }
+
+#[test]
+fn every_spec_version_with_static_ipam_and_without_ipam() {
+    let host = host_with_device("hdv");
+    let before = state(&host.ns, "hd0").unwrap();
+    let ctr = TestNs::new("hdvc");
+    let versions = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+    for (i, v) in versions.iter().enumerate() {
+        let conf = json!({
+            "cniVersion": v, "name": NET, "type": "host-device", "device": "hd0",
+            "ipam": {"type": "static", "addresses": [{"address": "10.82.0.5/24"}]}
+        })
+        .to_string();
+        let cid = format!("hd-v{i}-{}", std::process::id());
+        let r = host.run("host-device", "ADD", &ctr.path(), &cid, "eth1", &conf).ok().json();
+        assert_eq!(r["cniVersion"], *v);
+        if v.starts_with("0.1") || v.starts_with("0.2") {
+            assert_eq!(r["ip4"]["ip"], "10.82.0.5/24", "{r}");
+        } else {
+            assert_eq!(r["interfaces"][0]["name"], "eth1", "{r}");
+            assert_eq!(r["ips"][0]["address"], "10.82.0.5/24", "{r}");
+        }
+        assert_eq!(global_addresses(&ctr, "eth1"), ["10.82.0.5/24"], "{v}");
+        host.run("host-device", "DEL", &ctr.path(), &cid, "eth1", &conf).ok();
+        assert_eq!(state(&host.ns, "hd0"), Some(before.clone()), "{v}");
+        // Without IPAM: an L2-only interface, which 0.1/0.2 results cannot
+        // carry (refused before anything moves).
+        let l2 = json!({"cniVersion": v, "name": NET, "type": "host-device", "device": "hd0"}).to_string();
+        let run = host.run("host-device", "ADD", &ctr.path(), &cid, "eth1", &l2);
+        if v.starts_with("0.1") || v.starts_with("0.2") {
+            run.err(1);
+            assert_eq!(state(&host.ns, "hd0"), Some(before.clone()), "{v}");
+        } else {
+            let r = run.ok().json();
+            assert_eq!(r["interfaces"][0]["sandbox"], ctr.path(), "{r}");
+            assert!(state(&ctr, "eth1").unwrap().2, "{v}: eth1 not up");
+            host.run("host-device", "DEL", &ctr.path(), &cid, "eth1", &l2).ok();
+        }
+        assert_eq!(state(&host.ns, "hd0"), Some(before.clone()), "{v}");
+    }
+}
