@@ -18,5 +18,16 @@ pub use bins::{bin, bin_dir, bin_dir_of_exe, run_plugin, PluginRun};
 pub use netns::TestNs;
 
 /// Every plugin binary the suite ships; each must answer VERSION.
-pub const PLUGINS: &[&str] =
-    &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "firewall", "tuning", "static", "ptp"];
+pub const PLUGINS: &[&str] = &[
+    "loopback",
+    "host-local",
+    "bridge",
+    "portmap",
+    "macvlan",
+    "vxlan",
+    "firewall",
+    "tuning",
+    "static",
+    "ptp",
+    "host-device",
+];

@@ -485,6 +485,18 @@ impl Handle {
         )
     }
 
+    /// Sets `IFLA_IFALIAS` (empty removes it): host-device keeps a moved
+    /// device's original name there, since the alias travels with the link
+    /// across namespaces.
+    pub fn set_alias<'a>(&self, id: impl Into<LinkId<'a>>, alias: &str) -> Result<()> {
+        let id = id.into();
+        self.change_link(
+            id,
+            || format!("setting the alias of {id}"),
+            |m| m.attributes.push(LinkAttribute::IfAlias(alias.to_string())),
+        )
+    }
+
     /// Moves a link into another namespace. This costs ~30 ms of kernel time:
     /// prefer creating links in place (see [`super::create`]).
     pub fn move_to_netns<'a>(&self, id: impl Into<LinkId<'a>>, ns: &Netns) -> Result<()> {
@@ -586,6 +598,15 @@ mod tests {
         let m = sent_link(&rec, 1);
         assert_eq!(m.header.index, 12);
         assert_eq!(m.attributes, vec![LinkAttribute::IfName("eth0".into())]);
+    }
+
+    #[test]
+    fn set_alias_by_index() {
+        let rec = Recorder::new();
+        rec.handle().set_alias(9, "cni-hd:x").unwrap();
+        let m = sent_link(&rec, 0);
+        assert_eq!(m.header.index, 9);
+        assert_eq!(m.attributes, vec![LinkAttribute::IfAlias("cni-hd:x".into())]);
     }
 
     #[test]

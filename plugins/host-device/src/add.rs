@@ -1,0 +1,126 @@
+//! ADD: find the host device, take the IPAM lease (so an IPAM failure
+//! changes nothing), record the device's state in its alias, move it into
+//! the container, rename it to `CNI_IFNAME`, then addresses, up, routes.
+//! A failure after the move puts the device back as DEL would.
+
+use crate::config;
+use crate::device::{self, Sysfs};
+use crate::saved::{self, Saved};
+use cni::error::code;
+use cni::result::Interface;
+use cni::{CniResult, Context, Error};
+use netcore::netlink::Handle;
+use netcore::netns::Netns;
+use netcore::{ifconfig, ipam, sandbox};
+
+/// Runs ADD.
+pub fn add(ctx: &Context) -> Result<CniResult, Error> {
+    let sel = config::load(ctx)?;
+    let ipam_type = ipam::configured(ctx)?;
+    if ipam_type.is_none() && ctx.version.is_legacy() {
+        return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses").with_details(
+            format!("cniVersion {} results carry only ip4/ip6; without \"ipam\" there is no address", ctx.version),
+        ));
+    }
+    let ns = sandbox::open_required(ctx.netns.as_deref())?;
+    let ctr = Handle::in_netns(&ns)?;
+    if ctr.link_by_name(&ctx.ifname)?.is_some() {
+        return Err(Error::new(
+            code::CONFLICT,
+            format!("container interface name provided ({}) already exists", ctx.ifname),
+        ));
+    }
+    let host = Handle::new()?;
+    let dev = device::resolve(&host, &sel, &Sysfs::real())?;
+    if ctr.link_by_name(&dev.name)?.is_some() {
+        return Err(Error::new(
+            code::CONFLICT,
+            format!(
+                "the container already has a link called {:?}: host device {:?} cannot move there",
+                dev.name, dev.name
+            ),
+        ));
+    }
+    let lease = match &ipam_type {
+        Some(t) => Some(ipam::Lease::acquire(ctx, t)?),
+        None => None,
+    };
+    let tag = saved::tag(&ctx.conf.name, &ctx.container_id, &ctx.ifname);
+    // A device the kernel gave back from a destroyed namespace, not yet
+    // DELed, still carries its true original state: keep that.
+    let saved = match dev.alias.as_deref().and_then(Saved::decode) {
+        Some(old) => {
+            log::warn!(
+                "{:?} still carries the record of an earlier attachment: restoring to {:?} later",
+                dev.name,
+                old.name
+            );
+            Saved { tag, ..old }
+        }
+        None => Saved::of(&dev, &tag),
+    };
+    let moved = (|| -> netcore::Result<()> {
+        host.set_down(dev.index)?;
+        host.set_alias(dev.index, &saved.encode())?;
+        host.move_to_netns(dev.index, &ns)
+    })();
+    if let Err(e) = moved {
+        if let Err(undo) = crate::del::restore_on_host(&host, &dev.name, &saved) {
+            log::warn!("restoring {:?} after a failed move: {undo}", dev.name);
+        }
+        return Err(e.into());
+    }
+    let configured = configure(ctx, &ns, &ctr, &dev.name, lease.as_ref());
+    match configured {
+        Ok(result) => {
+            if let Some(l) = lease {
+                l.keep();
+            }
+            Ok(result)
+        }
+        Err(e) => {
+            let host_ns = Netns::current()?;
+            let index = ctr.link_by_name(&ctx.ifname)?.or(ctr.link_by_name(&dev.name)?).map(|l| l.index);
+            if let Some(i) = index {
+                if let Err(undo) = crate::del::move_out(&ctr, &host_ns, &host, i, &saved) {
+                    log::warn!("moving {:?} back after a failed ADD: {undo}", dev.name);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// In the container: rename, addresses, up, routes; builds the result.
+fn configure(
+    ctx: &Context,
+    ns: &Netns,
+    ctr: &Handle,
+    moved_as: &str,
+    lease: Option<&ipam::Lease<'_>>,
+) -> Result<CniResult, Error> {
+    let link = ctr.link(moved_as)?;
+    ctr.rename(link.index, &ctx.ifname)?;
+    let mut result = CniResult {
+        interfaces: vec![Interface {
+            name: ctx.ifname.clone(),
+            mac: link.mac_string(),
+            sandbox: ns.path().display().to_string(),
+            ..Default::default()
+        }],
+        dns: ctx.conf.dns.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let Some(lease) = lease else {
+        ctr.set_up(link.index)?;
+        return Ok(result);
+    };
+    result.ips = lease.result().ips.clone();
+    for ip in &mut result.ips {
+        ip.interface = Some(0);
+    }
+    result.routes = lease.result().routes.clone();
+    let opts = ifconfig::Options { announce: true, ..Default::default() };
+    ifconfig::configure(ns, ctr, link.index, &ctx.ifname, &result, 0, &opts)?;
+    Ok(result)
+}
