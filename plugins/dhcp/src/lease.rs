@@ -1,0 +1,289 @@
+//! One lease and the thread that keeps it: bound until T1, then renewing
+//! (unicast to the server) until T2, then rebinding (broadcast) until the
+//! lease expires, when it is lost. Each failed attempt is retried after
+//! half the time left in its phase (2 s to 60 s, RFC 2131 4.4.5). Every
+//! change is written to the store before anything else sees it.
+
+use crate::client::{self, Answer, Granted, Params};
+use crate::proto::{LeaseRoute, LeaseView};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long one renewal or rebinding attempt waits for an answer.
+const ATTEMPT: Duration = Duration::from_secs(5);
+
+/// Bounds of the wait between two failed attempts.
+const RETRY_MIN_MS: u64 = 2_000;
+const RETRY_MAX_MS: u64 = 60_000;
+
+/// Where a lease is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Held; nothing to do before T1.
+    Bound,
+    /// Past T1: renewing with the server that granted it.
+    Renewing,
+    /// Past T2: asking any server.
+    Rebinding,
+    /// Expired or refused: the address is no longer ours.
+    Lost,
+}
+
+/// Everything known of a lease, as stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Network name.
+    pub network: String,
+    /// Container id.
+    pub container_id: String,
+    /// Interface in the container.
+    pub ifname: String,
+    /// The container's namespace path, as the daemon opens it.
+    pub netns: String,
+    /// Option 61 as sent.
+    pub client_id: Vec<u8>,
+    /// Parameter request list.
+    pub request: Vec<u8>,
+    /// Options sent.
+    pub provide: Vec<(u8, Vec<u8>)>,
+    /// Address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Server that granted (or last renewed) it.
+    pub server: Ipv4Addr,
+    /// Gateway for the result.
+    pub gateway: Option<Ipv4Addr>,
+    /// Routes for the result.
+    pub routes: Vec<LeaseRoute>,
+    /// Name servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain.
+    pub domain: String,
+    /// T1, T2 and expiry, in ms since the epoch; no expiry when infinite.
+    pub t1_ms: u64,
+    /// T2.
+    pub t2_ms: u64,
+    /// Expiry.
+    pub expiry_ms: Option<u64>,
+    /// State.
+    pub state: State,
+    /// Why the last attempt failed, until one succeeds.
+    pub problem: Option<String>,
+    /// Renewals so far (for logs and tests of the daemon's own view).
+    pub renewals: u64,
+}
+
+/// Now, in ms since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Record {
+    /// The client's parameters.
+    pub fn params(&self) -> Params {
+        Params { client_id: self.client_id.clone(), request: self.request.clone(), provide: self.provide.clone() }
+    }
+
+    /// Takes what a DHCPACK granted at `now`: address, options and timers
+    /// (T1 defaults to half the lease, T2 to 7/8, RFC 2131 4.4.5).
+    pub fn apply(&mut self, g: &Granted, now: u64) {
+        self.address = g.address;
+        self.prefix = g.prefix;
+        self.server = g.server;
+        self.gateway = g.gateway;
+        self.routes = g.routes.clone();
+        self.dns = g.dns.clone();
+        self.domain = g.domain.clone();
+        match g.lease {
+            None => {
+                self.t1_ms = u64::MAX;
+                self.t2_ms = u64::MAX;
+                self.expiry_ms = None;
+            }
+            Some(l) => {
+                let l = u64::from(l) * 1000;
+                let t2 = g.t2.map(|s| u64::from(s) * 1000).filter(|t| *t <= l).unwrap_or(l * 7 / 8);
+                let t1 = g.t1.map(|s| u64::from(s) * 1000).filter(|t| *t <= t2).unwrap_or(l / 2).min(t2);
+                self.t1_ms = now + t1;
+                self.t2_ms = now + t2;
+                self.expiry_ms = Some(now + l);
+            }
+        }
+        self.state = State::Bound;
+        self.problem = None;
+    }
+
+    /// What the plugin is told.
+    pub fn view(&self) -> LeaseView {
+        let state = match self.state {
+            State::Bound => "bound",
+            State::Renewing => "renewing",
+            State::Rebinding => "rebinding",
+            State::Lost => "lost",
+        };
+        LeaseView {
+            address: self.address,
+            prefix: self.prefix,
+            gateway: self.gateway,
+            routes: self.routes.clone(),
+            dns: self.dns.clone(),
+            domain: self.domain.clone(),
+            server: self.server,
+            state: state.into(),
+            problem: self.problem.clone(),
+            expires_in: self.expiry_ms.map_or(u64::MAX / 1000, |e| e.saturating_sub(now_ms()) / 1000),
+        }
+    }
+}
+
+struct Inner {
+    rec: Record,
+    stopping: bool,
+}
+
+/// A lease being kept.
+pub struct Lease {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Lease {
+    /// Starts keeping `rec` (already stored), with `host_prefix` before
+    /// the namespace path.
+    pub fn start(rec: Record, store: Store, host_prefix: String) -> Arc<Lease> {
+        let lease = Arc::new(Lease {
+            inner: Mutex::new(Inner { rec, stopping: false }),
+            wake: Condvar::new(),
+            thread: Mutex::new(None),
+        });
+        let keeper = Arc::clone(&lease);
+        let handle = std::thread::Builder::new()
+            .name("lease".into())
+            .spawn(move || keeper.keep(&store, &host_prefix))
+            .expect("spawning a lease thread");
+        *lease.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        lease
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).rec.clone()
+    }
+
+    /// Stops the keeper and waits for it; the lease is then neither
+    /// renewed nor released (the caller releases it).
+    pub fn stop(&self) -> Record {
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            g.stopping = true;
+            self.wake.notify_all();
+        }
+        if let Some(h) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.record()
+    }
+
+    /// The keeper's loop.
+    fn keep(&self, store: &Store, host_prefix: &str) {
+        let mut next_try: u64 = 0;
+        loop {
+            // Wait for the next event of the current state.
+            let (rec, due) = {
+                let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if g.stopping {
+                        return;
+                    }
+                    let now = now_ms();
+                    let r = &g.rec;
+                    let due = match r.state {
+                        State::Lost => None,
+                        State::Bound => Some(r.t1_ms),
+                        State::Renewing | State::Rebinding => Some(next_try.min(r.expiry_ms.unwrap_or(u64::MAX))),
+                    };
+                    match due {
+                        Some(d) if d <= now => break,
+                        Some(d) => {
+                            let wait = Duration::from_millis((d - now).min(3_600_000));
+                            g = self.wake.wait_timeout(g, wait).unwrap_or_else(|p| p.into_inner()).0;
+                        }
+                        None => g = self.wake.wait(g).unwrap_or_else(|p| p.into_inner()),
+                    }
+                }
+                (g.rec.clone(), now_ms())
+            };
+            let who = format!("{}/{}/{}", rec.network, rec.container_id, rec.ifname);
+            if rec.expiry_ms.is_some_and(|e| e <= due) {
+                log::warn!(
+                    "{who}: lease of {} expired, not renewed: {}",
+                    rec.address,
+                    rec.problem.as_deref().unwrap_or("-")
+                );
+                self.update(store, |r| {
+                    r.state = State::Lost;
+                    r.problem = Some(format!("lease expired: {}", r.problem.as_deref().unwrap_or("not renewed")));
+                });
+                continue;
+            }
+            let rebinding = due >= rec.t2_ms;
+            let server = (!rebinding).then_some(rec.server);
+            let netns = PathBuf::from(format!("{host_prefix}{}", rec.netns));
+            let deadline = Instant::now() + ATTEMPT;
+            let verb = if rebinding { "rebinding" } else { "renewing" };
+            log::info!("{who}: {verb} {}", rec.address);
+            let outcome = client::renew(&netns, &rec.ifname, &rec.params(), rec.address, server, deadline);
+            let now = now_ms();
+            match outcome {
+                Ok(Answer::Ack(g)) if g.address == rec.address => {
+                    log::info!("{who}: {} renewed by {} for {:?} s", g.address, g.server, g.lease);
+                    self.update(store, |r| {
+                        r.apply(&g, now);
+                        r.renewals += 1;
+                    });
+                }
+                Ok(Answer::Ack(g)) => {
+                    log::warn!("{who}: server answered {verb} of {} with {}: lease lost", rec.address, g.address);
+                    self.update(store, |r| {
+                        r.state = State::Lost;
+                        r.problem = Some(format!("server {} offered {} instead", g.server, g.address));
+                    });
+                }
+                Ok(Answer::Nak) => {
+                    log::warn!("{who}: server refused {verb} of {}: lease lost", rec.address);
+                    self.update(store, |r| {
+                        r.state = State::Lost;
+                        r.problem = Some("the server refused the renewal (DHCPNAK)".into());
+                    });
+                }
+                Err(e) => {
+                    let end = if rebinding { rec.expiry_ms.unwrap_or(u64::MAX) } else { rec.t2_ms };
+                    let wait = (end.saturating_sub(now) / 2).clamp(RETRY_MIN_MS, RETRY_MAX_MS);
+                    next_try = now + wait;
+                    log::warn!("{who}: {verb} {} failed: {e}; next try in {} s", rec.address, wait / 1000);
+                    self.update(store, |r| {
+                        r.state = if rebinding { State::Rebinding } else { State::Renewing };
+                        r.problem = Some(format!("{verb} failed: {e}"));
+                    });
+                }
+            }
+        }
+    }
+
+    /// Changes the record and stores it, under the lock (a stop waits).
+    fn update(&self, store: &Store, f: impl FnOnce(&mut Record)) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g.rec);
+        if let Err(e) = store.save(&g.rec) {
+            log::error!("storing lease of {}: {e}", g.rec.address);
+        }
+    }
+}
