@@ -251,14 +251,23 @@ pub fn renew(
 
 /// Sends DHCPRELEASE of `leased` to `server`, from `leased` (the
 /// container must still hold the address). Nothing is answered.
+///
+/// When the address is no longer on the interface the release is broadcast
+/// from 0.0.0.0 instead (what the reference always does), which a server
+/// may ignore.
 pub fn release(netns: &Path, ifname: &str, p: &Params, leased: Ipv4Addr, server: Ipv4Addr) -> Result<(), String> {
-    let (sock, mac) = open(netns, ifname, leased, false)?;
+    let (sock, mac, to) = match open(netns, ifname, leased, false) {
+        Ok((sock, mac)) => (sock, mac, SocketAddrV4::new(server, SERVER_PORT)),
+        Err(e) => {
+            log::info!("{ifname}: cannot send from {leased} ({e}); broadcasting the release");
+            let (sock, mac) = open(netns, ifname, Ipv4Addr::UNSPECIFIED, false)?;
+            (sock, mac, SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT))
+        }
+    };
     let m = message(MessageType::Release, random_u32(), &mac, leased, p, vec![DhcpOption::ServerIdentifier(server)]);
-    let to = SocketAddrV4::new(server, SERVER_PORT);
     sock.send_to(&encode(&m)?, to).map_err(|e| format!("sending DHCPRELEASE to {to}: {e}"))?;
     Ok(())
 }
-
 /// Reads the lease out of a DHCPACK.
 pub fn granted(m: &Message, from: SocketAddr) -> Result<Granted, String> {
     let opts = m.opts();

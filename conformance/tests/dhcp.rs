@@ -1,0 +1,396 @@
+//! dhcp: addresses from a real DHCP server. Each test builds a LAN: a
+//! "lan" namespace where Debian's dnsmasq (started by the test, killed by
+//! PID) serves `10.66.0.0/24` on `lan0` with a router, a name server, a
+//! 2-minute lease (dnsmasq's minimum) and T1/T2 of 15/25 s; a "host"
+//! namespace holding `up0`, the other end of the veth, as macvlan master;
+//! our `dhcp daemon` (socket and lease store in the test's temp dir, killed
+//! by PID). Containers are macvlan + dhcp attachments made through
+//! cnitool, as a runtime makes them. What is asserted is what a user sees:
+//! the result, the address in the container, a ping to the router, and
+//! dnsmasq's own lease file.
+
+use conformance::fixture::Host;
+use conformance::{bin, bin_dir, run_plugin, TestNs};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NET: &str = "dhcpnet";
+const ROUTER: &str = "10.66.0.1";
+const DNS: &str = "10.66.0.53";
+
+/// One line of dnsmasq's lease file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServerLease {
+    expiry: u64,
+    mac: String,
+    ip: String,
+    client_id: String,
+}
+
+struct Lan {
+    host: Host,
+    lan: TestNs,
+    dnsmasq: Option<Child>,
+    daemon: Option<Child>,
+}
+
+impl Lan {
+    fn new() -> Lan {
+        let host = Host::new("dhch");
+        let lan = TestNs::new("dhcl");
+        host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "lan0", "netns", &lan.name]);
+        host.ns.ok(&["ip", "link", "set", "up0", "up"]);
+        lan.ok(&["ip", "link", "set", "lo", "up"]);
+        lan.ok(&["ip", "link", "set", "lan0", "up"]);
+        lan.ok(&["ip", "addr", "add", &format!("{ROUTER}/24"), "dev", "lan0"]);
+        std::fs::create_dir_all(host.dir.join("net.d")).unwrap();
+        let conf = json!({
+            "cniVersion": "1.0.0",
+            "name": NET,
+            "plugins": [{
+                "type": "macvlan",
+                "master": "up0",
+                "mode": "bridge",
+                "ipam": {"type": "dhcp", "daemonSocketPath": host.dir.join("dhcp.sock")}
+            }]
+        });
+        std::fs::write(host.dir.join("net.d/10-dhcpnet.conflist"), conf.to_string()).unwrap();
+        let mut l = Lan { host, lan, dnsmasq: None, daemon: None };
+        l.start_dnsmasq();
+        l.start_daemon();
+        l
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.host.dir.join(name)
+    }
+
+    fn socket(&self) -> String {
+        self.path("dhcp.sock").display().to_string()
+    }
+
+    fn start_dnsmasq(&mut self) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.lan.name, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0"])
+            .args(["--user=root", "--interface=lan0", "--bind-interfaces", "--dhcp-authoritative", "--log-dhcp"])
+            .arg("--dhcp-range=10.66.0.10,10.66.0.250,255.255.255.0,2m")
+            .arg(format!("--dhcp-option=option:router,{ROUTER}"))
+            .arg(format!("--dhcp-option=option:dns-server,{DNS}"))
+            .args(["--dhcp-option=option:T1,15", "--dhcp-option=option:T2,25"])
+            .arg(format!("--dhcp-leasefile={}", self.path("dnsmasq.leases").display()))
+            .arg(format!("--log-facility={}", self.path("dnsmasq.log").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian dnsmasq-base; make test installs it)");
+        self.dnsmasq = Some(child);
+        // Ready when it has written its log's first line.
+        wait_for("dnsmasq to start", Duration::from_secs(10), || {
+            std::fs::read_to_string(self.path("dnsmasq.log")).is_ok_and(|l| l.contains("DHCP, IP range"))
+        });
+    }
+
+    fn stop_dnsmasq(&mut self) {
+        if let Some(mut c) = self.dnsmasq.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.host.ns.name])
+            .arg(bin("dhcp"))
+            .args(["daemon", "-socketpath", &self.socket(), "-timeout", "20s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dhcp daemon");
+        self.daemon = Some(child);
+        let sock = self.socket();
+        wait_for("the daemon's socket", Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
+    }
+
+    /// Kills the daemon by PID, as a crash would (nothing released).
+    fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cnitool(&self, cmd: &str, ctr: &str, id: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.host.ns.name])
+            .arg(bin_dir().join("cnitool"))
+            .args([cmd, NET, ctr])
+            .env("NETCONFPATH", self.path("net.d"))
+            .env("CNI_PATH", bin_dir())
+            .env("CNI_CACHE_DIR", self.path("cache"))
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME={id}"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, cmd: &str, ctr: &TestNs) -> Value {
+        let out = self.cnitool(cmd, &ctr.path(), &ctr.name);
+        assert!(out.status.success(), "cnitool {cmd} {}: {out:?}\ndaemon log:\n{}", ctr.name, self.daemon_log());
+        if out.stdout.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&out.stdout).unwrap()
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// dnsmasq's lease file (`<expiry> <mac> <ip> <name> <client id>`).
+    fn server_leases(&self) -> Vec<ServerLease> {
+        std::fs::read_to_string(self.path("dnsmasq.leases"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 5).then(|| ServerLease {
+                    expiry: f[0].parse().unwrap_or(0),
+                    mac: f[1].into(),
+                    ip: f[2].into(),
+                    client_id: f[4].into(),
+                })
+            })
+            .collect()
+    }
+
+    fn server_lease_of(&self, ip: &str) -> Option<ServerLease> {
+        self.server_leases().into_iter().find(|l| l.ip == ip)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        self.kill_daemon();
+        self.stop_dnsmasq();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The single IPv4 address of the result, as `a.b.c.d`.
+fn leased(result: &Value) -> String {
+    let ips = result["ips"].as_array().expect("ips");
+    assert_eq!(ips.len(), 1, "{result}");
+    ips[0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+}
+
+/// The IPv4 addresses on `eth0` in `ctr` (`ip -j addr`).
+fn addrs(ctr: &TestNs) -> Vec<String> {
+    let v = conformance::witness::ip(ctr, &["-4", "addr", "show", "dev", "eth0"]);
+    v[0]["addr_info"]
+        .as_array()
+        .map(|a| a.iter().map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"])).collect())
+        .unwrap_or_default()
+}
+
+/// The hex client id dnsmasq records for our client (type 0 + text).
+fn client_id_hex(ctr: &TestNs) -> String {
+    let id = format!("{}/{NET}/eth0", ctr.name);
+    std::iter::once(0u8).chain(id.bytes()).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+#[test]
+fn two_containers_get_distinct_leases_with_router_and_dns_and_del_releases() {
+    let lan = Lan::new();
+    let (c1, c2) = (TestNs::new("dhc1"), TestNs::new("dhc2"));
+    let r1 = lan.ok("add", &c1);
+    let r2 = lan.ok("add", &c2);
+    let (a1, a2) = (leased(&r1), leased(&r2));
+    assert_ne!(a1, a2);
+    for (r, c, a) in [(&r1, &c1, &a1), (&r2, &c2, &a2)] {
+        assert!(a.starts_with("10.66.0."), "{r}");
+        assert_eq!(r["ips"][0]["address"], format!("{a}/24"), "{r}");
+        assert_eq!(r["ips"][0]["gateway"], ROUTER, "{r}");
+        assert!(r["routes"].as_array().unwrap().iter().any(|rt| rt["dst"] == "0.0.0.0/0" && rt["gw"] == ROUTER), "{r}");
+        assert_eq!(addrs(c), vec![format!("{a}/24")]);
+        assert!(c.ping(ROUTER), "{} cannot reach the router", c.name);
+        // The server holds the lease under our client id.
+        let sl = lan.server_lease_of(a).unwrap_or_else(|| panic!("{a} not in {:?}", lan.server_leases()));
+        assert_eq!(sl.client_id, client_id_hex(c));
+    }
+    lan.ok("check", &c1);
+
+    // macvlan reports the config's `dns`, not IPAM's (as the reference
+    // does): the name servers are in the dhcp plugin's own result, which
+    // it gives to an interface plugin such as macvlan.
+    let c3 = TestNs::new("dhc3");
+    lan.host.ns.ok(&[
+        "ip", "link", "add", "link", "up0", "name", "eth0", "netns", &c3.name, "type", "macvlan", "mode", "bridge",
+    ]);
+    let r3 = ipam(&lan.host, "ADD", &c3.path(), json!({"type": "dhcp", "daemonSocketPath": lan.socket()})).ok().json();
+    assert_eq!(r3["dns"]["nameservers"], json!([DNS]), "{r3}");
+    assert_eq!(r3["ips"][0]["gateway"], ROUTER, "{r3}");
+    assert_eq!(r3["routes"], json!([{"dst": "0.0.0.0/0", "gw": ROUTER}]), "{r3}");
+    let a3 = leased(&r3);
+    assert!(lan.server_lease_of(&a3).is_some());
+    // A repeated ADD returns the held lease.
+    let again =
+        ipam(&lan.host, "ADD", &c3.path(), json!({"type": "dhcp", "daemonSocketPath": lan.socket()})).ok().json();
+    assert_eq!(again, r3);
+    // What the interface plugin does with the result; DEL comes while the
+    // container still holds the address, and the release leaves from it.
+    c3.ok(&["ip", "addr", "add", &format!("{a3}/24"), "dev", "eth0"]);
+    ipam(&lan.host, "DEL", &c3.path(), json!({"type": "dhcp", "daemonSocketPath": lan.socket()})).ok();
+    wait_for("the release of the third lease", Duration::from_secs(5), || lan.server_lease_of(&a3).is_none());
+
+    lan.ok("del", &c1);
+    wait_for("the release to reach dnsmasq", Duration::from_secs(5), || lan.server_lease_of(&a1).is_none());
+    assert!(lan.server_lease_of(&a2).is_some(), "the other container's lease went too");
+    lan.ok("del", &c1);
+
+    // The container gone: DEL still succeeds.
+    let gone = c2.path();
+    drop(c2);
+    let out = lan.cnitool("del", &gone, gone.rsplit('/').next().unwrap());
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
+    let mut lan = Lan::new();
+    let c = TestNs::new("dhcr");
+    let a = leased(&lan.ok("add", &c));
+    let first = lan.server_lease_of(&a).expect("lease on the server").expiry;
+
+    // T1 is 15 s: the daemon renews, the server moves the expiry.
+    wait_for("a renewal", Duration::from_secs(40), || lan.server_lease_of(&a).is_some_and(|l| l.expiry > first));
+    assert_eq!(addrs(&c), vec![format!("{a}/24")]);
+    lan.ok("check", &c);
+
+    // A crash of the daemon: the restarted one knows the lease and renews it.
+    lan.kill_daemon();
+    lan.start_daemon();
+    lan.ok("check", &c);
+    let second = lan.server_lease_of(&a).expect("lease on the server").expiry;
+    wait_for("a renewal by the restarted daemon", Duration::from_secs(40), || {
+        lan.server_lease_of(&a).is_some_and(|l| l.expiry > second)
+    });
+    lan.ok("check", &c);
+    lan.ok("del", &c);
+    wait_for("the release", Duration::from_secs(5), || lan.server_lease_of(&a).is_none());
+}
+
+#[test]
+fn server_gone_renewal_fails_and_check_reports_it() {
+    let mut lan = Lan::new();
+    let c = TestNs::new("dhcg");
+    let a = leased(&lan.ok("add", &c));
+    lan.ok("check", &c);
+    lan.stop_dnsmasq();
+    let mut last = None;
+    wait_for("CHECK to report the failed renewal", Duration::from_secs(45), || {
+        let out = lan.cnitool("check", &c.path(), &c.name);
+        let failed = !out.status.success();
+        last = Some(out);
+        failed
+    });
+    let out = last.unwrap();
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    let msg = err["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains(&a) && msg.contains("renewing"), "{err}");
+    // Nobody answers the release either; DEL still succeeds.
+    lan.ok("del", &c);
+}
+
+#[test]
+fn twenty_parallel_adds_get_distinct_leases() {
+    let lan = Lan::new();
+    let ctrs: Vec<TestNs> = (0..20).map(|_| TestNs::new("dhcp")).collect();
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let hs: Vec<_> = ctrs.iter().map(|c| s.spawn(|| lan.ok("add", c))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let addrs: BTreeSet<String> = results.iter().map(leased).collect();
+    assert_eq!(addrs.len(), 20, "{addrs:?}");
+    let on_server: BTreeSet<String> = lan.server_leases().into_iter().map(|l| l.ip).collect();
+    assert_eq!(on_server, addrs);
+    std::thread::scope(|s| {
+        for c in &ctrs {
+            s.spawn(|| lan.ok("del", c));
+        }
+    });
+    wait_for("every release", Duration::from_secs(10), || lan.server_leases().is_empty());
+}
+
+/// The dhcp plugin alone, as an interface plugin execs it.
+fn ipam(host: &Host, cmd: &str, ctr: &str, ipam: Value) -> conformance::PluginRun {
+    let mut conf = json!({"cniVersion": "1.1.0", "name": NET, "type": "macvlan", "ipam": ipam});
+    if cmd == "CHECK" {
+        conf["prevResult"] = json!({"cniVersion": "1.1.0", "ips": [{"address": "10.66.0.10/24"}]});
+    }
+    let path = bin_dir().display().to_string();
+    run_plugin(
+        Some(&host.ns.name),
+        "dhcp",
+        &[
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", "c3"),
+            ("CNI_NETNS", ctr),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &path),
+        ],
+        &conf.to_string(),
+    )
+}
+
+#[test]
+fn no_daemon_is_an_error_naming_the_socket_and_bad_options_are_code_7() {
+    let host = Host::new("dhce");
+    let c = TestNs::new("dhce");
+    let sock = host.dir.join("nobody.sock").display().to_string();
+    for cmd in ["ADD", "DEL", "CHECK"] {
+        let e = ipam(&host, cmd, &c.path(), json!({"type": "dhcp", "daemonSocketPath": sock})).err(11);
+        assert!(e["msg"].as_str().unwrap().contains(&sock), "{cmd}: {e}");
+        assert!(e["msg"].as_str().unwrap().contains("not running"), "{cmd}: {e}");
+    }
+    let e = ipam(&host, "STATUS", "", json!({"type": "dhcp", "daemonSocketPath": sock})).err(50);
+    assert!(e["msg"].as_str().unwrap().contains(&sock), "{e}");
+
+    for (ipam_conf, field) in [
+        (
+            json!({"type": "dhcp", "daemonSocketPath": sock, "request": [{"option": "no-such-option"}]}),
+            "ipam.request[0].option",
+        ),
+        (
+            json!({"type": "dhcp", "daemonSocketPath": sock, "provide": [{"option": "host-name", "value": "x".repeat(300)}]}),
+            "ipam.provide[0]",
+        ),
+        (
+            json!({"type": "dhcp", "daemonSocketPath": sock, "provide": [{"option": 53, "value": "1"}]}),
+            "ipam.provide[0].option",
+        ),
+        (json!({"type": "dhcp", "daemonSocketPath": 5}), "daemonSocketPath"),
+    ] {
+        let e = ipam(&host, "ADD", &c.path(), ipam_conf).err(7);
+        assert!(e["msg"].as_str().unwrap().contains(field), "{field}: {e}");
+    }
+    // Nothing was done in the container.
+    assert!(!Path::new(&sock).exists());
+    assert_eq!(conformance::witness::ip(&c, &["-4", "addr"]).as_array().unwrap().len(), 0);
+}
