@@ -5,7 +5,8 @@
 //! namespace holding `up0`, the other end of the veth, as macvlan master;
 //! our `dhcp daemon` (socket and lease store in the test's temp dir, killed
 //! by PID). Containers are macvlan + dhcp attachments made through
-//! cnitool, as a runtime makes them. What is asserted is what a user sees:
+//! cnitool with `cni-conf/35-macvlan-dhcp.conflist`, as a runtime makes
+//! them. What is asserted is what a user sees:
 //! the result, the address in the container, a ping to the router, and
 //! dnsmasq's own lease file.
 
@@ -25,8 +26,8 @@ const DNS: &str = "10.66.0.53";
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ServerLease {
     expiry: u64,
-    mac: String,
     ip: String,
+    hostname: String,
     client_id: String,
 }
 
@@ -47,16 +48,12 @@ impl Lan {
         lan.ok(&["ip", "link", "set", "lan0", "up"]);
         lan.ok(&["ip", "addr", "add", &format!("{ROUTER}/24"), "dev", "lan0"]);
         std::fs::create_dir_all(host.dir.join("net.d")).unwrap();
-        let conf = json!({
-            "cniVersion": "1.0.0",
-            "name": NET,
-            "plugins": [{
-                "type": "macvlan",
-                "master": "up0",
-                "mode": "bridge",
-                "ipam": {"type": "dhcp", "daemonSocketPath": host.dir.join("dhcp.sock")}
-            }]
-        });
+        // The shipped example, pointed at this LAN's master and daemon.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cni-conf/35-macvlan-dhcp.conflist");
+        let mut conf: Value = serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+        conf["name"] = json!(NET);
+        conf["plugins"][0]["master"] = json!("up0");
+        conf["plugins"][0]["ipam"]["daemonSocketPath"] = json!(host.dir.join("dhcp.sock"));
         std::fs::write(host.dir.join("net.d/10-dhcpnet.conflist"), conf.to_string()).unwrap();
         let mut l = Lan { host, lan, dnsmasq: None, daemon: None };
         l.start_dnsmasq();
@@ -165,8 +162,8 @@ impl Lan {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 (f.len() >= 5).then(|| ServerLease {
                     expiry: f[0].parse().unwrap_or(0),
-                    mac: f[1].into(),
                     ip: f[2].into(),
+                    hostname: f[3].into(),
                     client_id: f[4].into(),
                 })
             })
@@ -233,6 +230,8 @@ fn two_containers_get_distinct_leases_with_router_and_dns_and_del_releases() {
         // The server holds the lease under our client id.
         let sl = lan.server_lease_of(a).unwrap_or_else(|| panic!("{a} not in {:?}", lan.server_leases()));
         assert_eq!(sl.client_id, client_id_hex(c));
+        // The example provides the pod's name as option 12.
+        assert_eq!(sl.hostname, c.name);
     }
     lan.ok("check", &c1);
 
@@ -330,6 +329,18 @@ fn twenty_parallel_adds_get_distinct_leases() {
     assert_eq!(addrs.len(), 20, "{addrs:?}");
     let on_server: BTreeSet<String> = lan.server_leases().into_iter().map(|l| l.ip).collect();
     assert_eq!(on_server, addrs);
+
+    // GC with half of them valid releases the other half.
+    let valid: Vec<Value> = ctrs[..10].iter().map(|c| json!({"containerID": c.name, "ifname": "eth0"})).collect();
+    let gc = json!({"cniVersion": "1.1.0", "name": NET, "type": "macvlan",
+        "ipam": {"type": "dhcp", "daemonSocketPath": lan.socket()}, "cni.dev/valid-attachments": valid});
+    let path = bin_dir().display().to_string();
+    run_plugin(Some(&lan.host.ns.name), "dhcp", &[("CNI_COMMAND", "GC"), ("CNI_PATH", &path)], &gc.to_string()).ok();
+    let kept: BTreeSet<String> = results[..10].iter().map(leased).collect();
+    wait_for("GC's releases", Duration::from_secs(10), || {
+        lan.server_leases().into_iter().map(|l| l.ip).collect::<BTreeSet<_>>() == kept
+    });
+
     std::thread::scope(|s| {
         for c in &ctrs {
             s.spawn(|| lan.ok("del", c));

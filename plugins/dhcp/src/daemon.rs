@@ -128,6 +128,9 @@ struct Daemon {
     opts: Opts,
     store: Store,
     leases: Mutex<HashMap<Key, Arc<Lease>>>,
+    /// One mutex per attachment being worked on: an ADD and a DEL (or two
+    /// ADDs) of one attachment run one after the other.
+    busy: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
 }
 
 fn err(code: u32, msg: impl Into<String>) -> Reply {
@@ -157,23 +160,18 @@ impl Daemon {
             }
         }
         let key = (req.network.clone(), req.container_id.clone(), req.ifname.clone());
-        match op {
-            Op::Status => Reply::default(),
-            Op::Add => self.add(key, &req),
-            Op::Del => {
-                self.release(&key);
-                Reply::default()
+        if matches!(op, Op::Add | Op::Del | Op::Check) {
+            let slot = Arc::clone(self.busy.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default());
+            let _held = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let reply = self.attachment(op, key.clone(), &req);
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            // Nobody else holds or waits for it: forget the slot.
+            if Arc::strong_count(&slot) == 2 {
+                busy.remove(&key);
             }
-            Op::Check => match self.lookup(&key) {
-                Some(l) => Reply { error: None, lease: Some(l.record().view()) },
-                None => err(
-                    code::PLUGIN,
-                    format!(
-                        "the dhcp daemon holds no lease for container {} interface {} on network {}",
-                        req.container_id, req.ifname, req.network
-                    ),
-                ),
-            },
+            return reply;
+        }
+        match op {
             Op::Gc => {
                 let stale: Vec<Key> = self
                     .leases
@@ -185,10 +183,35 @@ impl Daemon {
                     .collect();
                 for k in stale {
                     log::info!("{}/{}/{}: not a valid attachment, releasing", k.0, k.1, k.2);
+                    let slot =
+                        Arc::clone(self.busy.lock().unwrap_or_else(|p| p.into_inner()).entry(k.clone()).or_default());
+                    let _held = slot.lock().unwrap_or_else(|p| p.into_inner());
                     self.release(&k);
                 }
                 Reply::default()
             }
+            _ => Reply::default(),
+        }
+    }
+
+    /// ADD, DEL or CHECK of one attachment, under its mutex.
+    fn attachment(&self, op: Op, key: Key, req: &Request) -> Reply {
+        match op {
+            Op::Add => self.add(key, req),
+            Op::Del => {
+                self.release(&key);
+                Reply::default()
+            }
+            _ => match self.lookup(&key) {
+                Some(l) => Reply { error: None, lease: Some(l.record().view()) },
+                None => err(
+                    code::PLUGIN,
+                    format!(
+                        "the dhcp daemon holds no lease for container {} interface {} on network {}",
+                        req.container_id, req.ifname, req.network
+                    ),
+                ),
+            },
         }
     }
 
@@ -402,7 +425,12 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let daemon = Arc::new(Daemon { opts: opts.clone(), store, leases: Mutex::new(HashMap::new()) });
+    let daemon = Arc::new(Daemon {
+        opts: opts.clone(),
+        store,
+        leases: Mutex::new(HashMap::new()),
+        busy: Mutex::new(HashMap::new()),
+    });
     daemon.restore();
     {
         let socket = socket.clone();
