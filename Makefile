@@ -99,3 +99,8 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+# dhcp IPAM ADD/DEL, ours beside the reference daemon in the same run,
+# against dnsmasq in a namespace: `make bench-dhcp [N=20] [NOPING=1]`.
+bench-dhcp: bench-deps release
+	./target/release/bench-dhcp $(if $(N),--n $(N),) $(if $(NOPING),--no-ping,)

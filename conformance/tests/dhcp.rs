@@ -10,185 +10,13 @@
 //! the result, the address in the container, a ping to the router, and
 //! dnsmasq's own lease file.
 
+use conformance::dhcp_lan::{wait_for, Lan, DNS, NET, ROUTER};
 use conformance::fixture::Host;
 use conformance::{bin, bin_dir, run_plugin, TestNs};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const NET: &str = "dhcpnet";
-const ROUTER: &str = "10.66.0.1";
-const DNS: &str = "10.66.0.53";
-
-/// One line of dnsmasq's lease file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ServerLease {
-    expiry: u64,
-    ip: String,
-    hostname: String,
-    client_id: String,
-}
-
-struct Lan {
-    host: Host,
-    lan: TestNs,
-    dnsmasq: Option<Child>,
-    daemon: Option<Child>,
-}
-
-impl Lan {
-    fn new() -> Lan {
-        let host = Host::new("dhch");
-        let lan = TestNs::new("dhcl");
-        host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "lan0", "netns", &lan.name]);
-        host.ns.ok(&["ip", "link", "set", "up0", "up"]);
-        lan.ok(&["ip", "link", "set", "lo", "up"]);
-        lan.ok(&["ip", "link", "set", "lan0", "up"]);
-        lan.ok(&["ip", "addr", "add", &format!("{ROUTER}/24"), "dev", "lan0"]);
-        std::fs::create_dir_all(host.dir.join("net.d")).unwrap();
-        // The shipped example, pointed at this LAN's master and daemon.
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cni-conf/35-macvlan-dhcp.conflist");
-        let mut conf: Value = serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
-        conf["name"] = json!(NET);
-        conf["plugins"][0]["master"] = json!("up0");
-        conf["plugins"][0]["ipam"]["daemonSocketPath"] = json!(host.dir.join("dhcp.sock"));
-        std::fs::write(host.dir.join("net.d/10-dhcpnet.conflist"), conf.to_string()).unwrap();
-        let mut l = Lan { host, lan, dnsmasq: None, daemon: None };
-        l.start_dnsmasq();
-        l.start_daemon();
-        l
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.host.dir.join(name)
-    }
-
-    fn socket(&self) -> String {
-        self.path("dhcp.sock").display().to_string()
-    }
-
-    fn start_dnsmasq(&mut self) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.lan.name, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0"])
-            .args(["--user=root", "--interface=lan0", "--bind-interfaces", "--dhcp-authoritative", "--log-dhcp"])
-            .arg("--dhcp-range=10.66.0.10,10.66.0.250,255.255.255.0,2m")
-            .arg(format!("--dhcp-option=option:router,{ROUTER}"))
-            .arg(format!("--dhcp-option=option:dns-server,{DNS}"))
-            .args(["--dhcp-option=option:T1,15", "--dhcp-option=option:T2,25"])
-            .arg(format!("--dhcp-leasefile={}", self.path("dnsmasq.leases").display()))
-            .arg(format!("--log-facility={}", self.path("dnsmasq.log").display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (Debian dnsmasq-base; make test installs it)");
-        self.dnsmasq = Some(child);
-        // Ready when it has written its log's first line.
-        wait_for("dnsmasq to start", Duration::from_secs(10), || {
-            std::fs::read_to_string(self.path("dnsmasq.log")).is_ok_and(|l| l.contains("DHCP, IP range"))
-        });
-    }
-
-    fn stop_dnsmasq(&mut self) {
-        if let Some(mut c) = self.dnsmasq.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn start_daemon(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.host.ns.name])
-            .arg(bin("dhcp"))
-            .args(["daemon", "-socketpath", &self.socket(), "-timeout", "20s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("dhcp daemon");
-        self.daemon = Some(child);
-        let sock = self.socket();
-        wait_for("the daemon's socket", Duration::from_secs(10), || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-        });
-    }
-
-    /// Kills the daemon by PID, as a crash would (nothing released).
-    fn kill_daemon(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn cnitool(&self, cmd: &str, ctr: &str, id: &str) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.host.ns.name])
-            .arg(bin_dir().join("cnitool"))
-            .args([cmd, NET, ctr])
-            .env("NETCONFPATH", self.path("net.d"))
-            .env("CNI_PATH", bin_dir())
-            .env("CNI_CACHE_DIR", self.path("cache"))
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME={id}"))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, cmd: &str, ctr: &TestNs) -> Value {
-        let out = self.cnitool(cmd, &ctr.path(), &ctr.name);
-        assert!(out.status.success(), "cnitool {cmd} {}: {out:?}\ndaemon log:\n{}", ctr.name, self.daemon_log());
-        if out.stdout.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&out.stdout).unwrap()
-        }
-    }
-
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    /// dnsmasq's lease file (`<expiry> <mac> <ip> <name> <client id>`).
-    fn server_leases(&self) -> Vec<ServerLease> {
-        std::fs::read_to_string(self.path("dnsmasq.leases"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 5).then(|| ServerLease {
-                    expiry: f[0].parse().unwrap_or(0),
-                    ip: f[2].into(),
-                    hostname: f[3].into(),
-                    client_id: f[4].into(),
-                })
-            })
-            .collect()
-    }
-
-    fn server_lease_of(&self, ip: &str) -> Option<ServerLease> {
-        self.server_leases().into_iter().find(|l| l.ip == ip)
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        self.kill_daemon();
-        self.stop_dnsmasq();
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::path::Path;
+use std::time::Duration;
 
 /// The single IPv4 address of the result, as `a.b.c.d`.
 fn leased(result: &Value) -> String {
@@ -214,7 +42,7 @@ fn client_id_hex(ctr: &TestNs) -> String {
 
 #[test]
 fn two_containers_get_distinct_leases_with_router_and_dns_and_del_releases() {
-    let lan = Lan::new();
+    let lan = Lan::new(&bin("dhcp"), true);
     let (c1, c2) = (TestNs::new("dhc1"), TestNs::new("dhc2"));
     let r1 = lan.ok("add", &c1);
     let r2 = lan.ok("add", &c2);
@@ -272,7 +100,7 @@ fn two_containers_get_distinct_leases_with_router_and_dns_and_del_releases() {
 
 #[test]
 fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
-    let mut lan = Lan::new();
+    let mut lan = Lan::new(&bin("dhcp"), true);
     let c = TestNs::new("dhcr");
     let a = leased(&lan.ok("add", &c));
     let first = lan.server_lease_of(&a).expect("lease on the server").expiry;
@@ -297,7 +125,7 @@ fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
 
 #[test]
 fn server_gone_renewal_fails_and_check_reports_it() {
-    let mut lan = Lan::new();
+    let mut lan = Lan::new(&bin("dhcp"), true);
     let c = TestNs::new("dhcg");
     let a = leased(&lan.ok("add", &c));
     lan.ok("check", &c);
@@ -319,7 +147,7 @@ fn server_gone_renewal_fails_and_check_reports_it() {
 
 #[test]
 fn twenty_parallel_adds_get_distinct_leases() {
-    let lan = Lan::new();
+    let lan = Lan::new(&bin("dhcp"), true);
     let ctrs: Vec<TestNs> = (0..20).map(|_| TestNs::new("dhcp")).collect();
     let results: Vec<Value> = std::thread::scope(|s| {
         let hs: Vec<_> = ctrs.iter().map(|c| s.spawn(|| lan.ok("add", c))).collect();
