@@ -233,3 +233,84 @@ fn no_daemon_is_an_error_naming_the_socket_and_bad_options_are_code_7() {
     assert!(!Path::new(&sock).exists());
     assert_eq!(conformance::witness::ip(&c, &["-4", "addr"]).as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn daemon_socket_is_private_single_and_removed_on_sigterm_and_socket_activation_works() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new("dhcd");
+    let sock = host.dir.join("d.sock").display().to_string();
+    let pidfile = host.dir.join("d.pid").display().to_string();
+    let status = |sock: &str| {
+        let conf = json!({"cniVersion": "1.1.0", "name": NET, "type": "macvlan",
+            "ipam": {"type": "dhcp", "daemonSocketPath": sock}});
+        let path = bin_dir().display().to_string();
+        run_plugin(Some(&host.ns.name), "dhcp", &[("CNI_COMMAND", "STATUS"), ("CNI_PATH", &path)], &conf.to_string())
+    };
+    let daemon = |extra: &[&str]| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &host.ns.name])
+            .arg(bin("dhcp"))
+            .args(["daemon", "-socketpath", &sock])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = daemon(&["-pidfile", &pidfile]);
+    wait_for("the socket", Duration::from_secs(10), || status(&sock).code == 0);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), first.id().to_string());
+
+    // A second daemon on the same socket refuses to start.
+    let second = daemon(&[]).wait_with_output().unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another dhcp daemon"), "{second:?}");
+    assert_eq!(status(&sock).code, 0, "the first one still serves");
+
+    // SIGTERM: a clean stop that removes the socket and the PID file.
+    // SAFETY: kill(2) of the child we started, by its PID.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGTERM) }, 0);
+    assert!(first.wait().unwrap().success());
+    assert!(!Path::new(&sock).exists() && !Path::new(&pidfile).exists());
+    status(&sock).err(50);
+
+    // systemd socket activation: the listening socket arrives as fd 3.
+    let act = host.dir.join("act.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&act).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let act = act.display().to_string();
+    let mut cmd = std::process::Command::new("ip");
+    // -socketpath only names the state directory here (kept in the temp dir).
+    cmd.args([
+        "netns",
+        "exec",
+        &host.ns.name,
+        "sh",
+        "-c",
+        "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" daemon -socketpath \"$1\"",
+    ])
+    .arg(bin("dhcp"))
+    .arg(&act)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut activated = cmd.spawn().unwrap();
+    drop(listener);
+    wait_for("the activated daemon", Duration::from_secs(10), || status(&act).code == 0);
+    let _ = activated.kill();
+    let _ = activated.wait();
+}

@@ -287,3 +287,81 @@ impl Lease {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(lease: Option<u32>, t1: Option<u32>, t2: Option<u32>) -> Granted {
+        Granted {
+            address: Ipv4Addr::new(10, 0, 0, 5),
+            prefix: 24,
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            lease,
+            t1,
+            t2,
+        }
+    }
+
+    fn record() -> Record {
+        Record {
+            network: "n".into(),
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+            client_id: vec![0],
+            request: vec![1, 3],
+            provide: Vec::new(),
+            address: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            server: Ipv4Addr::UNSPECIFIED,
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            t1_ms: 0,
+            t2_ms: 0,
+            expiry_ms: None,
+            state: State::Lost,
+            problem: Some("old".into()),
+            renewals: 0,
+        }
+    }
+
+    #[test]
+    fn timers_default_to_half_and_seven_eighths() {
+        let mut r = record();
+        r.apply(&granted(Some(120), None, None), 1_000);
+        assert_eq!((r.t1_ms, r.t2_ms, r.expiry_ms), (61_000, 106_000, Some(121_000)));
+        assert_eq!((r.state, r.problem.as_deref()), (State::Bound, None));
+    }
+
+    #[test]
+    fn server_timers_are_used_when_ordered() {
+        let mut r = record();
+        r.apply(&granted(Some(120), Some(15), Some(25)), 0);
+        assert_eq!((r.t1_ms, r.t2_ms), (15_000, 25_000));
+        // T2 beyond the lease and T1 beyond T2 fall back to the defaults.
+        r.apply(&granted(Some(120), Some(110), Some(200)), 0);
+        assert_eq!((r.t1_ms, r.t2_ms), (60_000, 105_000));
+    }
+
+    #[test]
+    fn infinite_lease_is_never_renewed() {
+        let mut r = record();
+        r.apply(&granted(None, None, None), 0);
+        assert_eq!((r.t1_ms, r.expiry_ms), (u64::MAX, None));
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let mut r = record();
+        r.apply(&granted(Some(120), None, None), 5);
+        let back: Record = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}
