@@ -114,6 +114,13 @@ fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
     lan.kill_daemon();
     lan.start_daemon();
     lan.ok("check", &c);
+    // `dhcp status` shows the lease the restarted daemon took back.
+    let out = lan.host.ns.ok(&[bin("dhcp").to_str().unwrap(), "status", "-socketpath", &lan.socket()]);
+    let st: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["leases"].as_array().map(Vec::len), Some(1), "{st}");
+    assert_eq!(st["leases"][0]["container_id"], c.name.as_str(), "{st}");
+    assert_eq!(st["leases"][0]["lease"]["address"], a.as_str(), "{st}");
+    assert!(st["leases"][0]["renewals"].as_u64() >= Some(1), "{st}");
     let second = lan.server_lease_of(&a).expect("lease on the server").expiry;
     wait_for("a renewal by the restarted daemon", Duration::from_secs(40), || {
         lan.server_lease_of(&a).is_some_and(|l| l.expiry > second)

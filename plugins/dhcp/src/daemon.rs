@@ -15,7 +15,7 @@
 use crate::client::{self, Params};
 use crate::config::DEFAULT_SOCKET;
 use crate::lease::{now_ms, Lease, Record, State};
-use crate::proto::{Op, Reply, ReplyError, Request, MAX_LINE};
+use crate::proto::{Held, Op, Reply, ReplyError, Request, MAX_LINE};
 use crate::store::Store;
 use cni::error::code;
 use std::collections::HashMap;
@@ -134,7 +134,7 @@ struct Daemon {
 }
 
 fn err(code: u32, msg: impl Into<String>) -> Reply {
-    Reply { error: Some(ReplyError { code, msg: msg.into(), details: String::new() }), lease: None }
+    Reply { error: Some(ReplyError { code, msg: msg.into(), details: String::new() }), ..Reply::default() }
 }
 
 /// The reference's client id: `<container id>/<network>/<ifname>`, at
@@ -190,6 +190,29 @@ impl Daemon {
                 }
                 Reply::default()
             }
+            Op::List => {
+                let mut leases: Vec<Held> = self
+                    .leases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .map(|l| {
+                        let r = l.record();
+                        Held {
+                            network: r.network.clone(),
+                            container_id: r.container_id.clone(),
+                            ifname: r.ifname.clone(),
+                            netns: r.netns.clone(),
+                            renewals: r.renewals,
+                            lease: r.view(),
+                        }
+                    })
+                    .collect();
+                leases.sort_by(|a, b| {
+                    (&a.network, &a.container_id, &a.ifname).cmp(&(&b.network, &b.container_id, &b.ifname))
+                });
+                Reply { leases, ..Reply::default() }
+            }
             _ => Reply::default(),
         }
     }
@@ -203,7 +226,7 @@ impl Daemon {
                 Reply::default()
             }
             _ => match self.lookup(&key) {
-                Some(l) => Reply { error: None, lease: Some(l.record().view()) },
+                Some(l) => Reply { lease: Some(l.record().view()), ..Reply::default() },
                 None => err(
                     code::PLUGIN,
                     format!(
@@ -219,7 +242,7 @@ impl Daemon {
         if let Some(l) = self.lookup(&key) {
             let rec = l.record();
             if rec.state != State::Lost && rec.netns == req.netns {
-                return Reply { error: None, lease: Some(rec.view()) };
+                return Reply { lease: Some(rec.view()), ..Reply::default() };
             }
             // Lost, or the same attachment in another namespace: start over.
             self.release(&key);
@@ -247,7 +270,7 @@ impl Daemon {
                         msg: format!("no DHCP lease for {} in {netns}: {e}", req.ifname),
                         details: format!("waited {:.1} s (daemon -timeout)", started.elapsed().as_secs_f64()),
                     }),
-                    lease: None,
+                    ..Reply::default()
                 };
             }
         };
@@ -290,7 +313,7 @@ impl Daemon {
         let view = rec.view();
         let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone());
         self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
-        Reply { error: None, lease: Some(view) }
+        Reply { lease: Some(view), ..Reply::default() }
     }
 
     /// Stops keeping the lease of `key`, sends DHCPRELEASE while the
@@ -377,6 +400,31 @@ fn listen(path: &str) -> Result<(UnixListener, bool), String> {
     let l = l.map_err(|e| format!("listening on {path}: {e}"))?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("chmod {path}: {e}"))?;
     Ok((l, true))
+}
+
+/// `dhcp status [-socketpath P]`: prints the daemon's leases as JSON;
+/// exit status 1 when the daemon cannot be reached.
+pub fn status(args: &[String]) -> i32 {
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("dhcp status: {e}");
+            return 2;
+        }
+    };
+    let socket = format!("{}{}", opts.host_prefix, opts.socket);
+    let req = Request { op: Some(Op::List), ..Request::default() };
+    match crate::proto::call(&socket, &req, Duration::from_secs(10)) {
+        Ok(reply) => {
+            let v = serde_json::json!({"socket": socket, "leases": reply.leases});
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("dhcp status: the daemon at {socket} does not answer: {e:?}");
+            1
+        }
+    }
 }
 
 /// `dhcp daemon [flags]`; returns the exit status.

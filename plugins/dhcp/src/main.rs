@@ -64,8 +64,10 @@ fn ask(socket: &str, req: &proto::Request, unreachable: u32) -> Result<proto::Re
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("daemon") {
-        std::process::exit(daemon::main(&argv[2..]));
+    match argv.get(1).map(String::as_str) {
+        Some("daemon") => std::process::exit(daemon::main(&argv[2..])),
+        Some("status") => std::process::exit(daemon::status(&argv[2..])),
+        _ => {}
     }
     cni::skel::run(Commands {
         name: "dhcp",

@@ -26,6 +26,8 @@ pub enum Op {
     Gc,
     /// Answer, to prove the daemon is there.
     Status,
+    /// Every lease the daemon keeps (`dhcp status`).
+    List,
 }
 
 /// One request.
@@ -111,6 +113,26 @@ pub struct Reply {
     pub error: Option<ReplyError>,
     /// The lease, for ADD and CHECK.
     pub lease: Option<LeaseView>,
+    /// LIST: every lease, with its attachment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<Held>,
+}
+
+/// A lease and the attachment holding it (`dhcp status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Network name.
+    pub network: String,
+    /// Container id.
+    pub container_id: String,
+    /// Interface in the container.
+    pub ifname: String,
+    /// The container's namespace.
+    pub netns: String,
+    /// Renewals so far.
+    pub renewals: u64,
+    /// The lease.
+    pub lease: LeaseView,
 }
 
 /// Sends `req` to the daemon at `socket` and waits up to `timeout` for its
