@@ -133,7 +133,7 @@ impl Lan {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.host.ns.name])
             .arg(&self.dhcp)
-            .args(["daemon", "-socketpath", &self.socket(), "-timeout", "20s"])
+            .args(["daemon", "-socketpath", &self.socket(), "-timeout", "20s", "-resendmax", "4s"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

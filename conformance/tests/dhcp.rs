@@ -16,7 +16,7 @@ use conformance::{bin, bin_dir, run_plugin, TestNs};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The single IPv4 address of the result, as `a.b.c.d`.
 fn leased(result: &Value) -> String {
@@ -130,25 +130,50 @@ fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
     wait_for("the release", Duration::from_secs(5), || lan.server_lease_of(&a).is_none());
 }
 
+/// CHECK's error, once it fails with a message containing `want`
+/// (polled every second up to `limit`).
+fn check_fails_with(lan: &Lan, c: &TestNs, want: &str, limit: Duration) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        let out = lan.cnitool("check", &c.path(), &c.name);
+        if !out.status.success() {
+            let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+            if err["msg"].as_str().unwrap_or_default().contains(want) {
+                return err;
+            }
+        }
+        assert!(Instant::now() < end, "CHECK never failed with {want:?}; last: {out:?}\n{}", lan.daemon_log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[test]
-fn server_gone_renewal_fails_and_check_reports_it() {
+fn server_gone_renewal_fails_check_reports_it_and_rebinding_recovers() {
     let mut lan = Lan::new(&bin("dhcp"), true);
     let c = TestNs::new("dhcg");
     let a = leased(&lan.ok("add", &c));
     lan.ok("check", &c);
     lan.stop_dnsmasq();
-    let mut last = None;
-    wait_for("CHECK to report the failed renewal", Duration::from_secs(45), || {
-        let out = lan.cnitool("check", &c.path(), &c.name);
-        let failed = !out.status.success();
-        last = Some(out);
-        failed
-    });
-    let out = last.unwrap();
-    let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
-    let msg = err["msg"].as_str().unwrap_or_default();
-    assert!(msg.contains(&a) && msg.contains("renewing"), "{err}");
-    // Nobody answers the release either; DEL still succeeds.
+    // T1 (15 s): the unicast renewal gets no answer.
+    let err = check_fails_with(&lan, &c, "renewing", Duration::from_secs(40));
+    assert!(err["msg"].as_str().unwrap().contains(&a), "{err}");
+    // T2 (25 s): the broadcast rebinding gets none either.
+    let err = check_fails_with(&lan, &c, "rebinding", Duration::from_secs(30));
+    assert!(err["msg"].as_str().unwrap().contains(&a), "{err}");
+
+    // The server is back (its lease file kept): the next rebinding
+    // attempt succeeds, with the same address.
+    lan.start_dnsmasq();
+    let end = Instant::now() + Duration::from_secs(30);
+    while !lan.cnitool("check", &c.path(), &c.name).status.success() {
+        assert!(Instant::now() < end, "the lease was not rebound:\n{}", lan.daemon_log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(addrs(&c), vec![format!("{a}/24")]);
+    assert!(lan.daemon_log().contains("renewed"), "{}", lan.daemon_log());
+
+    // Server gone again: nobody answers the release; DEL still succeeds.
+    lan.stop_dnsmasq();
     lan.ok("del", &c);
 }
 

@@ -9,8 +9,9 @@
 //! Flags, as the reference's (Go `flag` syntax, `-x v`, `-x=v`, `--x`):
 //! `-socketpath`, `-pidfile`, `-hostprefix`, `-timeout` (acquisition
 //! deadline), `-broadcast` (accepted: we always ask for broadcast replies
-//! while the client has no address), `-resendmax` (accepted, unused: our
-//! retries fit in `-timeout`); ours: `-statedir`.
+//! while the client has no address), `-resendmax` (the longest wait
+//! between two failed renewals, default 62 s as the reference's); ours:
+//! `-statedir`.
 
 use crate::client::{self, Params};
 use crate::config::DEFAULT_SOCKET;
@@ -40,6 +41,8 @@ pub struct Opts {
     pub state_dir: PathBuf,
     /// Deadline of one acquisition.
     pub timeout: Duration,
+    /// Longest wait between two failed renewal attempts.
+    pub resend_max: Duration,
 }
 
 /// Parses a Go duration such as `10s`, `1m30s`, `500ms`.
@@ -76,6 +79,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     let mut host_prefix = String::new();
     let mut state_dir = None;
     let mut timeout = Duration::from_secs(20);
+    let mut resend_max = Duration::from_secs(62);
     let mut i = 0;
     while i < args.len() {
         let a = args[i].trim_start_matches('-');
@@ -104,7 +108,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "statedir" => state_dir = Some(PathBuf::from(value)),
             "timeout" => timeout = duration(&value).ok_or_else(|| format!("invalid value {value:?} for -timeout"))?,
             "resendmax" => {
-                duration(&value).ok_or_else(|| format!("invalid value {value:?} for -resendmax"))?;
+                resend_max = duration(&value).ok_or_else(|| format!("invalid value {value:?} for -resendmax"))?
             }
             _ => return Err(format!("flag provided but not defined: -{name}")),
         }
@@ -118,7 +122,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     }
     // Beside the socket, so two daemons on two sockets never share leases.
     let state_dir = state_dir.unwrap_or_else(|| PathBuf::from(format!("{host_prefix}{socket}.leases")));
-    Ok(Opts { socket, pidfile, host_prefix, state_dir, timeout })
+    Ok(Opts { socket, pidfile, host_prefix, state_dir, timeout, resend_max })
 }
 
 type Key = (String, String, String);
@@ -311,7 +315,7 @@ impl Daemon {
             granted.lease
         );
         let view = rec.view();
-        let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone());
+        let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone(), self.opts.resend_max);
         self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
         Reply { lease: Some(view), ..Reply::default() }
     }
@@ -348,7 +352,7 @@ impl Daemon {
             }
             log::info!("{who}: keeping {} ({:?}) from the previous run", rec.address, rec.state);
             let key = (rec.network.clone(), rec.container_id.clone(), rec.ifname.clone());
-            let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone());
+            let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone(), self.opts.resend_max);
             self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
         }
     }

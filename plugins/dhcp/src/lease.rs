@@ -1,7 +1,8 @@
 //! One lease and the thread that keeps it: bound until T1, then renewing
 //! (unicast to the server) until T2, then rebinding (broadcast) until the
 //! lease expires, when it is lost. Each failed attempt is retried after
-//! half the time left in its phase (2 s to 60 s, RFC 2131 4.4.5). Every
+//! half the time left in its phase (RFC 2131 4.4.5), at least 2 s and at
+//! most the daemon's `-resendmax`. Every
 //! change is written to the store before anything else sees it.
 
 use crate::client::{self, Answer, Granted, Params};
@@ -17,9 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How long one renewal or rebinding attempt waits for an answer.
 const ATTEMPT: Duration = Duration::from_secs(5);
 
-/// Bounds of the wait between two failed attempts.
+/// The shortest wait between two failed attempts.
 const RETRY_MIN_MS: u64 = 2_000;
-const RETRY_MAX_MS: u64 = 60_000;
 
 /// Where a lease is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +158,7 @@ pub struct Lease {
 impl Lease {
     /// Starts keeping `rec` (already stored), with `host_prefix` before
     /// the namespace path.
-    pub fn start(rec: Record, store: Store, host_prefix: String) -> Arc<Lease> {
+    pub fn start(rec: Record, store: Store, host_prefix: String, retry_max: Duration) -> Arc<Lease> {
         let lease = Arc::new(Lease {
             inner: Mutex::new(Inner { rec, stopping: false }),
             wake: Condvar::new(),
@@ -167,7 +167,7 @@ impl Lease {
         let keeper = Arc::clone(&lease);
         let handle = std::thread::Builder::new()
             .name("lease".into())
-            .spawn(move || keeper.keep(&store, &host_prefix))
+            .spawn(move || keeper.keep(&store, &host_prefix, retry_max))
             .expect("spawning a lease thread");
         *lease.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         lease
@@ -193,7 +193,8 @@ impl Lease {
     }
 
     /// The keeper's loop.
-    fn keep(&self, store: &Store, host_prefix: &str) {
+    fn keep(&self, store: &Store, host_prefix: &str, retry_max: Duration) {
+        let retry_max = (retry_max.as_millis() as u64).max(RETRY_MIN_MS);
         let mut next_try: u64 = 0;
         loop {
             // Wait for the next event of the current state.
@@ -266,7 +267,7 @@ impl Lease {
                 }
                 Err(e) => {
                     let end = if rebinding { rec.expiry_ms.unwrap_or(u64::MAX) } else { rec.t2_ms };
-                    let wait = (end.saturating_sub(now) / 2).clamp(RETRY_MIN_MS, RETRY_MAX_MS);
+                    let wait = (end.saturating_sub(now) / 2).clamp(RETRY_MIN_MS, retry_max);
                     next_try = now + wait;
                     log::warn!("{who}: {verb} {} failed: {e}; next try in {} s", rec.address, wait / 1000);
                     self.update(store, |r| {
