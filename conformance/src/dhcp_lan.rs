@@ -1,7 +1,8 @@
 //! A LAN with a real DHCP server, for the dhcp plugin's tests and
 //! benchmark: a "lan" namespace where Debian's dnsmasq (started here,
 //! killed by PID) serves `10.66.0.0/24` on `lan0` with a router, a name
-//! server, a 2-minute lease (dnsmasq's minimum) and T1/T2 of 15/25 s, and
+//! server, a 2-minute lease (dnsmasq's minimum) and T1/T2 of 15/25 s
+//! (and classless routes to one MAC, [`CLASSLESS_MAC`]), and
 //! a "host" namespace holding `up0`, the other end of the veth, as the
 //! macvlan master, where the plugins and `dhcp daemon` run (socket and
 //! lease store in the host's temp dir). Everything is removed on drop.
@@ -19,6 +20,10 @@ pub const NET: &str = "dhcpnet";
 pub const ROUTER: &str = "10.66.0.1";
 /// The name server dnsmasq announces.
 pub const DNS: &str = "10.66.0.53";
+
+/// The MAC to which dnsmasq also sends option 121: `192.168.50.0/24` via
+/// `10.66.0.9` and a default route via the router.
+pub const CLASSLESS_MAC: &str = "02:66:00:00:01:21";
 
 /// One line of dnsmasq's lease file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +109,9 @@ impl Lan {
             .arg(format!("--dhcp-option=option:router,{ROUTER}"))
             .arg(format!("--dhcp-option=option:dns-server,{DNS}"))
             .args(["--dhcp-option=option:T1,15", "--dhcp-option=option:T2,25"])
+            // Clients with this MAC also get classless routes (option 121).
+            .arg(format!("--dhcp-host={CLASSLESS_MAC},set:cls"))
+            .arg("--dhcp-option=tag:cls,option:classless-static-route,192.168.50.0/24,10.66.0.9,0.0.0.0/0,10.66.0.1")
             .arg(format!("--dhcp-leasefile={}", self.path("dnsmasq.leases").display()))
             .arg(format!("--log-facility={}", self.path("dnsmasq.log").display()))
             .args(&self.dnsmasq_args)

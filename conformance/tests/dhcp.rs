@@ -10,7 +10,7 @@
 //! the result, the address in the container, a ping to the router, and
 //! dnsmasq's own lease file.
 
-use conformance::dhcp_lan::{wait_for, Lan, DNS, NET, ROUTER};
+use conformance::dhcp_lan::{wait_for, Lan, CLASSLESS_MAC, DNS, NET, ROUTER};
 use conformance::fixture::Host;
 use conformance::{bin, bin_dir, run_plugin, TestNs};
 use serde_json::{json, Value};
@@ -85,6 +85,39 @@ fn two_containers_get_distinct_leases_with_router_and_dns_and_del_releases() {
     c3.ok(&["ip", "addr", "add", &format!("{a3}/24"), "dev", "eth0"]);
     ipam(&lan.host, "DEL", &c3.path(), json!({"type": "dhcp", "daemonSocketPath": lan.socket()})).ok();
     wait_for("the release of the third lease", Duration::from_secs(5), || lan.server_lease_of(&a3).is_none());
+
+    // Option 121 wins over the router (RFC 3442): its routes alone, and no
+    // gateway.
+    let c4 = TestNs::new("dhc4");
+    lan.host.ns.ok(&[
+        "ip",
+        "link",
+        "add",
+        "link",
+        "up0",
+        "name",
+        "eth0",
+        "address",
+        CLASSLESS_MAC,
+        "netns",
+        &c4.name,
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    ]);
+    let conf4 = json!({"type": "dhcp", "daemonSocketPath": lan.socket()});
+    let r4 = ipam(&lan.host, "ADD", &c4.path(), conf4.clone()).ok().json();
+    assert_eq!(
+        r4["routes"],
+        json!([{"dst": "192.168.50.0/24", "gw": "10.66.0.9"}, {"dst": "0.0.0.0/0", "gw": ROUTER}]),
+        "{r4}"
+    );
+    assert!(r4["ips"][0].get("gateway").is_none(), "{r4}");
+    let a4 = leased(&r4);
+    c4.ok(&["ip", "addr", "add", &format!("{a4}/24"), "dev", "eth0"]);
+    ipam(&lan.host, "DEL", &c4.path(), conf4).ok();
+    wait_for("the release of the fourth lease", Duration::from_secs(5), || lan.server_lease_of(&a4).is_none());
 
     lan.ok("del", &c1);
     wait_for("the release to reach dnsmasq", Duration::from_secs(5), || lan.server_lease_of(&a1).is_none());
@@ -221,7 +254,7 @@ fn ipam(host: &Host, cmd: &str, ctr: &str, ipam: Value) -> conformance::PluginRu
         "dhcp",
         &[
             ("CNI_COMMAND", cmd),
-            ("CNI_CONTAINERID", "c3"),
+            ("CNI_CONTAINERID", ctr.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("none")),
             ("CNI_NETNS", ctr),
             ("CNI_IFNAME", "eth0"),
             ("CNI_PATH", &path),

@@ -117,7 +117,9 @@ fn main() {
     // Let releases land, then see which leases the server still holds.
     std::thread::sleep(Duration::from_secs(1));
     let held: Vec<String> = lan.server_leases().into_iter().map(|l| l.ip).collect();
-    println!("dhcp IPAM against dnsmasq {} in a namespace, n = {n} per implementation", server_args.join(" "));
+    let server =
+        if server_args.is_empty() { "dnsmasq".to_string() } else { format!("dnsmasq {}", server_args.join(" ")) };
+    println!("dhcp IPAM against {server} in a namespace, n = {n} per implementation");
     println!(
         "{:<10} {:>12} {:>12} {:>12} {:>12} {:>22}",
         "", "ADD p50 ms", "ADD p90 ms", "DEL p50 ms", "DEL p90 ms", "leases released by DEL"

@@ -165,15 +165,7 @@ impl Daemon {
         }
         let key = (req.network.clone(), req.container_id.clone(), req.ifname.clone());
         if matches!(op, Op::Add | Op::Del | Op::Check) {
-            let slot = Arc::clone(self.busy.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default());
-            let _held = slot.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = self.attachment(op, key.clone(), &req);
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            // Nobody else holds or waits for it: forget the slot.
-            if Arc::strong_count(&slot) == 2 {
-                busy.remove(&key);
-            }
-            return reply;
+            return self.exclusive(&key, || self.attachment(op, key.clone(), &req));
         }
         match op {
             Op::Gc => {
@@ -187,10 +179,7 @@ impl Daemon {
                     .collect();
                 for k in stale {
                     log::info!("{}/{}/{}: not a valid attachment, releasing", k.0, k.1, k.2);
-                    let slot =
-                        Arc::clone(self.busy.lock().unwrap_or_else(|p| p.into_inner()).entry(k.clone()).or_default());
-                    let _held = slot.lock().unwrap_or_else(|p| p.into_inner());
-                    self.release(&k);
+                    self.exclusive(&k, || self.release(&k));
                 }
                 Reply::default()
             }
@@ -219,6 +208,20 @@ impl Daemon {
             }
             _ => Reply::default(),
         }
+    }
+
+    /// Runs `f` holding the mutex of attachment `key`.
+    fn exclusive<T>(&self, key: &Key, f: impl FnOnce() -> T) -> T {
+        let slot = Arc::clone(self.busy.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default());
+        let held = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f();
+        drop(held);
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and we hold it (nobody waits): forget the slot.
+        if Arc::strong_count(&slot) == 2 {
+            busy.remove(key);
+        }
+        out
     }
 
     /// ADD, DEL or CHECK of one attachment, under its mutex.
