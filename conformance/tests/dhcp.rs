@@ -335,6 +335,29 @@ fn daemon_socket_is_private_single_and_removed_on_sigterm_and_socket_activation_
     assert!(String::from_utf8_lossy(&second.stderr).contains("another dhcp daemon"), "{second:?}");
     assert_eq!(status(&sock).code, 0, "the first one still serves");
 
+    // A namespace that is not one, or one without the interface: a clear
+    // error at once, no DHCP attempted.
+    let add = |netns: &str| {
+        let conf = json!({"cniVersion": "1.1.0", "name": NET, "type": "macvlan",
+            "ipam": {"type": "dhcp", "daemonSocketPath": sock}});
+        let path = bin_dir().display().to_string();
+        let env = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ];
+        run_plugin(Some(&host.ns.name), "dhcp", &env, &conf.to_string())
+    };
+    let not_ns = host.dir.join("not-a-netns");
+    std::fs::write(&not_ns, "").unwrap();
+    let e = add(not_ns.to_str().unwrap()).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("not-a-netns"), "{e}");
+    let empty = TestNs::new("dhce");
+    let e = add(&empty.path()).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("no interface eth0"), "{e}");
+
     // SIGTERM: a clean stop that removes the socket and the PID file.
     // SAFETY: kill(2) of the child we started, by its PID.
     assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGTERM) }, 0);

@@ -265,6 +265,13 @@ impl Daemon {
         let params = Params { client_id, request: req.request.clone(), provide };
         let netns = format!("{}{}", self.opts.host_prefix, req.netns);
         let who = format!("{}/{}/{}", req.network, req.container_id, req.ifname);
+        // A wrong namespace or interface is not worth waiting for a server.
+        if let Err(e) = interface_exists(&netns, &req.ifname) {
+            return Reply {
+                error: Some(ReplyError { code: e.code, msg: e.msg, details: e.details }),
+                ..Reply::default()
+            };
+        }
         let started = Instant::now();
         let deadline = started + self.opts.timeout;
         let (granted, _mac) = match client::acquire(Path::new(&netns), &req.ifname, &params, deadline) {
@@ -359,6 +366,19 @@ impl Daemon {
             self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
         }
     }
+}
+
+/// Checks that `netns` is a network namespace holding `ifname`.
+fn interface_exists(netns: &str, ifname: &str) -> Result<(), cni::Error> {
+    let ns = netcore::netns::Netns::open(netns).map_err(cni::Error::from)?;
+    let name = std::ffi::CString::new(ifname).map_err(|_| cni::Error::invalid_env("CNI_IFNAME contains NUL"))?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    let index = ns.enter(|| unsafe { libc::if_nametoindex(name.as_ptr()) }).map_err(cni::Error::from)?;
+    if index == 0 {
+        return Err(cni::Error::new(code::PLUGIN, format!("no interface {ifname} in {netns}"))
+            .with_details("the interface plugin creates it before it calls IPAM"));
+    }
+    Ok(())
 }
 
 /// Serves one connection: one request line, one reply line.
