@@ -15,7 +15,7 @@
 
 use crate::client::{self, Params};
 use crate::config::DEFAULT_SOCKET;
-use crate::lease::{now_ms, Lease, Record, State};
+use crate::lease::{now_ms, Keeper, Lease, Record, State};
 use crate::proto::{Held, Op, Reply, ReplyError, Request, MAX_LINE};
 use crate::store::Store;
 use cni::error::code;
@@ -152,6 +152,16 @@ pub fn client_id(container_id: &str, network: &str, ifname: &str) -> Vec<u8> {
 }
 
 impl Daemon {
+    /// How this daemon keeps a lease.
+    fn keeper(&self) -> Keeper {
+        Keeper {
+            store: self.store.clone(),
+            host_prefix: self.opts.host_prefix.clone(),
+            retry_max: self.opts.resend_max,
+            renew: client::renew,
+        }
+    }
+
     fn lookup(&self, key: &Key) -> Option<Arc<Lease>> {
         self.leases.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
@@ -325,7 +335,7 @@ impl Daemon {
             granted.lease
         );
         let view = rec.view();
-        let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone(), self.opts.resend_max);
+        let lease = Lease::start(rec, self.keeper());
         self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
         Reply { lease: Some(view), ..Reply::default() }
     }
@@ -362,7 +372,7 @@ impl Daemon {
             }
             log::info!("{who}: keeping {} ({:?}) from the previous run", rec.address, rec.state);
             let key = (rec.network.clone(), rec.container_id.clone(), rec.ifname.clone());
-            let lease = Lease::start(rec, self.store.clone(), self.opts.host_prefix.clone(), self.opts.resend_max);
+            let lease = Lease::start(rec, self.keeper());
             self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);
         }
     }

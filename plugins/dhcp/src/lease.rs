@@ -5,7 +5,7 @@
 //! most the daemon's `-resendmax`. Every
 //! change is written to the store before anything else sees it.
 
-use crate::client::{self, Answer, Granted, Params};
+use crate::client::{Answer, Granted, Params};
 use crate::proto::{LeaseRoute, LeaseView};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,23 @@ impl Record {
     }
 }
 
+/// What renews a lease: [`client::renew`], or a fake in unit tests.
+pub type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
+
+/// How a lease is kept: the store, the namespace prefix, the longest wait
+/// between failed attempts, and the renewal exchange.
+#[derive(Clone)]
+pub struct Keeper {
+    /// Where every change is written.
+    pub store: Store,
+    /// Prefix of the namespace path (`-hostprefix`).
+    pub host_prefix: String,
+    /// `-resendmax`.
+    pub retry_max: Duration,
+    /// The exchange.
+    pub renew: Renew,
+}
+
 struct Inner {
     rec: Record,
     stopping: bool,
@@ -158,16 +175,16 @@ pub struct Lease {
 impl Lease {
     /// Starts keeping `rec` (already stored), with `host_prefix` before
     /// the namespace path.
-    pub fn start(rec: Record, store: Store, host_prefix: String, retry_max: Duration) -> Arc<Lease> {
+    pub fn start(rec: Record, keeper: Keeper) -> Arc<Lease> {
         let lease = Arc::new(Lease {
             inner: Mutex::new(Inner { rec, stopping: false }),
             wake: Condvar::new(),
             thread: Mutex::new(None),
         });
-        let keeper = Arc::clone(&lease);
+        let this = Arc::clone(&lease);
         let handle = std::thread::Builder::new()
             .name("lease".into())
-            .spawn(move || keeper.keep(&store, &host_prefix, retry_max))
+            .spawn(move || this.keep(&keeper))
             .expect("spawning a lease thread");
         *lease.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         lease
@@ -193,8 +210,9 @@ impl Lease {
     }
 
     /// The keeper's loop.
-    fn keep(&self, store: &Store, host_prefix: &str, retry_max: Duration) {
-        let retry_max = (retry_max.as_millis() as u64).max(RETRY_MIN_MS);
+    fn keep(&self, k: &Keeper) {
+        let (store, host_prefix) = (&k.store, k.host_prefix.as_str());
+        let retry_max = (k.retry_max.as_millis() as u64).max(RETRY_MIN_MS);
         let mut next_try: u64 = 0;
         loop {
             // Wait for the next event of the current state.
@@ -241,7 +259,7 @@ impl Lease {
             let deadline = Instant::now() + ATTEMPT;
             let verb = if rebinding { "rebinding" } else { "renewing" };
             log::info!("{who}: {verb} {}", rec.address);
-            let outcome = client::renew(&netns, &rec.ifname, &rec.params(), rec.address, server, deadline);
+            let outcome = (k.renew)(&netns, &rec.ifname, &rec.params(), rec.address, server, deadline);
             let now = now_ms();
             match outcome {
                 Ok(Answer::Ack(g)) if g.address == rec.address => {
@@ -356,6 +374,101 @@ mod tests {
         let mut r = record();
         r.apply(&granted(None, None, None), 0);
         assert_eq!((r.t1_ms, r.expiry_ms), (u64::MAX, None));
+    }
+
+    /// Calls of the fake renewals: (address, unicast?).
+    static CALLS: Mutex<Vec<(Ipv4Addr, bool)>> = Mutex::new(Vec::new());
+
+    fn nobody_answers(
+        _: &std::path::Path,
+        _: &str,
+        _: &Params,
+        a: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        _: Instant,
+    ) -> Result<Answer, String> {
+        CALLS.lock().unwrap().push((a, server.is_some()));
+        Err("no answer".into())
+    }
+
+    fn server_acks(
+        _: &std::path::Path,
+        _: &str,
+        _: &Params,
+        a: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        _: Instant,
+    ) -> Result<Answer, String> {
+        CALLS.lock().unwrap().push((a, server.is_some()));
+        let mut g = granted(Some(120), None, None);
+        g.address = a;
+        Ok(Answer::Ack(g))
+    }
+
+    fn wait_until(what: &str, l: &Lease, f: impl Fn(&Record) -> bool) -> Record {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = l.record();
+            if f(&r) {
+                return r;
+            }
+            assert!(Instant::now() < end, "never {what}: {r:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn keeper(dir: &std::path::Path, renew: Renew) -> Keeper {
+        Keeper {
+            store: Store::open(dir).unwrap(),
+            host_prefix: String::new(),
+            retry_max: Duration::from_secs(2),
+            renew,
+        }
+    }
+
+    #[test]
+    fn unanswered_lease_goes_renewing_rebinding_lost_and_is_stored() {
+        let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-a", std::process::id()));
+        let mut r = record();
+        r.address = Ipv4Addr::new(10, 9, 9, 9);
+        let now = now_ms();
+        (r.state, r.problem) = (State::Bound, None);
+        (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 100, now + 2_200, Some(now + 4_500));
+        let k = keeper(&dir, nobody_answers);
+        let l = Lease::start(r.clone(), k.clone());
+        let renewing = wait_until("renewing", &l, |r| r.state == State::Renewing);
+        assert!(renewing.problem.as_deref().unwrap().contains("renewing failed: no answer"), "{renewing:?}");
+        let rebinding = wait_until("rebinding", &l, |r| r.state == State::Rebinding);
+        assert!(rebinding.problem.as_deref().unwrap().contains("rebinding failed"), "{rebinding:?}");
+        let lost = wait_until("lost", &l, |r| r.state == State::Lost);
+        assert!(lost.problem.as_deref().unwrap().starts_with("lease expired"), "{lost:?}");
+        // Unicast before T2, broadcast after.
+        let calls: Vec<bool> = CALLS.lock().unwrap().iter().filter(|(a, _)| *a == r.address).map(|(_, u)| *u).collect();
+        assert_eq!(calls.first(), Some(&true));
+        assert_eq!(calls.last(), Some(&false));
+        // What a restarted daemon would read.
+        let stored = k.store.load_all();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].state, State::Lost);
+        l.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn answered_renewal_moves_the_timers_and_stop_ends_the_keeper() {
+        let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-b", std::process::id()));
+        let mut r = record();
+        r.address = Ipv4Addr::new(10, 9, 9, 8);
+        let now = now_ms();
+        (r.state, r.problem) = (State::Bound, None);
+        (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 50, now + 1_000, Some(now + 2_000));
+        let l = Lease::start(r.clone(), keeper(&dir, server_acks));
+        let renewed = wait_until("renewed", &l, |r| r.renewals == 1);
+        assert_eq!(renewed.state, State::Bound);
+        assert!(renewed.t1_ms >= now + 60_000, "{renewed:?}");
+        let stopped = l.stop();
+        assert_eq!(stopped.renewals, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
