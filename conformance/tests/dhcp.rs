@@ -137,15 +137,27 @@ fn renewal_keeps_the_address_and_a_restarted_daemon_keeps_renewing() {
     let c = TestNs::new("dhcr");
     let a = leased(&lan.ok("add", &c));
     let first = lan.server_lease_of(&a).expect("lease on the server").expiry;
+    // A CHECK of an attachment the daemon does not hold fails.
+    let stranger = TestNs::new("dhcs");
+    let e =
+        ipam(&lan.host, "CHECK", &stranger.path(), json!({"type": "dhcp", "daemonSocketPath": lan.socket()})).err(100);
+    assert!(e["msg"].as_str().unwrap().contains("holds no lease"), "{e}");
 
     // T1 is 15 s: the daemon renews, the server moves the expiry.
     wait_for("a renewal", Duration::from_secs(40), || lan.server_lease_of(&a).is_some_and(|l| l.expiry > first));
     assert_eq!(addrs(&c), vec![format!("{a}/24")]);
     lan.ok("check", &c);
 
+    // Another container, gone while the daemon is down (no DEL): the
+    // restarted daemon forgets its lease instead of renewing it forever.
+    let gone = TestNs::new("dhcx");
+    let gone_addr = leased(&lan.ok("add", &gone));
+
     // A crash of the daemon: the restarted one knows the lease and renews it.
     lan.kill_daemon();
+    drop(gone);
     lan.start_daemon();
+    assert!(lan.daemon_log().contains(&format!("forgetting {gone_addr}")), "{}", lan.daemon_log());
     lan.ok("check", &c);
     // `dhcp status` shows the lease the restarted daemon took back.
     let out = lan.host.ns.ok(&[bin("dhcp").to_str().unwrap(), "status", "-socketpath", &lan.socket()]);
