@@ -15,7 +15,6 @@ pub mod naming;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
-pub mod nft_mark;
 pub mod owner;
 pub mod p2p;
 pub mod sandbox;

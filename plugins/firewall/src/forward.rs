@@ -17,7 +17,7 @@
 //! are gone (it accepts nothing unmarked), like the reference's jump.
 
 use crate::ruleset::MARK;
-use netcore::nft::{Batch, Chain, CmpOp, Expr, Family, MetaKey, Reg, Rule, Socket, Table};
+use netcore::nft::{Batch, Chain, Family, Rule, Socket, Table};
 
 /// The comment that identifies our rule (`-m comment --comment`).
 pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
@@ -32,14 +32,7 @@ pub fn chain(family: Family) -> netcore::Result<Chain> {
 
 /// The rule: `meta mark & MARK == MARK counter accept`, with our comment.
 pub fn rule(chain: &Chain) -> Rule {
-    let bit = MARK.to_ne_bytes().to_vec();
-    Rule::new(chain)
-        .expr(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 })
-        .expr(Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: bit.clone(), xor: vec![0; 4] })
-        .expr(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: bit })
-        .counter()
-        .accept()
-        .comment(COMMENT)
+    Rule::new(chain).has_mark_bits(MARK).counter().accept().comment(COMMENT)
 }
 
 /// Where the FORWARD chain of `family` stands: `None` when iptables-nft has

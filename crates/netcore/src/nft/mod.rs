@@ -63,6 +63,6 @@ pub use expr::{CmpOp, CtKey, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg
 pub use objects::{
     priority, BaseChain, Chain, ChainType, ElemData, Element, Family, Hook, Policy, Set, SetData, Table, Verdict,
 };
-pub use rule::{CtState, Field, Rule};
+pub use rule::{CtState, Field, MarkOp, Rule};
 pub use socket::{RuleInfo, Socket};
 pub use types::{DataType, IpFamily, Value};

@@ -414,7 +414,7 @@ fn add_elem(set: NonNull<sys::nftnl_set>, e: &RawElem) -> Result<()> {
 /// Allocates the libnftnl expression for `e`; the caller hands it to a rule.
 fn build_expr(e: &Expr) -> Result<NonNull<sys::nftnl_expr>> {
     let name: &CStr = match e {
-        Expr::Meta { .. } => c"meta",
+        Expr::Meta { .. } | Expr::MetaSet { .. } => c"meta",
         Expr::Payload { .. } => c"payload",
         Expr::Ct { .. } => c"ct",
         Expr::Fib { .. } => c"fib",
@@ -445,6 +445,10 @@ fn build_expr(e: &Expr) -> Result<NonNull<sys::nftnl_expr>> {
         Expr::Meta { key, dreg } => {
             u32_(sys::NFTNL_EXPR_META_KEY, key.raw());
             u32_(sys::NFTNL_EXPR_META_DREG, dreg.raw());
+        }
+        Expr::MetaSet { key, sreg } => {
+            u32_(sys::NFTNL_EXPR_META_KEY, key.raw());
+            u32_(sys::NFTNL_EXPR_META_SREG, sreg.raw());
         }
         Expr::Payload { base, offset, len, dreg } => {
             u32_(sys::NFTNL_EXPR_PAYLOAD_BASE, base.raw());
@@ -719,7 +723,9 @@ pub fn set_recv_timeout(fd: RawFd, timeout: Duration) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nft::{priority, ChainType, CmpOp, CtState, DataType, Family, Field, Hook, Rule, Table, Value, Verdict};
+    use crate::nft::{
+        priority, ChainType, CmpOp, CtState, DataType, Family, Field, Hook, MarkOp, Rule, Table, Value, Verdict,
+    };
 
     /// Prints a rule message the way `nft --debug=netlink` does.
     fn rule_text(r: &Rule) -> String {
@@ -802,6 +808,25 @@ mod tests {
 [ counter pkts 0 bytes 0 ]
 [ immediate reg 0 accept ]";
         assert_eq!(rule_text(&r), want);
+    }
+
+    /// As `nft --debug=netlink` prints `meta mark set meta mark | 0x10000000`
+    /// and `meta mark & 0x10000000 == 0x10000000`.
+    #[test]
+    fn mark_set_clear_and_match_match_nft() {
+        let c = Table::new(Family::Inet, "t").unwrap().chain("c").unwrap();
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0xefffffff ) ^ 0x10000000 ]
+[ meta set mark with reg 1 ]";
+        assert_eq!(rule_text(&Rule::new(&c).mark(MarkOp::Set(0x1000_0000))), want);
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0xefffffff ) ^ 0x00000000 ]
+[ meta set mark with reg 1 ]";
+        assert_eq!(rule_text(&Rule::new(&c).mark(MarkOp::Clear(0x1000_0000))), want);
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0x10000000 ) ^ 0x00000000 ]
+[ cmp eq reg 1 0x10000000 ]";
+        assert_eq!(rule_text(&Rule::new(&c).has_mark_bits(0x1000_0000)), want);
     }
 
     #[test]
