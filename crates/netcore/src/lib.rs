@@ -14,6 +14,7 @@ pub mod masq;
 pub mod naming;
 pub mod netlink;
 pub mod netns;
+pub mod nfnetlink;
 pub mod nft;
 pub mod owner;
 pub mod p2p;

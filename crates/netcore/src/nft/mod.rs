@@ -1,5 +1,6 @@
-//! nftables through netlink (libnftnl + libmnl), one atomic [`Batch`] per
-//! plugin operation, never through the `nft` binary.
+//! nftables through netlink (messages built by libnftnl, sent on the
+//! [`crate::nfnetlink`] socket), one atomic [`Batch`] per plugin operation,
+//! never through the `nft` binary.
 //!
 //! The vocabulary is small on purpose: tables, base and regular chains, rules
 //! built from a handful of expressions ([`Rule`]), and named sets and maps with

@@ -1,21 +1,18 @@
 //! The only module with `unsafe` code: it turns our plain descriptions into
 //! netlink messages with libnftnl (through `nftnl-sys`) and reads kernel
-//! replies back. The safe `nftnl` crate is not used for messages because it
-//! has no maps, concatenations, element userdata, `fib`/`ct` expressions,
-//! and fixes the netlink flags (elements always `NLM_F_EXCL`), which would
-//! make idempotent ADDs impossible.
+//! replies back. The safe `nftnl` crate is not used at all: it has no maps,
+//! concatenations, element userdata, `fib`/`ct` expressions, and fixes the
+//! netlink flags (elements always `NLM_F_EXCL`), which would make
+//! idempotent ADDs impossible.
 //!
 //! Every function here takes already-validated data (names checked, values
 //! encoded) and owns every libnftnl object it allocates, freeing it before
 //! returning.
 
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::io;
-use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::time::Duration;
 
-use nftnl::nftnl_sys as sys;
+use nftnl_sys as sys;
 
 use super::expr::{Expr, NatKind};
 use super::objects::{Chain, Set, SetData, Table};
@@ -697,29 +694,6 @@ pub fn parse_gen(msg: &[u8]) -> Result<u32> {
     out.ok_or_else(|| Error::other("reading the ruleset generation", "malformed message"))
 }
 
-fn setsockopt_raw<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the given size.
-    let rc = unsafe {
-        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Sets an integer socket option.
-pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    setsockopt_raw(fd, level, name, &value)
-}
-
-/// Bounds how long a receive may block, so a lost reply cannot hang a plugin.
-pub fn set_recv_timeout(fd: RawFd, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval { tv_sec: timeout.as_secs() as libc::time_t, tv_usec: timeout.subsec_micros() as _ };
-    setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -882,7 +856,7 @@ mod tests {
         w.batch_end(7);
         let out = w.finish();
         let lens: Vec<usize> =
-            mnl::NlMessages::new(&AlignedBuf::copy_of(&out).bytes()[..out.len()]).map(|m| m.unwrap().len()).collect();
+            crate::nfnetlink::messages(&AlignedBuf::copy_of(&out).bytes()[..out.len()]).map(<[u8]>::len).collect();
         assert_eq!(lens.len(), 3);
         assert_eq!(out.len() % 4, 0);
     }
