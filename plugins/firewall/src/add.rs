@@ -9,7 +9,7 @@ use crate::config::{self, Backend, FirewallConf, IngressPolicy};
 use crate::{firewalld, forward, lock, ruleset};
 use cni::result::CniResult;
 use cni::{Context, Error};
-use netcore::nft::{Batch, Socket};
+use kernel::nft::{Batch, Socket};
 use netcore::owner::OwnerKey;
 use std::net::IpAddr;
 

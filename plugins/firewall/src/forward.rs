@@ -17,7 +17,7 @@
 //! are gone (it accepts nothing unmarked), like the reference's jump.
 
 use crate::ruleset::MARK;
-use netcore::nft::{Batch, Chain, Family, Rule, Socket, Table};
+use kernel::nft::{Batch, Chain, Family, Rule, Socket, Table};
 
 /// The comment that identifies our rule (`-m comment --comment`).
 pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
@@ -26,7 +26,7 @@ pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
 pub const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
 
 /// `filter FORWARD` of `family`, as iptables-nft names it.
-pub fn chain(family: Family) -> netcore::Result<Chain> {
+pub fn chain(family: Family) -> kernel::Result<Chain> {
     Table::new(family, "filter")?.chain("FORWARD")
 }
 
@@ -37,7 +37,7 @@ pub fn rule(chain: &Chain) -> Rule {
 
 /// Where the FORWARD chain of `family` stands: `None` when iptables-nft has
 /// no such chain here (nothing to open), `Some(true)` when our rule is in it.
-pub fn status(sock: &Socket, family: Family) -> netcore::Result<Option<bool>> {
+pub fn status(sock: &Socket, family: Family) -> kernel::Result<Option<bool>> {
     match sock.list_rules(&chain(family)?) {
         Ok(rules) => Ok(Some(rules.iter().any(|r| r.comment.as_deref() == Some(COMMENT)))),
         Err(e) if e.is_not_found() => Ok(None),
@@ -46,7 +46,7 @@ pub fn status(sock: &Socket, family: Family) -> netcore::Result<Option<bool>> {
 }
 
 /// The families whose FORWARD chain exists without our rule.
-pub fn missing(sock: &Socket) -> netcore::Result<Vec<Family>> {
+pub fn missing(sock: &Socket) -> kernel::Result<Vec<Family>> {
     let mut out = Vec::new();
     for f in FAMILIES {
         if status(sock, f)? == Some(false) {
@@ -57,7 +57,7 @@ pub fn missing(sock: &Socket) -> netcore::Result<Vec<Family>> {
 }
 
 /// Adds to `batch` our rule at the top of each of `families`' FORWARD.
-pub fn insert(batch: &mut Batch, families: &[Family]) -> netcore::Result<()> {
+pub fn insert(batch: &mut Batch, families: &[Family]) -> kernel::Result<()> {
     for f in families {
         batch.insert_rule(rule(&chain(*f)?));
     }

@@ -26,11 +26,11 @@
 //! right after, so nothing later on the path sees it.
 
 use cni::Error;
-use netcore::claims::{self, Shared};
-use netcore::nft::{
+use kernel::nft::{
     priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, MarkOp, Rule, Set, Socket, Table,
     Value,
 };
+use netcore::claims::{self, Shared};
 use netcore::owner::OwnerKey;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -50,13 +50,13 @@ pub struct Objects {
     /// The table.
     pub table: Table,
     /// Base chain, forward hook, before `filter`.
-    pub forward: netcore::nft::Chain,
+    pub forward: kernel::nft::Chain,
     /// Sets the mark; reached by `goto`.
-    pub admit: netcore::nft::Chain,
+    pub admit: kernel::nft::Chain,
     /// Base chain, forward hook, after `filter`: clears the mark.
-    pub unmark: netcore::nft::Chain,
+    pub unmark: kernel::nft::Chain,
     /// same-bridge checks, per family.
-    pub ingress: [netcore::nft::Chain; 2],
+    pub ingress: [kernel::nft::Chain; 2],
     /// Admitted addresses, per family.
     pub ctr: [Set; 2],
     /// same-bridge addresses, per family.
@@ -71,7 +71,7 @@ pub fn fam(ip: &IpAddr) -> usize {
 }
 
 /// The objects (names checked).
-pub fn objects() -> netcore::Result<Objects> {
+pub fn objects() -> kernel::Result<Objects> {
     let t = Table::new(Family::Inet, TABLE)?;
     Ok(Objects {
         forward: t.base_chain("forward", Hook::Forward, ChainType::Filter, priority::FILTER - 5)?,
@@ -91,7 +91,7 @@ pub fn objects() -> netcore::Result<Objects> {
 impl Objects {
     /// Every set, with its claims: two networks' containers may have one
     /// address, and each must keep its admission until its own DEL.
-    pub fn shared(&self) -> netcore::Result<Vec<Shared>> {
+    pub fn shared(&self) -> kernel::Result<Vec<Shared>> {
         self.ctr.iter().chain(&self.iso).chain(&self.own).map(|s| Shared::new(&self.table, s)).collect()
     }
 }
@@ -100,7 +100,7 @@ impl Objects {
 /// every chain as [`Batch::replace_rules`]: rules already in place are
 /// not rewritten (a repeated ADD deletes nothing, so it neither moves
 /// rule handles nor pays a grace period), and concurrent ADDs converge.
-pub fn ensure(batch: &mut Batch, o: &Objects) -> netcore::Result<()> {
+pub fn ensure(batch: &mut Batch, o: &Objects) -> kernel::Result<()> {
     batch.add_table(&o.table);
     for s in o.shared()? {
         s.declare(batch);
@@ -147,7 +147,7 @@ const ADMIT_COMMENT: &str = "admitted by the CNI firewall plugin";
 const UNMARK_COMMENT: &str = "clear the admission mark";
 
 /// Which of the mark chains (`admit`, `unmark`) have lost their rule.
-pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> netcore::Result<Vec<&'static str>> {
+pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> kernel::Result<Vec<&'static str>> {
     let mut out = Vec::new();
     for (chain, c) in [("admit", &o.admit), ("unmark", &o.unmark)] {
         let rules = match sock.list_rules(c) {
@@ -175,7 +175,7 @@ pub fn add_attachment(
     owner: &OwnerKey,
     ips: &[IpAddr],
     bridge: Option<&str>,
-) -> netcore::Result<()> {
+) -> kernel::Result<()> {
     let shared = |s: &Set| Shared::new(&o.table, s);
     for ip in ips {
         let f = fam(ip);
@@ -192,7 +192,7 @@ pub fn add_attachment(
 /// Removes, in one transaction, the elements and claims of the owners
 /// `pick` selects (an address another owner claims stays, handed over to
 /// it); how many owners lost something.
-pub fn release(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
+pub fn release(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> kernel::Result<usize> {
     let mut batch = Batch::new();
     let gone = claims::release_into(sock, &mut batch, &o.shared()?, pick)?;
     if !batch.is_empty() {

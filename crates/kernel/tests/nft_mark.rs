@@ -5,7 +5,7 @@
 
 mod nft_support;
 
-use netcore::nft::*;
+use kernel::nft::*;
 use nft_support::TestNs;
 
 #[test]

@@ -26,8 +26,8 @@
 //! working there after the thread has left.
 //!
 //! ```no_run
-//! use netcore::nft::*;
-//! # fn main() -> netcore::Result<()> {
+//! use kernel::nft::*;
+//! # fn main() -> kernel::Result<()> {
 //! let t = Table::new(Family::Inet, "cnirs-nat")?;
 //! let post = t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?;
 //! let net = t.set("net-a_v4", &[DataType::Ipv4Addr])?;
