@@ -107,7 +107,7 @@ pub fn link(a: &TestNs, a_if: &str, a_addrs: &[&str], b: &TestNs, b_if: &str, b_
 // ---- The two recipes the plugins need, as the tests use them. ----
 
 use ipnetwork::IpNetwork;
-use netcore::nft::*;
+use kernel::nft::*;
 use std::net::IpAddr;
 
 /// The bridge `ipMasq` layout for one network, in table `t`:

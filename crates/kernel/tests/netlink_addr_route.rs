@@ -3,8 +3,8 @@
 mod netlink_common;
 
 use ipnetwork::IpNetwork;
-use netcore::netlink::{Family, Handle, Route, RouteScope, VethSpec};
-use netcore::Kind;
+use kernel::netlink::{Family, Handle, Route, RouteScope, VethSpec};
+use kernel::Kind;
 use netlink_common::TestNs;
 use serde_json::Value;
 
@@ -140,7 +140,7 @@ fn wait_for_ipv6_dad() {
     let h = ns.handle();
     let a0 = veth(&h);
     let target = ns.open();
-    netcore::sysctl::set_in(&target, "net/ipv6/neigh/a0/retrans_time_ms", "100").unwrap();
+    kernel::sysctl::set_in(&target, "net/ipv6/neigh/a0/retrans_time_ms", "100").unwrap();
     h.add_address(a0, net("2001:db8::7/64")).unwrap();
     let first = h.addresses(a0).unwrap().into_iter().find(|a| a.net == net("2001:db8::7/64")).unwrap();
     assert!(first.is_tentative(), "DAD runs on a fresh address: {first:?}");

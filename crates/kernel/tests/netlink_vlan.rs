@@ -5,9 +5,9 @@
 
 mod netlink_common;
 
-use netcore::netlink::vlan::{PortVlan, PortVlans};
-use netcore::netlink::{BridgeSpec, VethSpec};
-use netcore::Kind;
+use kernel::netlink::vlan::{PortVlan, PortVlans};
+use kernel::netlink::{BridgeSpec, VethSpec};
+use kernel::Kind;
 use netlink_common::TestNs;
 use serde_json::Value;
 

@@ -2,9 +2,9 @@
 
 mod netlink_common;
 
-use netcore::netlink::Family;
-use netcore::netns::Netns;
-use netcore::{sysctl, Kind};
+use kernel::netlink::Family;
+use kernel::netns::Netns;
+use kernel::{sysctl, Kind};
 use netlink_common::TestNs;
 
 #[test]

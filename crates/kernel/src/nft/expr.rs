@@ -1,5 +1,5 @@
 //! The expressions a rule is made of, one variant per kernel expression we
-//! use. [`super::Rule`] assembles them from matchers; this enum is the
+//! use (`meta` twice: loading and setting). [`super::Rule`] assembles them from matchers; this enum is the
 //! escape hatch for anything the matchers do not cover.
 
 use super::objects::Verdict;
@@ -183,6 +183,13 @@ pub enum Expr {
         key: MetaKey,
         /// Where.
         dreg: Reg,
+    },
+    /// Write `sreg` into packet metadata (`meta mark set ...`).
+    MetaSet {
+        /// What to write.
+        key: MetaKey,
+        /// The register holding the new value.
+        sreg: Reg,
     },
     /// Load `len` bytes at `offset` of a header into `dreg`.
     Payload {

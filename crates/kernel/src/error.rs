@@ -1,6 +1,7 @@
 //! One error type for every kernel operation, keeping the errno so callers
-//! can tell "already there" and "already gone" from real failures, and
-//! converting into the CNI error a plugin prints.
+//! can tell "already there" and "already gone" from real failures. It
+//! converts into `std::io::Error` (kind from [`Kind`]), through which
+//! `cni::Error` takes it: this crate knows no CNI type.
 
 use std::fmt;
 
@@ -87,14 +88,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<Error> for cni::Error {
-    fn from(e: Error) -> cni::Error {
-        let code = match e.kind {
-            Kind::Busy => cni::error::code::TRY_AGAIN,
-            Kind::Unsupported => cni::error::code::UNSUPPORTED_KERNEL,
-            _ => cni::error::code::PLUGIN,
+/// The kind in std's vocabulary, the message as [`fmt::Display`] prints it.
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match e.kind {
+            Kind::NotFound => ErrorKind::NotFound,
+            Kind::Exists => ErrorKind::AlreadyExists,
+            Kind::Busy => ErrorKind::WouldBlock,
+            Kind::Unsupported => ErrorKind::Unsupported,
+            Kind::Invalid => ErrorKind::InvalidInput,
+            Kind::Other => ErrorKind::Other,
         };
-        cni::Error::new(code, e.to_string())
+        std::io::Error::new(kind, e)
     }
 }
 
@@ -125,9 +131,9 @@ mod tests {
     fn kinds_from_errno() {
         assert!(Error::from_errno("x", libc::ENODEV).is_not_found());
         assert!(Error::from_errno("x", libc::EEXIST).is_exists());
-        let e: cni::Error = Error::from_errno("adding link", libc::EBUSY).into();
-        assert_eq!(e.code, cni::error::code::TRY_AGAIN);
-        assert!(e.msg.starts_with("adding link: "));
+        let e: std::io::Error = Error::from_errno("adding link", libc::EBUSY).into();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        assert!(e.to_string().starts_with("adding link: "));
     }
 
     #[test]

@@ -8,8 +8,8 @@ mod nft_support;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Barrier;
 
-use netcore::nft::*;
-use netcore::Kind;
+use kernel::nft::*;
+use kernel::Kind;
 use nft_support::{Masq, Portmap, TestNs};
 
 const N: usize = 32;
@@ -92,7 +92,7 @@ fn concurrent_masq_adds_and_dels_converge() {
 fn concurrent_port_mappings_and_one_conflict() {
     let ns = TestNs::new();
     let barrier = Barrier::new(N + 2);
-    let results: Vec<Result<(), netcore::Error>> = std::thread::scope(|s| {
+    let results: Vec<Result<(), kernel::Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..N + 2)
             .map(|i| {
                 let (ns, barrier) = (&ns, &barrier);

@@ -3,8 +3,8 @@
 
 mod netlink_common;
 
-use netcore::netlink::{parse_mac, VethSpec};
-use netcore::Kind;
+use kernel::netlink::{parse_mac, VethSpec};
+use kernel::Kind;
 use netlink_common::{has_flag, TestNs};
 
 #[test]

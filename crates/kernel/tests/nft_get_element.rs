@@ -4,7 +4,7 @@
 
 mod nft_support;
 
-use netcore::nft::*;
+use kernel::nft::*;
 use nft_support::TestNs;
 use std::net::Ipv4Addr;
 
@@ -58,7 +58,7 @@ fn get_element_finds_one_key_with_its_owner() {
         );
         assert_eq!(sock.get_element(&masq, &missing).unwrap(), None);
         let e = sock.get_element(&single, &Element::new([v4([10, 0, 0, 1])])).unwrap_err();
-        assert_eq!(e.kind, netcore::Kind::Invalid);
+        assert_eq!(e.kind, kernel::Kind::Invalid);
         let other_set = t.map("nope", &[InetProto, InetService], &[Ipv4Addr, InetService]).unwrap();
         assert_eq!(sock.get_element(&other_set, &mapping).unwrap(), None);
     });

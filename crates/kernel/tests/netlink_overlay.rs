@@ -5,8 +5,8 @@ mod netlink_common;
 
 use std::net::IpAddr;
 
-use netcore::netlink::{parse_mac, MacvlanMode, MacvlanSpec, VethSpec, VxlanSpec};
-use netcore::Kind;
+use kernel::netlink::{parse_mac, MacvlanMode, MacvlanSpec, VethSpec, VxlanSpec};
+use kernel::Kind;
 use netlink_common::TestNs;
 
 #[test]
@@ -114,11 +114,11 @@ fn vxlan_vtep_with_neighbours_and_fdb() {
     assert!(fdb.iter().any(|f| f.mac == peer_mac && f.dst == Some(peer_public) && f.permanent && f.is_self), "{fdb:?}");
     assert_eq!(fdb.iter().filter(|f| f.mac == zero).count(), 2, "{fdb:?}");
 
-    let route = netcore::netlink::Route {
+    let route = kernel::netlink::Route {
         gw: Some(peer_vtep_ip),
         oif: Some(vx.index),
         onlink: true,
-        ..netcore::netlink::Route::to("10.244.7.0/24".parse().unwrap())
+        ..kernel::netlink::Route::to("10.244.7.0/24".parse().unwrap())
     };
     h.add_route(&route).unwrap();
     let w = ns.ip_json(&["-4", "route", "show", "dev", "vxlan.42"]);

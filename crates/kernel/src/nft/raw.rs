@@ -1,21 +1,18 @@
 //! The only module with `unsafe` code: it turns our plain descriptions into
 //! netlink messages with libnftnl (through `nftnl-sys`) and reads kernel
-//! replies back. The safe `nftnl` crate is not used for messages because it
-//! has no maps, concatenations, element userdata, `fib`/`ct` expressions,
-//! and fixes the netlink flags (elements always `NLM_F_EXCL`), which would
-//! make idempotent ADDs impossible.
+//! replies back. The safe `nftnl` crate is not used at all: it has no maps,
+//! concatenations, element userdata, `fib`/`ct` expressions, and fixes the
+//! netlink flags (elements always `NLM_F_EXCL`), which would make
+//! idempotent ADDs impossible.
 //!
 //! Every function here takes already-validated data (names checked, values
 //! encoded) and owns every libnftnl object it allocates, freeing it before
 //! returning.
 
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::io;
-use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::time::Duration;
 
-use nftnl::nftnl_sys as sys;
+use nftnl_sys as sys;
 
 use super::expr::{Expr, NatKind};
 use super::objects::{Chain, Set, SetData, Table};
@@ -414,7 +411,7 @@ fn add_elem(set: NonNull<sys::nftnl_set>, e: &RawElem) -> Result<()> {
 /// Allocates the libnftnl expression for `e`; the caller hands it to a rule.
 fn build_expr(e: &Expr) -> Result<NonNull<sys::nftnl_expr>> {
     let name: &CStr = match e {
-        Expr::Meta { .. } => c"meta",
+        Expr::Meta { .. } | Expr::MetaSet { .. } => c"meta",
         Expr::Payload { .. } => c"payload",
         Expr::Ct { .. } => c"ct",
         Expr::Fib { .. } => c"fib",
@@ -445,6 +442,10 @@ fn build_expr(e: &Expr) -> Result<NonNull<sys::nftnl_expr>> {
         Expr::Meta { key, dreg } => {
             u32_(sys::NFTNL_EXPR_META_KEY, key.raw());
             u32_(sys::NFTNL_EXPR_META_DREG, dreg.raw());
+        }
+        Expr::MetaSet { key, sreg } => {
+            u32_(sys::NFTNL_EXPR_META_KEY, key.raw());
+            u32_(sys::NFTNL_EXPR_META_SREG, sreg.raw());
         }
         Expr::Payload { base, offset, len, dreg } => {
             u32_(sys::NFTNL_EXPR_PAYLOAD_BASE, base.raw());
@@ -693,33 +694,12 @@ pub fn parse_gen(msg: &[u8]) -> Result<u32> {
     out.ok_or_else(|| Error::other("reading the ruleset generation", "malformed message"))
 }
 
-fn setsockopt_raw<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the given size.
-    let rc = unsafe {
-        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Sets an integer socket option.
-pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    setsockopt_raw(fd, level, name, &value)
-}
-
-/// Bounds how long a receive may block, so a lost reply cannot hang a plugin.
-pub fn set_recv_timeout(fd: RawFd, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval { tv_sec: timeout.as_secs() as libc::time_t, tv_usec: timeout.subsec_micros() as _ };
-    setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nft::{priority, ChainType, CmpOp, CtState, DataType, Family, Field, Hook, Rule, Table, Value, Verdict};
+    use crate::nft::{
+        priority, ChainType, CmpOp, CtState, DataType, Family, Field, Hook, MarkOp, Rule, Table, Value, Verdict,
+    };
 
     /// Prints a rule message the way `nft --debug=netlink` does.
     fn rule_text(r: &Rule) -> String {
@@ -804,6 +784,25 @@ mod tests {
         assert_eq!(rule_text(&r), want);
     }
 
+    /// As `nft --debug=netlink` prints `meta mark set meta mark | 0x10000000`
+    /// and `meta mark & 0x10000000 == 0x10000000`.
+    #[test]
+    fn mark_set_clear_and_match_match_nft() {
+        let c = Table::new(Family::Inet, "t").unwrap().chain("c").unwrap();
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0xefffffff ) ^ 0x10000000 ]
+[ meta set mark with reg 1 ]";
+        assert_eq!(rule_text(&Rule::new(&c).mark(MarkOp::Set(0x1000_0000))), want);
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0xefffffff ) ^ 0x00000000 ]
+[ meta set mark with reg 1 ]";
+        assert_eq!(rule_text(&Rule::new(&c).mark(MarkOp::Clear(0x1000_0000))), want);
+        let want = "[ meta load mark => reg 1 ]
+[ bitwise reg 1 = ( reg 1 & 0x10000000 ) ^ 0x00000000 ]
+[ cmp eq reg 1 0x10000000 ]";
+        assert_eq!(rule_text(&Rule::new(&c).has_mark_bits(0x1000_0000)), want);
+    }
+
     #[test]
     fn negated_concat_lookup_and_jump() {
         let t = Table::new(Family::Bridge, "b").unwrap();
@@ -857,7 +856,7 @@ mod tests {
         w.batch_end(7);
         let out = w.finish();
         let lens: Vec<usize> =
-            mnl::NlMessages::new(&AlignedBuf::copy_of(&out).bytes()[..out.len()]).map(|m| m.unwrap().len()).collect();
+            crate::nfnetlink::messages(&AlignedBuf::copy_of(&out).bytes()[..out.len()]).map(<[u8]>::len).collect();
         assert_eq!(lens.len(), 3);
         assert_eq!(out.len() % 4, 0);
     }

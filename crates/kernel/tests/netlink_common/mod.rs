@@ -7,8 +7,8 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use netcore::netlink::Handle;
-use netcore::netns::Netns;
+use kernel::netlink::Handle;
+use kernel::netns::Netns;
 use serde_json::Value;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -134,6 +134,28 @@ impl BitOr for CtState {
     }
 }
 
+/// What [`Rule::mark`] does to the packet mark: a mark bit is how one
+/// table tells another what it decided (an `accept` in our table cannot
+/// override a `drop` in another table on the same hook, but a rule there
+/// can match a bit we set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkOp {
+    /// `meta mark set meta mark | bits`.
+    Set(u32),
+    /// `meta mark set meta mark & ~bits`.
+    Clear(u32),
+}
+
+impl MarkOp {
+    /// The (mask, xor) pair of the bitwise step: `mark = (mark & mask) ^ xor`.
+    pub fn mask_xor(self) -> (u32, u32) {
+        match self {
+            MarkOp::Set(bits) => (!bits, bits),
+            MarkOp::Clear(bits) => (!bits, 0),
+        }
+    }
+}
+
 /// Checks `nft` adds implicitly before loading a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Dep {
@@ -369,6 +391,29 @@ impl Rule {
         })
     }
 
+    /// `meta mark & bits == bits`: every bit of `bits` is set in the
+    /// packet mark (iptables-nft prints it as `-m mark --mark bits/bits`).
+    pub fn has_mark_bits(self, bits: u32) -> Rule {
+        let b = bits.to_ne_bytes().to_vec();
+        self.expr(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 })
+            .expr(Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: b.clone(), xor: vec![0; 4] })
+            .expr(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: b })
+    }
+
+    /// `meta mark set meta mark | bits` (or `& ~bits`): sets or clears
+    /// bits of the packet mark and keeps the others.
+    pub fn mark(self, op: MarkOp) -> Rule {
+        let (mask, xor) = op.mask_xor();
+        self.expr(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 })
+            .expr(Expr::Bitwise {
+                sreg: Reg::R1,
+                dreg: Reg::R1,
+                mask: mask.to_ne_bytes().to_vec(),
+                xor: xor.to_ne_bytes().to_vec(),
+            })
+            .expr(Expr::MetaSet { key: MetaKey::Mark, sreg: Reg::R1 })
+    }
+
     /// `counter`.
     pub fn counter(self) -> Rule {
         self.expr(Expr::Counter)
@@ -523,6 +568,21 @@ mod tests {
             r.exprs()[n - 1],
             Expr::Nat { kind: NatKind::Dnat, family: IpFamily::V6, addr: Some(Reg::R1), port: Some(Reg::R2) }
         );
+    }
+
+    #[test]
+    fn mark_mask_and_xor() {
+        assert_eq!(MarkOp::Set(0x1000_0000).mask_xor(), (0xefff_ffff, 0x1000_0000));
+        assert_eq!(MarkOp::Clear(0x1000_0000).mask_xor(), (0xefff_ffff, 0));
+        // (mark & mask) ^ xor sets or clears exactly the bits.
+        let apply = |op: MarkOp, m: u32| {
+            let (mask, xor) = op.mask_xor();
+            (m & mask) ^ xor
+        };
+        assert_eq!(apply(MarkOp::Set(0x10), 0x2001), 0x2011);
+        assert_eq!(apply(MarkOp::Set(0x10), 0x2011), 0x2011);
+        assert_eq!(apply(MarkOp::Clear(0x10), 0x2011), 0x2001);
+        assert_eq!(apply(MarkOp::Clear(0x10), 0x2001), 0x2001);
     }
 
     #[test]

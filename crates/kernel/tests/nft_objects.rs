@@ -5,8 +5,8 @@ mod nft_support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use netcore::nft::*;
-use netcore::Kind;
+use kernel::nft::*;
+use kernel::Kind;
 use nft_support::{Masq, Portmap, TestNs};
 
 fn ip(s: &str) -> IpAddr {

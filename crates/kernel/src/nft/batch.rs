@@ -490,8 +490,7 @@ mod tests {
         let wire = b.encode(100).unwrap();
         let mut buf = super::super::raw::AlignedBuf::new(wire.len());
         buf.bytes_mut()[..wire.len()].copy_from_slice(&wire);
-        let flags: Vec<(u32, u16)> = mnl::NlMessages::new(&buf.bytes()[..wire.len()])
-            .map(|m| m.unwrap())
+        let flags: Vec<(u32, u16)> = crate::nfnetlink::messages(&buf.bytes()[..wire.len()])
             .map(|m| (u32::from_ne_bytes(m[8..12].try_into().unwrap()), u16::from_ne_bytes([m[6], m[7]]) & NLM_F_ACK))
             .collect();
         assert_eq!(flags, [(100, 0), (101, 0), (102, NLM_F_ACK), (103, 0)]);

@@ -1,5 +1,6 @@
-//! nftables through netlink (libnftnl + libmnl), one atomic [`Batch`] per
-//! plugin operation, never through the `nft` binary.
+//! nftables through netlink (messages built by libnftnl, sent on the
+//! [`crate::nfnetlink`] socket), one atomic [`Batch`] per plugin operation,
+//! never through the `nft` binary.
 //!
 //! The vocabulary is small on purpose: tables, base and regular chains, rules
 //! built from a handful of expressions ([`Rule`]), and named sets and maps with
@@ -25,8 +26,8 @@
 //! working there after the thread has left.
 //!
 //! ```no_run
-//! use netcore::nft::*;
-//! # fn main() -> netcore::Result<()> {
+//! use kernel::nft::*;
+//! # fn main() -> kernel::Result<()> {
 //! let t = Table::new(Family::Inet, "cnirs-nat")?;
 //! let post = t.base_chain("postrouting", Hook::Postrouting, ChainType::Nat, priority::SRCNAT)?;
 //! let net = t.set("net-a_v4", &[DataType::Ipv4Addr])?;
@@ -63,6 +64,6 @@ pub use expr::{CmpOp, CtKey, Expr, FibResult, MetaKey, NatKind, PayloadBase, Reg
 pub use objects::{
     priority, BaseChain, Chain, ChainType, ElemData, Element, Family, Hook, Policy, Set, SetData, Table, Verdict,
 };
-pub use rule::{CtState, Field, Rule};
+pub use rule::{CtState, Field, MarkOp, Rule};
 pub use socket::{RuleInfo, Socket};
 pub use types::{DataType, IpFamily, Value};

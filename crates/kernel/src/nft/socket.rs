@@ -3,33 +3,20 @@
 //! the few questions CHECK, DEL and GC ask (which elements does a set hold,
 //! which rules does a chain hold, does a table exist).
 
-use std::cell::Cell;
-use std::os::fd::AsRawFd;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use super::batch::{encode_element, Batch};
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table, Verdict};
 use super::raw::{self, AlignedBuf, ChainInfo, Header, MsgWriter, RawElem};
 use super::types::{decode_key, decrement_be, DataType};
 use super::udata::decode_comment;
 use crate::error::{Error, Kind, Result};
+use crate::nfnetlink::{
+    self, errno as nl_errno, header as nl_header, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+};
 
-/// Netlink control messages.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-/// Reply flags.
-const NLM_F_DUMP_INTR: u16 = 0x10;
-/// Request flags.
-const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
-const NLM_F_DUMP: u16 = (libc::NLM_F_ROOT | libc::NLM_F_MATCH) as u16;
-/// `SOL_NETLINK`.
-const SOL_NETLINK: i32 = 270;
 /// Dumps are retried this often when the ruleset changes under them.
 const DUMP_ATTEMPTS: usize = 5;
 /// Receive buffer: larger than any single dump message the kernel sends.
 const RECV_BUF: usize = 128 * 1024;
-/// No reply within this time means something is badly wrong.
-const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 /// `NFT_SET_ELEM_INTERVAL_END`.
 const ELEM_INTERVAL_END: u32 = libc::NFT_SET_ELEM_INTERVAL_END as u32;
 
@@ -45,81 +32,31 @@ pub struct RuleInfo {
 /// A netlink socket bound to the network namespace of the thread that
 /// opened it. Not shared between threads; open one per operation.
 pub struct Socket {
-    sock: mnl::Socket,
-    seq: Cell<u32>,
-}
-
-/// The fields of a netlink header we look at.
-struct NlHdr {
-    kind: u16,
-    flags: u16,
-    seq: u32,
-}
-
-fn nl_header(msg: &[u8]) -> Option<NlHdr> {
-    let b = msg.get(..16)?;
-    Some(NlHdr {
-        kind: u16::from_ne_bytes([b[4], b[5]]),
-        flags: u16::from_ne_bytes([b[6], b[7]]),
-        seq: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
-    })
-}
-
-/// The errno an `NLMSG_ERROR` (or `NLMSG_DONE`) carries, as a positive number.
-fn nl_errno(msg: &[u8]) -> i32 {
-    msg.get(16..20).map_or(0, |b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    sock: nfnetlink::Socket,
 }
 
 /// An nf_tables message type as it appears in a reply header.
 fn nft_type(msg: i32) -> u16 {
-    ((libc::NFNL_SUBSYS_NFTABLES << 8) | msg) as u16
+    nfnetlink::msg_type(libc::NFNL_SUBSYS_NFTABLES as u16, msg as u16)
 }
 
 impl Socket {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Socket> {
-        let sock = mnl::Socket::new(mnl::Bus::Netfilter)
-            .map_err(|e| Error::from_io("opening an nftables netlink socket", &e))?;
-        let fd = sock.as_raw_fd();
-        // Errors then echo only the failing header, not the whole message.
-        let _ = raw::setsockopt_int(fd, SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
-        raw::set_recv_timeout(fd, RECV_TIMEOUT)
-            .map_err(|e| Error::from_io("setting the netlink receive timeout", &e))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(1);
-        Ok(Socket { sock, seq: Cell::new(now.max(1)) })
+        Ok(Socket { sock: nfnetlink::Socket::open()? })
     }
 
     /// Reserves `n` consecutive sequence numbers.
     fn seqs(&self, n: u32) -> u32 {
-        let first = self.seq.get();
-        self.seq.set(first.wrapping_add(n).max(1));
-        first
+        self.sock.seqs(n)
     }
 
     fn recv<'a>(&self, buf: &'a mut AlignedBuf, what: &str) -> Result<&'a [u8]> {
-        let n = self.sock.recv_raw(buf.bytes_mut()).map_err(|e| {
-            if matches!(e.raw_os_error(), Some(libc::EAGAIN)) {
-                Error::new(Kind::Busy, what.to_string(), "no reply from the kernel")
-            } else {
-                Error::from_io(what.to_string(), &e)
-            }
-        })?;
-        Ok(&buf.bytes()[..n])
+        self.sock.recv(buf.bytes_mut(), what)
     }
 
     fn send(&self, bytes: &[u8], what: &str) -> Result<()> {
-        if bytes.len() > 128 * 1024 {
-            let size = i32::try_from(bytes.len() + 64 * 1024).unwrap_or(i32::MAX);
-            let fd = self.sock.as_raw_fd();
-            if raw::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
-                let _ = raw::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, size);
-            }
-        }
-        let sent = self.sock.send(bytes).map_err(|e| Error::from_io(what.to_string(), &e))?;
-        if sent != bytes.len() {
-            return Err(Error::other(what.to_string(), "the kernel took only part of the batch"));
-        }
-        Ok(())
+        self.sock.send(bytes, what)
     }
 
     /// Sends `batch` exactly as it is.
@@ -142,8 +79,7 @@ impl Socket {
         loop {
             let data = self.recv(&mut buf, what)?;
             let mut done = false;
-            for msg in mnl::NlMessages::new(data) {
-                let msg = msg.map_err(|e| Error::from_io(what, &e))?;
+            for msg in nfnetlink::messages(data) {
                 let Some(h) = nl_header(msg) else { continue };
                 if h.kind != NLMSG_ERROR || h.seq < begin || h.seq > last {
                     continue;
@@ -185,8 +121,7 @@ impl Socket {
             let (mut msgs, mut interrupted, mut done) = (Vec::new(), false, false);
             while !done {
                 let data = self.recv(&mut buf, what)?;
-                for msg in mnl::NlMessages::new(data) {
-                    let msg = msg.map_err(|e| Error::from_io(what, &e))?;
+                for msg in nfnetlink::messages(data) {
                     let Some(h) = nl_header(msg) else { continue };
                     if h.seq != seq {
                         continue;

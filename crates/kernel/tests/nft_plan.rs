@@ -7,7 +7,7 @@ mod nft_support;
 
 use std::net::IpAddr;
 
-use netcore::nft::*;
+use kernel::nft::*;
 use nft_support::{Masq, Portmap, TestNs};
 
 fn ip(s: &str) -> IpAddr {

@@ -5,7 +5,7 @@
 
 mod nft_support;
 
-use netcore::nft::*;
+use kernel::nft::*;
 use nft_support::TestNs;
 use std::net::Ipv4Addr;
 

@@ -2,8 +2,8 @@
 
 mod netlink_common;
 
-use netcore::netlink::{parse_mac, BridgePortFlags, BridgeSpec, Handle, VethSpec};
-use netcore::Kind;
+use kernel::netlink::{parse_mac, BridgePortFlags, BridgeSpec, Handle, VethSpec};
+use kernel::Kind;
 use netlink_common::{has_flag, TestNs};
 
 #[test]
@@ -37,7 +37,7 @@ fn concurrent_bridge_creation_all_succeed() {
             .map(|_| {
                 let path = path.clone();
                 s.spawn(move || {
-                    let h = Handle::in_netns(&netcore::netns::Netns::open(&path).unwrap()).unwrap();
+                    let h = Handle::in_netns(&kernel::netns::Netns::open(&path).unwrap()).unwrap();
                     h.create_bridge(&BridgeSpec { name: "race0", up: true, ..Default::default() }).unwrap().index
                 })
             })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use netcore::nft::*;
+use kernel::nft::*;
 use nft_support::{link, Masq, Portmap, TestNs};
 
 fn ip(s: &str) -> IpAddr {
