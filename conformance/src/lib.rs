@@ -30,4 +30,5 @@ pub const PLUGINS: &[&str] = &[
     "static",
     "ptp",
     "host-device",
+    "bandwidth",
 ];
