@@ -103,7 +103,10 @@ fn apply(
             ));
         }
     }
-    let spec = IfbSpec { name: &name, mtu: Some(dev.mtu), txqlen: Some(dev.txqlen.max(1000)), alias: &alias };
+    // Down until its qdisc is in place: the kernel then skips one RCU
+    // grace period (it waits for one when it swaps a running device's qdisc).
+    let spec =
+        IfbSpec { name: &name, mtu: Some(dev.mtu), txqlen: Some(dev.txqlen.max(1000)), alias: &alias, up: false };
     let ifb = host.create_ifb(&spec).map_err(|e| {
         let e: Error = e.into();
         if e.code == cni::error::code::UNSUPPORTED_KERNEL {
@@ -115,6 +118,7 @@ fn apply(
     made.ifb = Some(ifb.index);
     // Out of the container: the ifb sends it on; the remote end is the destination.
     host.install_shaper(ifb.index, &ifb.name, &shaper(l, conf, Side::Destination))?;
+    host.set_up(ifb.index)?;
     made.ingress = true;
     host.redirect_ingress(dev.index, &dev.name, ifb.index)?;
     Ok(Some(ifb))

@@ -1,7 +1,7 @@
 //! ifb devices: the "intermediate functional block" a device's received
 //! traffic is redirected to so that it can be shaped on the ifb's transmit
-//! side (the kernel shapes only what a device sends). Created up, with
-//! the owner's key as alias so GC tells its own from anyone else's.
+//! side (the kernel shapes only what a device sends). Created with the
+//! owner's key as alias so GC tells its own from anyone else's.
 
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
@@ -23,17 +23,23 @@ pub struct IfbSpec<'a> {
     pub txqlen: Option<u32>,
     /// `IFLA_IFALIAS`: who made it.
     pub alias: &'a str,
+    /// Create it up. Down, a root qdisc is attached without the RCU
+    /// grace period the kernel waits for on a running device (~10 ms
+    /// here); set it up afterwards.
+    pub up: bool,
 }
 
-/// The `RTM_NEWLINK` of an ifb, created up.
+/// The `RTM_NEWLINK` of an ifb.
 pub(crate) fn ifb_msg(s: &IfbSpec<'_>) -> Result<LinkMessage> {
     validate_ifname(s.name)?;
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(s.name.to_string()));
     m.attributes.extend(s.mtu.map(LinkAttribute::Mtu));
     m.attributes.extend(s.txqlen.map(LinkAttribute::TxQueueLen));
-    m.header.flags |= LinkFlags::Up;
-    m.header.change_mask |= LinkFlags::Up;
+    if s.up {
+        m.header.flags |= LinkFlags::Up;
+        m.header.change_mask |= LinkFlags::Up;
+    }
     m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
     Ok(m)
 }
@@ -102,7 +108,7 @@ mod tests {
             m.attributes.push(LinkAttribute::IfName("bwp0".into()));
             m
         })]));
-        let spec = IfbSpec { name: "bwp0", mtu: Some(1400), txqlen: Some(1000), alias: "net/c1/eth0" };
+        let spec = IfbSpec { name: "bwp0", mtu: Some(1400), txqlen: Some(1000), alias: "net/c1/eth0", up: true };
         let l = rec.handle().create_ifb(&spec).unwrap();
         assert_eq!((l.index, l.name.as_str()), (9, "bwp0"));
         let reqs = rec.requests();
