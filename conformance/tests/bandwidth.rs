@@ -348,3 +348,33 @@ fn gc_removes_only_this_networks_stale_ifbs() {
     ok(cnitool(&host, &confdir, "del", &b, "bw-gb", ""), "del b");
     assert_eq!(ifbs(&host).len(), 2);
 }
+
+#[test]
+fn del_cleans_up_with_the_container_gone_and_without_a_cache() {
+    let (host, _peer) = host_with_peer();
+    let confdir = install(&host, &example());
+    // Through cnitool (cached result), the container's namespace deleted first.
+    let ctr = TestNs::new("bwc");
+    ok(cnitool(&host, &confdir, "add", &ctr, "bw-x", ""), "add");
+    assert_eq!(ifbs(&host).len(), 1);
+    let path = ctr.path();
+    drop(ctr);
+    assert!(!Path::new(&path).exists());
+    let gone = TestNs { name: path.trim_start_matches("/run/netns/").to_string() };
+    ok(cnitool(&host, &confdir, "del", &gone, "bw-x", ""), "del without the namespace");
+    std::mem::forget(gone);
+    assert!(ifbs(&host).is_empty(), "ifb left: {:?}", ifbs(&host));
+
+    // The plugin alone, with neither a namespace path nor a prevResult.
+    let ctr = TestNs::new("bwc");
+    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-y", ""), "add");
+    let hostend = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let conf = json!({"cniVersion": "1.0.0", "name": NET, "type": "bandwidth"});
+    host.run("bandwidth", "DEL", "", "bw-y", "eth0", &conf.to_string()).ok();
+    assert!(ifbs(&host).is_empty(), "ifb left: {:?}", ifbs(&host));
+    // Without the container or prevResult the host end is not known: its
+    // qdiscs stay until the veth goes with the chain's DEL.
+    assert!(qdiscs(&host, &hostend).iter().any(|q| q.0 == "htb"));
+    ok(cnitool(&host, &confdir, "del", &ctr, "bw-y", ""), "del");
+    assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
+}
