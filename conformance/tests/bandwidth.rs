@@ -378,3 +378,37 @@ fn del_cleans_up_with_the_container_gone_and_without_a_cache() {
     ok(cnitool(&host, &confdir, "del", &ctr, "bw-y", ""), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }
+
+#[test]
+fn parallel_adds_and_dels_each_get_their_own_shaper() {
+    let (host, _peer) = host_with_peer();
+    let confdir = install(&host, &example());
+    let ctrs: Vec<TestNs> = (0..6).map(|_| TestNs::new("bwc")).collect();
+    let results: Vec<Value> = std::thread::scope(|s| {
+        let jobs: Vec<_> = ctrs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (host, confdir) = (&host, &confdir);
+                s.spawn(move || ok(cnitool(host, confdir, "add", c, &format!("bw-p{i}"), ""), "parallel add"))
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let mut names: Vec<String> =
+        results.iter().map(|r| r["interfaces"].as_array().unwrap().last().unwrap()["name"].to_string()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 6);
+    assert_eq!(ifbs(&host).len(), 6);
+    for (i, c) in ctrs.iter().enumerate() {
+        ok(cnitool(&host, &confdir, "check", c, &format!("bw-p{i}"), ""), "check");
+    }
+    std::thread::scope(|s| {
+        for (i, c) in ctrs.iter().enumerate() {
+            let (host, confdir) = (&host, &confdir);
+            s.spawn(move || ok(cnitool(host, confdir, "del", c, &format!("bw-p{i}"), ""), "parallel del"));
+        }
+    });
+    assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
+}
