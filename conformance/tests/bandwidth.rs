@@ -94,7 +94,8 @@ fn transfer(server: &TestNs, client: &TestNs, addr: &str, secs: f64) -> f64 {
     let sname = server.name.clone();
     let srv = std::thread::spawn(move || {
         enter(&sname);
-        let l = TcpListener::bind(("0.0.0.0", PORT)).unwrap();
+        // Dual-stack: IPv4 clients arrive as mapped addresses.
+        let l = TcpListener::bind(("::", PORT)).unwrap();
         ready_tx.send(()).unwrap();
         let (mut c, _) = l.accept().unwrap();
         c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -112,7 +113,8 @@ fn transfer(server: &TestNs, client: &TestNs, addr: &str, secs: f64) -> f64 {
         total as f64 * 8.0 / elapsed
     });
     ready_rx.recv().unwrap();
-    let (cname, addr) = (client.name.clone(), format!("{addr}:{PORT}"));
+    let addr = if addr.contains(':') { format!("[{addr}]:{PORT}") } else { format!("{addr}:{PORT}") };
+    let cname = client.name.clone();
     let cli = std::thread::spawn(move || {
         enter(&cname);
         let mut c = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5)).unwrap();
@@ -410,5 +412,28 @@ fn parallel_adds_and_dels_each_get_their_own_shaper() {
             s.spawn(move || ok(cnitool(host, confdir, "del", c, &format!("bw-p{i}"), ""), "parallel del"));
         }
     });
+    assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
+}
+
+#[test]
+fn ipv6_subnets_are_matched_too() {
+    let (host, peer) = host_with_peer();
+    host.ns.ok(&["ip", "addr", "add", "fd00:89:100::1/64", "dev", "bwup", "nodad"]);
+    peer.ok(&["ip", "addr", "add", "fd00:89:100::2/64", "dev", "p0", "nodad"]);
+    peer.ok(&["ip", "-6", "route", "add", "default", "via", "fd00:89:100::1"]);
+    host.ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let mut list = example();
+    list["plugins"][0]["ipam"]["ranges"] = json!([[{"subnet": "fd00:89::/64"}]]);
+    list["plugins"][1]["unshapedSubnets"] = json!(["fd00:89:100::/64"]);
+    let confdir = install(&host, &list);
+    let ctr = TestNs::new("bwc");
+    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-6", ""), "add");
+    let ip = container_ip(&r);
+    assert!(ip.starts_with("fd00:89::"), "{r}");
+    ok(cnitool(&host, &confdir, "check", &ctr, "bw-6", ""), "check");
+    assert_near(transfer(&ctr, &host.ns, &ip, SHAPED_SECS), 10e6, "into the container over IPv6");
+    assert_fast(transfer(&ctr, &peer, &ip, FAST_SECS), 10e6, "from the unshaped IPv6 subnet");
+    assert_fast(transfer(&peer, &ctr, "fd00:89:100::2", FAST_SECS), 20e6, "to the unshaped IPv6 subnet");
+    ok(cnitool(&host, &confdir, "del", &ctr, "bw-6", ""), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }
