@@ -4,9 +4,11 @@
 //! subnet 10.89.100.0/24 unshaped). Real TCP transfers between namespaces
 //! (a client and a server run by this test) measure each direction: within
 //! ±15 % of the configured rate when shaped, far above it when unshaped
-//! (another subnet, the plugin's DEL, no plugin at all). The capability
-//! overrides the config; CHECK reports drift; bad input is code 7 with
-//! nothing changed; DEL and GC leave no qdisc and no ifb.
+//! (another subnet, IPv4 and IPv6; the plugin's DEL; no plugin at all).
+//! The capability overrides the config; CHECK reports drift; bad input is
+//! code 7 with nothing changed; DEL (also with the container gone, or
+//! with neither namespace nor prevResult), parallel ADD/DEL and GC leave
+//! no qdisc and no ifb that is not someone else's.
 
 use conformance::fixture::{with_prev, Host};
 use conformance::{bin, bin_dir, witness, TestNs};
