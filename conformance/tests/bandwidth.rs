@@ -326,6 +326,20 @@ fn check_reports_drift_and_bad_input_changes_nothing() {
         assert_eq!(qdiscs(&host, &hostend), before, "{conf}: qdiscs changed");
         assert!(ifbs(&host).is_empty(), "{conf}: an ifb was made");
     }
+
+    // A failure half-way (the ifb's name taken by someone else's link):
+    // the error names it, and the htb already put on the host end is undone.
+    let h = netcore::naming::fnv1a64(&["bandwidth", NET, "bw-e", "eth0"]);
+    let taken = format!("bwp{:012x}", h >> 16);
+    host.ns.ok(&["ip", "link", "add", &taken, "type", "veth", "peer", "name", "bwtaken1"]);
+    let mut v = example()["plugins"][1].clone();
+    v["cniVersion"] = json!("1.0.0");
+    v["name"] = json!(NET);
+    v["prevResult"] = prev.clone();
+    let e = host.run("bandwidth", "ADD", &ctr.path(), "bw-e", "eth0", &v.to_string()).err(102);
+    assert!(e["msg"].as_str().unwrap().contains(&taken), "{e}");
+    assert_eq!(qdiscs(&host, &hostend), before, "the half-made shaper was not undone");
+    assert!(ifbs(&host).is_empty());
 }
 
 #[test]
