@@ -7,8 +7,8 @@ use crate::config::{self, Limit};
 use crate::host::{host_end, ifb_name};
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
-use netcore::netlink::tc::{Shaper, Side, INGRESS, ROOT};
-use netcore::netlink::{Handle, IfbSpec, Link};
+use kernel::netlink::tc::{Shaper, Side, INGRESS, ROOT};
+use kernel::netlink::{Handle, IfbSpec, Link};
 use netcore::owner::OwnerKey;
 
 fn shaper(l: &Limit, conf: &config::BwConf, side: Side) -> Shaper {

@@ -5,8 +5,8 @@
 use crate::config;
 use crate::host::{host_end, ifb_name};
 use cni::{Context, Error};
-use netcore::netlink::tc::{Shaper, Side};
-use netcore::netlink::Handle;
+use kernel::netlink::tc::{Shaper, Side};
+use kernel::netlink::Handle;
 use netcore::owner::OwnerKey;
 
 /// Runs CHECK.

@@ -8,8 +8,8 @@
 
 use crate::host::{ifb_name, IFB_PREFIX};
 use cni::{Context, Error};
-use netcore::netlink::tc::{HTB_HANDLE, INGRESS, ROOT};
-use netcore::netlink::{Handle, Link};
+use kernel::netlink::tc::{HTB_HANDLE, INGRESS, ROOT};
+use kernel::netlink::{Handle, Link};
 use netcore::owner::{OwnerKey, Stale};
 use netcore::sandbox;
 

@@ -5,8 +5,8 @@
 
 use cni::result::CniResult;
 use cni::{Context, Error};
+use kernel::netlink::{Handle, Link};
 use netcore::naming::fnv1a64;
-use netcore::netlink::{Handle, Link};
 use netcore::owner::OwnerKey;
 use netcore::sandbox;
 
