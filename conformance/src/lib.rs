@@ -32,4 +32,5 @@ pub const PLUGINS: &[&str] = &[
     "ptp",
     "host-device",
     "dhcp",
+    "bandwidth",
 ];
