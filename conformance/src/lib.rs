@@ -7,6 +7,7 @@ pub mod bins;
 pub mod chaos;
 pub mod containerd;
 pub mod demo;
+pub mod dns;
 pub mod fixture;
 pub mod netns;
 pub mod scenes;
@@ -30,4 +31,5 @@ pub const PLUGINS: &[&str] = &[
     "static",
     "ptp",
     "host-device",
+    "dnsname",
 ];
