@@ -276,3 +276,224 @@ fn another_network_cannot_resolve_nor_query_and_a_container_on_both_is_found_on_
     assert_eq!(s.leftovers(NET).0, Vec::<String>::new());
     assert_eq!(s.leftovers("dnsnet2"), (vec![], String::new()));
 }
+
+#[test]
+fn a_hundred_containers_added_in_parallel_all_resolve() {
+    let s = std::sync::Arc::new(Setup::new("dnsp"));
+    let ctrs: Vec<std::sync::Arc<TestNs>> = (0..100).map(|_| std::sync::Arc::new(TestNs::new("dnsp-c"))).collect();
+    let adds: Vec<_> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (s, c) = (s.clone(), c.clone());
+            std::thread::spawn(move || s.ok("add", NET, &c, &format!("ctr-{i}"), &format!("c{i}"), &[]))
+        })
+        .collect();
+    let results: Vec<Value> = adds.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(s.records(NET).len(), 100);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(a(&ctrs[0], GW4, &format!("c{i}.dns.podman")), (Rcode::NoError, vec![ip_of(r, 0)]), "c{i}");
+    }
+    let pid = s.server_pid(NET);
+    let dels: Vec<_> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (s, c) = (s.clone(), c.clone());
+            std::thread::spawn(move || s.ok("del", NET, &c, &format!("ctr-{i}"), &format!("c{i}"), &[]))
+        })
+        .collect();
+    for t in dels {
+        t.join().unwrap();
+    }
+    assert!(gone(pid), "server {pid} still runs");
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
+}
+
+#[test]
+fn a_killed_server_is_reported_by_check_and_restarted() {
+    let s = Setup::new("dnsk");
+    let (web, cli) = (TestNs::new("dnsw"), TestNs::new("dnsc"));
+    let rweb = s.ok("add", NET, &web, "ctr-web", "web", &[]);
+    s.ok("add", NET, &cli, "ctr-cli", "client", &[]);
+    let pid = s.server_pid(NET);
+    // SAFETY: kill(2) of the server our test's ADD started, by its pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    assert!(gone(pid));
+    assert!(dns::query(&cli.name, GW4, "web", Type::A).is_none());
+
+    let out = s.cnitool("check", NET, &web, "ctr-web", "web", &[]);
+    assert!(!out.status.success(), "CHECK passed with the server dead: {out:?}");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("was not running"), "{said}");
+    // CHECK restarted it: names resolve again, and CHECK passes.
+    assert_eq!(a(&cli, GW4, "web"), (Rcode::NoError, vec![ip_of(&rweb, 0)]));
+    let pid2 = s.server_pid(NET);
+    assert_ne!(pid, pid2);
+    s.ok("check", NET, &web, "ctr-web", "web", &[]);
+
+    // Killed again, the next ADD restarts it; DEL with the server gone works.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid2 as i32, libc::SIGKILL) }, 0);
+    assert!(gone(pid2));
+    s.ok("del", NET, &cli, "ctr-cli", "client", &[]);
+    let db = TestNs::new("dnsd");
+    let rdb = s.ok("add", NET, &db, "ctr-db", "db", &[]);
+    assert_eq!(a(&web, GW4, "db"), (Rcode::NoError, vec![ip_of(&rdb, 0)]));
+    assert_eq!(a(&web, GW4, "client").0, Rcode::NXDomain);
+    let pid3 = s.server_pid(NET);
+    s.ok("del", NET, &db, "ctr-db", "db", &[]);
+    s.ok("del", NET, &web, "ctr-web", "web", &[]);
+    assert!(gone(pid3));
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
+}
+
+#[test]
+fn port_53_taken_is_a_clear_error_and_leaves_nothing_half_made() {
+    let s = Setup::new("dnst");
+    // Another process (this test) holds UDP port 53 on every address of the host namespace.
+    let ns = s.host.ns.name.clone();
+    let squatter = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        // SAFETY: setns of this thread only.
+        assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) }, 0);
+        std::net::UdpSocket::bind("0.0.0.0:53").unwrap()
+    })
+    .join()
+    .unwrap();
+    let web = TestNs::new("dnsw");
+    let out = s.cnitool("add", NET, &web, "ctr-web", "web", &[]);
+    assert!(!out.status.success(), "ADD passed with port 53 taken: {out:?}");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let want = format!("port 53/udp on {GW4}:53 is already taken by pid {}", std::process::id());
+    assert!(said.contains(&want), "{said}");
+    assert_eq!(s.leftovers(NET).0, Vec::<String>::new());
+    assert_eq!(s.host.ns.ok(&["ss", "-H", "-lnt", "sport = :53"]), "", "a TCP listener was left");
+    assert!(s.records(NET).is_empty());
+
+    // Freed, the same container is added and resolves.
+    drop(squatter);
+    s.cnitool("del", NET, &web, "ctr-web", "web", &[]);
+    let r = s.ok("add", NET, &web, "ctr-web", "web", &[]);
+    assert_eq!(a(&web, GW4, "web"), (Rcode::NoError, vec![ip_of(&r, 0)]));
+    s.ok("del", NET, &web, "ctr-web", "web", &[]);
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
+}
+
+#[test]
+fn malformed_queries_and_stalled_tcp_clients_do_not_stop_answers() {
+    let s = Setup::new("dnsm");
+    let (web, cli) = (TestNs::new("dnsw"), TestNs::new("dnsc"));
+    let r = s.ok("add", NET, &web, "ctr-web", "web", &[]);
+    s.ok("add", NET, &cli, "ctr-cli", "client", &[]);
+    let want = (Rcode::NoError, vec![ip_of(&r, 0)]);
+    // Garbage, a header alone, a query cut short.
+    dns::send_raw(&cli.name, GW4, vec![0xff; 7]);
+    dns::send_raw(&cli.name, GW4, vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    dns::send_raw(&cli.name, GW4, vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'e']);
+    assert_eq!(a(&cli, GW4, "web"), want);
+    // 100 TCP clients that connect and stall (some after half a frame).
+    let mut held = dns::hold_tcp(&cli.name, GW4, 80, vec![]);
+    held.extend(dns::hold_tcp(&cli.name, GW4, 20, vec![0, 100, 1, 2]));
+    assert_eq!(a(&cli, GW4, "web"), want, "UDP answers while TCP is stalled");
+    // Stalled connections are closed after their idle time; TCP answers again.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = dns::query_tcp(&cli.name, GW4, "web", Type::A).expect("a TCP answer after the stall");
+    assert_eq!(dns::answers(&m), want.1);
+    drop(held);
+    s.ok("del", NET, &cli, "ctr-cli", "client", &[]);
+    s.ok("del", NET, &web, "ctr-web", "web", &[]);
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
+}
+
+#[test]
+fn gc_drops_records_of_attachments_not_in_the_valid_list() {
+    let s = Setup::new("dnsg");
+    let (web, db) = (TestNs::new("dnsw"), TestNs::new("dnsd"));
+    s.ok("add", NET, &web, "ctr-web", "web", &[]);
+    let rdb = s.ok("add", NET, &db, "ctr-db", "db", &[]);
+    let pid = s.server_pid(NET);
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": NET, "type": "dnsname",
+        "dataDir": s.data().display().to_string(),
+        "cni.dev/valid-attachments": [{"containerID": "ctr-db", "ifname": "eth0"}]
+    });
+    s.host.run("dnsname", "GC", "", "", "", &conf.to_string()).ok();
+    assert_eq!(s.records(NET), vec!["ctr-db:eth0.json".to_string()]);
+    assert_eq!(a(&db, GW4, "web.dns.podman").0, Rcode::NXDomain);
+    assert_eq!(a(&db, GW4, "db").1, vec![ip_of(&rdb, 0)]);
+    // GC with nothing valid: the server exits, its files go.
+    let none = json!({
+        "cniVersion": "1.1.0", "name": NET, "type": "dnsname",
+        "dataDir": s.data().display().to_string(), "cni.dev/valid-attachments": []
+    });
+    s.host.run("dnsname", "GC", "", "", "", &none.to_string()).ok();
+    assert!(gone(pid));
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
+    s.ok("del", NET, &db, "ctr-db", "db", &[]);
+    s.ok("del", NET, &web, "ctr-web", "web", &[]);
+}
+
+/// A dnsname config with a prevResult, as the runtime sends it after bridge.
+fn direct(data: &Path, extra: Value) -> String {
+    let mut v = json!({
+        "cniVersion": "1.0.0", "name": "badnet", "type": "dnsname",
+        "dataDir": data.display().to_string(),
+        "prevResult": {
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
+            "ips": [{"interface": 0, "address": "10.89.62.5/24", "gateway": "10.89.62.1"}]
+        }
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v.to_string()
+}
+
+#[test]
+fn bad_input_is_a_code_7_error_and_writes_nothing() {
+    let host = Host::new("dnsbad");
+    let data = host.dir.join("dnsname");
+    let ctr = TestNs::new("dnsbadc");
+    let run = |conf: &str, name: &str| {
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAME={name}");
+        host.run_env("dnsname", "ADD", &ctr.path(), "ctr-bad", "eth0", conf, &[("CNI_ARGS", &args)])
+    };
+    let plain = direct(&data, json!({}));
+    for name in ["", "a b", &"x".repeat(64), "café", "a..b", "web.example.com", "-web"] {
+        let e = run(&plain, name).err(7);
+        assert!(e["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{name:?}: {e}");
+    }
+    let no_name = host.run("dnsname", "ADD", &ctr.path(), "ctr-bad", "eth0", &plain).err(7);
+    assert!(no_name["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{no_name}");
+    for domain in ["a..b", "bad domain", "ünï.de", ".lead"] {
+        let e = run(&direct(&data, json!({"domainName": domain})), "web").err(7);
+        assert!(e["msg"].as_str().unwrap().contains("domainName"), "{domain:?}: {e}");
+    }
+    let many: Vec<String> = (0..10_000).map(|i| format!("a{i}")).collect();
+    let e = run(&direct(&data, json!({"runtimeConfig": {"aliases": {"badnet": many}}})), "web").err(7);
+    assert!(e["msg"].as_str().unwrap().contains("aliases"), "{e}");
+    let e = run(&direct(&data, json!({"runtimeConfig": {"aliases": {"badnet": "web"}}})), "web").err(7);
+    assert!(e["msg"].as_str().unwrap().contains("aliases"), "{e}");
+    let e = run(&direct(&data, json!({"dataDir": "relative/dir"})), "web").err(7);
+    assert!(e["msg"].as_str().unwrap().contains("dataDir"), "{e}");
+    let mut no_prev: Value = serde_json::from_str(&plain).unwrap();
+    no_prev.as_object_mut().unwrap().remove("prevResult");
+    run(&no_prev.to_string(), "web").err(7);
+    let mut no_gw: Value = serde_json::from_str(&plain).unwrap();
+    no_gw["prevResult"]["ips"][0].as_object_mut().unwrap().remove("gateway");
+    let e = run(&no_gw.to_string(), "web").err(7);
+    assert!(e["msg"].as_str().unwrap().contains("gateway"), "{e}");
+    assert!(!data.exists(), "bad input wrote {:?}", std::fs::read_dir(&data).map(|d| d.count()));
+    // DEL of what was never added, STATUS of a good and a bad config.
+    host.run("dnsname", "DEL", "", "ctr-bad", "eth0", &plain).ok();
+    let v11 = |extra: Value| {
+        let mut v: Value = serde_json::from_str(&direct(&data, extra)).unwrap();
+        v["cniVersion"] = json!("1.1.0");
+        v.as_object_mut().unwrap().remove("prevResult");
+        v.to_string()
+    };
+    host.run("dnsname", "STATUS", "", "", "", &v11(json!({}))).ok();
+    host.run("dnsname", "STATUS", "", "", "", &v11(json!({"domainName": "a..b"}))).err(7);
+}
