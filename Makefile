@@ -4,7 +4,7 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device
+PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dnsname
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
@@ -17,7 +17,8 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # The node the Kubernetes test runs (conformance/tests/containerd_cri.rs):
 # containerd 1.6 with its CRI plugin, runc, and busybox-static, from which
 # the test builds its pause image (no registry is reachable).
-CRI_PACKAGES := containerd runc busybox-static
+# podman: the dnsname test runs real Podman (CNI backend) on our plugins.
+CRI_PACKAGES := containerd runc busybox-static podman
 
 .PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 

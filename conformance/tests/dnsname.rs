@@ -497,3 +497,106 @@ fn bad_input_is_a_code_7_error_and_writes_nothing() {
     host.run("dnsname", "STATUS", "", "", "", &v11(json!({}))).ok();
     host.run("dnsname", "STATUS", "", "", "", &v11(json!({"domainName": "a..b"}))).err(7);
 }
+
+/// Real Podman 4 (its CNI backend), rootful, in the test's host namespace
+/// (`nsenter --net`, so the host's cgroup tree stays visible to runc),
+/// with its storage, state and network configs in the scratch dir and our
+/// build directory as its only plugin directory.
+struct Podman {
+    host: Host,
+}
+
+impl Podman {
+    fn cmd(&self, args: &[&str]) -> Output {
+        let d = &self.host.dir;
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.host.ns.name))
+            .arg("podman")
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .args(["--root", &d.join("root").display().to_string()])
+            .args(["--runroot", &d.join("runroot").display().to_string()])
+            .args(["--tmpdir", &d.join("tmp").display().to_string()])
+            .args(["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "none"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(out.status.success(), "podman {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "--all", "--force", "--time", "0"]);
+    }
+}
+
+#[test]
+fn real_podman_writes_the_dnsname_entry_and_its_containers_resolve_each_other() {
+    let host = Host::new("dnspod");
+    let d = host.dir.clone();
+    std::fs::create_dir_all(d.join("net.d")).unwrap();
+    std::fs::write(
+        d.join("containers.conf"),
+        format!(
+            "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\nnetwork_config_dir = \"{}\"\n",
+            bin_dir().display(),
+            d.join("net.d").display()
+        ),
+    )
+    .unwrap();
+    // An image with busybox (no registry is reachable): sh, sleep, nslookup.
+    let rootfs = d.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static installed");
+    for c in ["sh", "sleep", "nslookup"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+    }
+    let tar = d.join("rootfs.tar");
+    let st = std::process::Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
+    assert!(st.success());
+    let podman = Podman { host };
+    podman.ok(&["import", &tar.display().to_string(), "localhost/dnsbox"]);
+
+    // `podman network create` writes the dnsname entry because our dir holds dnsname.
+    podman.ok(&["network", "create", "--subnet", "10.89.78.0/24", "podnet"]);
+    let path = d.join("net.d").join("podnet.conflist");
+    let mut list: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let last = list["plugins"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last, json!({"type": "dnsname", "domainName": "dns.podman", "capabilities": {"aliases": true}}));
+    // The stores go to the scratch dir (the machine's own stay untouched).
+    conformance::demo::point_stores_at(&mut list, &podman.host.ipam_dir());
+    let n = list["plugins"].as_array().unwrap().len();
+    list["plugins"][n - 1]["dataDir"] = json!(d.join("dnsname").display().to_string());
+    std::fs::write(&path, list.to_string()).unwrap();
+
+    let run = ["run", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "podnet"];
+    let mut web = run.to_vec();
+    web.extend(["-d", "--name", "web", "--network-alias", "www", "localhost/dnsbox", "sleep", "300"]);
+    podman.ok(&web);
+    let ip = podman.ok(&["inspect", "web", "--format", "{{(index .NetworkSettings.Networks \"podnet\").IPAddress}}"]);
+    let ip = ip.trim().to_string();
+    assert!(ip.starts_with("10.89.78."), "{ip}");
+    for name in ["web", "www", "web.dns.podman"] {
+        let mut q = run.to_vec();
+        q.extend(["--rm", "localhost/dnsbox", "nslookup", name]);
+        let out = podman.ok(&q);
+        assert!(out.contains(&format!("Address: {ip}")), "nslookup {name}: {out}");
+    }
+    let mut rc = run.to_vec();
+    rc.extend(["--rm", "localhost/dnsbox", "sh", "-c", "cat /etc/resolv.conf"]);
+    let resolv = podman.ok(&rc);
+    assert!(resolv.contains("nameserver 10.89.78.1") && resolv.contains("search dns.podman"), "{resolv}");
+
+    let pid = std::fs::read_to_string(d.join("dnsname/podnet/server.pid")).unwrap().trim().parse::<u32>().unwrap();
+    podman.ok(&["rm", "--force", "--time", "0", "web"]);
+    assert!(gone(pid), "server {pid} still runs after the last container");
+    let left: Vec<_> = std::fs::read_dir(d.join("dnsname/podnet")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
+    podman.ok(&["network", "rm", "podnet"]);
+}
