@@ -413,6 +413,16 @@ fn gc_drops_records_of_attachments_not_in_the_valid_list() {
     s.ok("add", NET, &web, "ctr-web", "web", &[]);
     let rdb = s.ok("add", NET, &db, "ctr-db", "db", &[]);
     let pid = s.server_pid(NET);
+    // A record another tool writes (temp file, rename) is picked up too.
+    let rec = json!({"containerID": "ctr-hand", "ifName": "eth0", "name": "byhand", "ips": ["10.89.60.200/24"]});
+    let dir = s.netdir(NET).join("records");
+    std::fs::write(dir.join(".tmp.hand"), rec.to_string()).unwrap();
+    std::fs::rename(dir.join(".tmp.hand"), dir.join("ctr-hand:eth0.json")).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while a(&db, GW4, "byhand").1.is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(a(&db, GW4, "byhand.dns.podman").1, vec!["10.89.60.200".to_string()]);
     let conf = json!({
         "cniVersion": "1.1.0", "name": NET, "type": "dnsname",
         "dataDir": s.data().display().to_string(),

@@ -176,6 +176,13 @@ fn start(net: &NetDir) -> Result<Run, String> {
         let (s, n) = (shared.clone(), net.clone());
         std::thread::spawn(move || signals(&s, &n));
     }
+    match watch(&net.records()) {
+        Ok(fd) => {
+            let (s, n) = (shared.clone(), net.clone());
+            std::thread::spawn(move || watch_records(&s, &n, fd));
+        }
+        Err(e) => log::warn!("not watching {}: {e}", net.records().display()),
+    }
     let net = net.clone();
     Ok(Box::new(move || {
         control(&shared, &net, ctl);
@@ -220,6 +227,61 @@ fn signals(shared: &Shared, net: &NetDir) {
                 std::process::exit(0);
             }
             _ => {}
+        }
+    }
+}
+
+/// An inotify fd watching the records directory for files written
+/// (renamed in) or removed.
+fn watch(dir: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: inotify_init1 returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is new and ours.
+    let f = unsafe { File::from_raw_fd(fd) };
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE | libc::IN_DONT_FOLLOW;
+    // SAFETY: a valid fd and C string.
+    if unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// Applies changes made to the records directory by anyone (an operator,
+/// a tool): the plugin's own changes also come over the control socket,
+/// which is what makes a name resolvable the moment ADD returns.
+fn watch_records(shared: &Shared, net: &NetDir, mut fd: File) {
+    const HEAD: usize = std::mem::size_of::<libc::inotify_event>();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match fd.read(&mut buf) {
+            Ok(n) if n >= HEAD => n,
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let mut off = 0;
+        while off + HEAD <= n {
+            // SAFETY: the kernel wrote whole events; read_unaligned copes with any offset.
+            let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[off..].as_ptr() as *const _) };
+            let name_bytes = &buf[off + HEAD..(off + HEAD + ev.len as usize).min(n)];
+            off += HEAD + ev.len as usize;
+            if ev.mask & libc::IN_IGNORED != 0 {
+                // The directory itself went away (after the last record).
+                return;
+            }
+            let name = String::from_utf8_lossy(name_bytes).trim_end_matches('\0').to_string();
+            if !crate::store::is_record_file(&name) {
+                continue;
+            }
+            let mut z = shared.zone.write().unwrap_or_else(|e| e.into_inner());
+            let rec = net.load_file(&name);
+            log::debug!("inotify: {name} {}", if rec.is_some() { "written" } else { "removed" });
+            z.set(&name, rec);
         }
     }
 }
