@@ -2,7 +2,7 @@
 //!
 //! - `records/<containerID>:<ifname>.json`: one file per attachment (its
 //!   name, aliases and addresses), so concurrent ADDs never rewrite one
-//!   shared file; written to a temp name, synced, then renamed (whole or
+//!   shared file; written to a temp name, then renamed (whole or
 //!   absent), never through a symlink (`O_NOFOLLOW`, and the directories
 //!   are checked to be directories);
 //! - `server.json`: what the network's server serves (gateways, subnets,
@@ -99,7 +99,10 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Writes `body` to `path` atomically: a temp file beside it (created new,
-/// never through a symlink), fsync, rename.
+/// never through a symlink), then renamed over. No fsync: the files are
+/// runtime state (in `/run` by default, gone at reboot with the
+/// containers), and the rename alone makes a crash leave the old file or
+/// the new one, never a part.
 pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), Error> {
     let dir = path.parent().expect("a file in a directory");
     let name = path.file_name().expect("a file name").to_string_lossy();
@@ -113,7 +116,6 @@ pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), Error> {
         let mut f =
             OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         f.write_all(body)?;
-        f.sync_all()?;
         fs::rename(&tmp, path)
     };
     write().map_err(|e| {

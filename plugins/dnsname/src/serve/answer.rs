@@ -83,9 +83,9 @@ pub fn respond(zone: &Zone, req: &Message) -> Reply {
     } else {
         return Reply::Forward;
     };
-    let ips = zone.lookup(label).unwrap_or(&[]);
+    let ips = zone.lookup(label).unwrap_or_default();
     let mut m = authoritative(req, ResponseCode::NoError);
-    for ip in ips {
+    for ip in &ips {
         let rdata = match (ip, qtype) {
             (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
             (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(*v6)),
