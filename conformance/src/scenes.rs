@@ -349,24 +349,28 @@ fn dns(d: &mut Demo) {
         serde_json::from_str(include_str!("../../cni-conf/10-bridge.conflist")).expect("the bridge example");
     d.host_configs(host, &[("60-dnsname.conflist", list), ("10-bridge.conflist", default)]);
     let aliases = r#"{"aliases":{"dnsnet":["www"]}}"#;
-    let rw = d.cnitool_args(host, "add", "dnsnet", web, "eth0", aliases, "K8S_POD_NAME=web");
-    let rc = d.cnitool_args(host, "add", "dnsnet", client, "eth0", "", "K8S_POD_NAME=client");
+    let rw = d.cnitool_args(host, "add", "dnsnet", web, "eth0", aliases, "IgnoreUnknown=1;K8S_POD_NAME=web");
+    let rc = d.cnitool_args(host, "add", "dnsnet", client, "eth0", "", "IgnoreUnknown=1;K8S_POD_NAME=client");
     let ro = d.cnitool(host, "add", "cni-rs", other, "eth0", "");
     d.proof("web and client on dnsnet, other on the default network", rw.is_some() && rc.is_some() && ro.is_some());
     let dns_of = rc.as_ref().map(|r| r["dns"].clone()).unwrap_or_default();
     println!("  client's result: \"dns\": {dns_of}");
     let server = dns_of["nameservers"][0].as_str().unwrap_or("10.89.60.1").to_string();
     let web_ips = result_ips(&rw);
-    let (Some(web4), Some(web6)) = (web_ips.first().cloned(), web_ips.get(1).cloned()) else {
-        d.proof("web got an IPv4 and an IPv6 address", false);
-        return;
-    };
+    // Without addresses the proofs below fail, and the DELs still run.
+    let web4 = web_ips.first().cloned().unwrap_or_default();
+    let web6 = web_ips.get(1).cloned().unwrap_or_default();
     let cname = d.get(client).name.clone();
     let a = |name: &str, t: Type| dns::query(&cname, &server, name, t).map(|m| dns::answers(&m)).unwrap_or_default();
     d.proof(&format!("client resolves web to {web4}"), a("web", Type::A) == [web4.clone()]);
     d.proof(&format!("client resolves web.dns.podman (AAAA) to {web6}"), a("web.dns.podman", Type::AAAA) == [web6]);
     d.proof("client resolves the alias www", a("www", Type::A) == [web4.clone()]);
-    let ptr = dns::query(&cname, &server, &dns::arpa(&web4), Type::PTR).map(|m| dns::answers(&m)).unwrap_or_default();
+    let ptr = web4
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|_| dns::query(&cname, &server, &dns::arpa(&web4), Type::PTR))
+        .map(|m| dns::answers(&m))
+        .unwrap_or_default();
     d.proof(&format!("{web4} is web.dns.podman (PTR)"), ptr == ["web.dns.podman."]);
     d.proof("client pings web by name", a("web", Type::A).first().is_some_and(|ip| d.get(client).ping(ip)));
     d.show(host, &["ss", "-lnup", "sport = :53"]);
