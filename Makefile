@@ -62,18 +62,22 @@ demo: release
 
 # The reference plugins the bench compares against (binaries in /usr/lib/cni).
 REF_PACKAGE := containernetworking-plugins
+# dnsname's bench: dnsperf drives our name server and dnsmasq side by side.
+DNS_BENCH_PACKAGES := dnsperf dnsmasq-base
 
 bench-deps: deps
 	@dpkg -s $(REF_PACKAGE) >/dev/null 2>&1 || { \
 	  echo "installing: $(REF_PACKAGE)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq $(REF_PACKAGE) >/dev/null; }
+	$(call install-missing,$(DNS_BENCH_PACKAGES))
 
 # Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
 bench: bench-deps release
 	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+	./target/release/bench-dns $(if $(QUICK),--n 100 --secs 2,) $(if $(N),--n $(N),)
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every

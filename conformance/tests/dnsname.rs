@@ -610,3 +610,13 @@ fn real_podman_writes_the_dnsname_entry_and_its_containers_resolve_each_other() 
     assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
     podman.ok(&["network", "rm", "podnet"]);
 }
+
+/// The dnsname bench (`make bench`) runs end to end and leaves nothing
+/// (its figures are printed, never asserted).
+#[test]
+fn the_bench_runs_and_leaves_nothing() {
+    let r = conformance::bench::dns::run(&conformance::bin("dnsname"), 20, 1).expect("bench-dns");
+    println!("{}", conformance::bench::dns::text(&r));
+    assert!(r.qps_ours > 0.0 && r.qps_dnsmasq > 0.0, "{r:?}");
+    assert!(r.server_hwm_kib > 0, "{r:?}");
+}
