@@ -147,10 +147,7 @@ fn dnsperf(client: &str, server: &str, queries: &Path, secs: u32) -> Result<f64,
         .find(|l| l.trim_start().starts_with("Queries per second:"))
         .and_then(|l| l.split(':').nth(1))
         .and_then(|v| v.trim().parse().ok())
-        .map(|q| {
-            eprintln!("  dnsperf {server}: {q:.0} q/s ({})", lost.trim());
-            q
-        })
+        .inspect(|q| eprintln!("  dnsperf {server}: {q:.0} q/s ({})", lost.trim()))
         .ok_or_else(|| format!("dnsperf against {server}: {text}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
