@@ -476,6 +476,9 @@ fn bad_input_is_a_code_7_error_and_writes_nothing() {
         assert!(e["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{name:?}: {e}");
     }
     let no_name = host.run("dnsname", "ADD", &ctr.path(), "ctr-bad", "eth0", &plain).err(7);
+    // Keys other than containers/dnsname's need IgnoreUnknown (code 4, as the reference).
+    let args = [("CNI_ARGS", "K8S_POD_NAME=web;FOO=1")];
+    host.run_env("dnsname", "ADD", &ctr.path(), "ctr-bad", "eth0", &plain, &args).err(4);
     assert!(no_name["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{no_name}");
     for domain in ["a..b", "bad domain", "ünï.de", ".lead"] {
         let e = run(&direct(&data, json!({"domainName": domain})), "web").err(7);

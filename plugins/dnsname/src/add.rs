@@ -54,6 +54,7 @@ pub fn network_of(result: &CniResult, ifname: &str) -> Result<Attached, Error> {
 
 /// Runs ADD.
 pub fn add(ctx: &Context) -> Result<CniResult, Error> {
+    ctx.args.check_known(config::KNOWN_ARGS)?;
     let conf = config::load(ctx)?;
     let name = config::container_name(ctx)?;
     let aliases = config::aliases(ctx)?;

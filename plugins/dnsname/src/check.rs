@@ -9,6 +9,7 @@ use cni::{Context, Error};
 
 /// Runs CHECK.
 pub fn check(ctx: &Context) -> Result<(), Error> {
+    ctx.args.check_known(config::KNOWN_ARGS)?;
     let conf = config::load(ctx)?;
     config::container_name(ctx)?;
     let result = ctx.require_prev_result()?;

@@ -76,6 +76,9 @@ pub fn data_dir(ctx: &Context) -> Result<PathBuf, Error> {
     }
 }
 
+/// `CNI_ARGS` keys accepted without `IgnoreUnknown`: containers/dnsname's.
+pub const KNOWN_ARGS: &[&str] = &["K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID"];
+
 /// Reads and checks the options.
 pub fn load(ctx: &Context) -> Result<DnsConf, Error> {
     let raw: Raw = ctx.config()?;
