@@ -128,6 +128,23 @@ fn pid_lock(net: &NetDir) -> Result<File, String> {
 
 type Run = Box<dyn FnOnce()>;
 
+/// The lowest fd number the PID file lock is moved to.
+const PID_FD_MIN: i32 = 200;
+/// The lowest fd number the inotify fd is moved to (above the lock).
+const INOTIFY_FD_MIN: i32 = 300;
+
+/// `f` duplicated to the lowest free fd ≥ `min` (the original closed);
+/// `f` itself when that fails.
+fn raise_fd(f: File, min: i32) -> File {
+    // SAFETY: fcntl on a valid fd; the new fd is owned by the File made from it.
+    let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if fd < 0 {
+        return f;
+    }
+    // SAFETY: fd was just made and nothing else owns it.
+    unsafe { File::from_raw_fd(fd) }
+}
+
 fn start(net: &NetDir) -> Result<Run, String> {
     let conf = net.load_server_conf().map_err(|e| e.msg)?;
     block_signals();
@@ -176,7 +193,12 @@ fn start(net: &NetDir) -> Result<Run, String> {
         let (s, n) = (shared.clone(), net.clone());
         std::thread::spawn(move || signals(&s, &n));
     }
-    match watch(&net.records()) {
+    // At exit the kernel closes fds in increasing order: the sockets, then
+    // the PID file lock (what DEL waits on), then the inotify fd. (The
+    // kernel's inotify teardown still delays the whole exit by ~20 ms,
+    // which the last DEL waits for.)
+    let pid_file = raise_fd(pid_file, PID_FD_MIN);
+    match watch(&net.records()).map(|f| raise_fd(f, INOTIFY_FD_MIN)) {
         Ok(fd) => {
             let (s, n) = (shared.clone(), net.clone());
             std::thread::spawn(move || watch_records(&s, &n, fd));
