@@ -623,3 +623,43 @@ fn the_bench_runs_and_leaves_nothing() {
     assert!(r.qps_ours > 0.0 && r.qps_dnsmasq > 0.0, "{r:?}");
     assert!(r.server_hwm_kib > 0, "{r:?}");
 }
+
+/// Every version with chaining (0.3.0 on): the result passed on in the
+/// version asked, with the name servers and search domain; CHECK where the
+/// version has it; DEL; and CHECK fails when the record disagrees with the
+/// runtime's result.
+#[test]
+fn every_chained_version_passes_the_result_on() {
+    let host = Host::new("dnsver");
+    let data = host.dir.join("dnsname");
+    let ctr = TestNs::new("dnsverc");
+    let args = [("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web")];
+    for v in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let ip = if v.starts_with("0.") {
+            json!({"version": "4", "interface": 0, "address": "10.89.62.5/24", "gateway": "10.89.62.1"})
+        } else {
+            json!({"interface": 0, "address": "10.89.62.5/24", "gateway": "10.89.62.1"})
+        };
+        let prev = json!({"cniVersion": v, "interfaces": [{"name": "eth0", "sandbox": ctr.path()}], "ips": [ip],
+                          "dns": {"nameservers": ["192.0.2.53"]}});
+        let conf = json!({"cniVersion": v, "name": "vernet", "type": "dnsname",
+                          "dataDir": data.display().to_string(), "prevResult": prev});
+        let out = host.run_env("dnsname", "ADD", &ctr.path(), "ctr-v", "eth0", &conf.to_string(), &args).ok().json();
+        assert_eq!(out["cniVersion"], v, "{out}");
+        assert_eq!(out["dns"]["nameservers"], json!(["10.89.62.1", "192.0.2.53"]), "{v}: {out}");
+        assert_eq!(out["dns"]["search"], json!(["dns.podman"]), "{v}: {out}");
+        assert_eq!(out["ips"][0]["address"], "10.89.62.5/24");
+        if v != "0.3.0" && v != "0.3.1" {
+            let mut c = conf.clone();
+            c["prevResult"] = out.clone();
+            host.run_env("dnsname", "CHECK", &ctr.path(), "ctr-v", "eth0", &c.to_string(), &args).ok();
+            // The runtime's result and the record disagree: CHECK says so.
+            c["prevResult"]["ips"][0]["address"] = json!("10.89.62.6/24");
+            host.run_env("dnsname", "CHECK", &ctr.path(), "ctr-v", "eth0", &c.to_string(), &args).err(100);
+        }
+        host.run_env("dnsname", "DEL", &ctr.path(), "ctr-v", "eth0", &conf.to_string(), &args).ok();
+    }
+    let left: Vec<_> = std::fs::read_dir(data.join("vernet")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
+    assert_eq!(host.ns.ok(&["ss", "-H", "-lnu", "sport = :53"]), "");
+}

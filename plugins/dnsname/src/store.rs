@@ -228,12 +228,6 @@ impl NetDir {
         }
     }
 
-    /// Whether an attachment has a record.
-    pub fn has(&self, container_id: &str, ifname: &str) -> Result<bool, Error> {
-        let file = record_file(container_id, ifname)?;
-        Ok(fs::symlink_metadata(self.records().join(file)).is_ok_and(|m| m.is_file()))
-    }
-
     /// Reads one record file; `None` when absent or unreadable (logged).
     pub fn load_file(&self, file: &str) -> Option<Record> {
         let path = self.records().join(file);
@@ -328,7 +322,7 @@ mod tests {
         let _l = n.lock().unwrap();
         let f = n.save(&rec("c1")).unwrap();
         assert_eq!(f, "c1:eth0.json");
-        assert!(n.has("c1", "eth0").unwrap());
+        assert_eq!(n.load_file("c1:eth0.json"), Some(rec("c1")));
         assert_eq!(n.all().unwrap(), vec![(f.clone(), rec("c1"))]);
         assert!(!n.clean_if_empty().unwrap());
         n.remove("c1", "eth0").unwrap();
