@@ -215,6 +215,13 @@ fn names_and_aliases_resolve_from_a_second_container_and_go_with_del() {
     assert_eq!(a(&cli, server, "nowhere.test").0, Rcode::NXDomain);
     assert!(s.upstream.asked.lock().unwrap().contains(&"example.test.".to_string()));
     assert!(!s.upstream.asked.lock().unwrap().iter().any(|n| n.contains("dns.podman")));
+    // resolv.conf is re-read when it changes: no upstream left, SERVFAIL; back, answers.
+    let resolv = s.host.dir.join("resolv.conf");
+    std::fs::write(&resolv, "# no nameserver\n").unwrap();
+    let m = dns::query(&cli.name, server, "example.test", Type::A).unwrap();
+    assert_eq!(dns::rcode(&m), Rcode::ServFail);
+    std::fs::write(&resolv, "nameserver 192.168.53.2\n").unwrap();
+    assert_eq!(a(&cli, server, "example.test"), (Rcode::NoError, vec![EXTERNAL.to_string()]));
 
     s.ok("check", NET, &web, "ctr-web", "web", &["www"]);
     let pid = s.server_pid(NET);
@@ -662,4 +669,41 @@ fn every_chained_version_passes_the_result_on() {
     let left: Vec<_> = std::fs::read_dir(data.join("vernet")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("lock")]);
     assert_eq!(host.ns.ok(&["ss", "-H", "-lnu", "sport = :53"]), "");
+}
+
+/// Records change while queries are in flight, and none is dropped: the
+/// server never closes its sockets to reload (aardvark-dns users suffer
+/// timeouts there).
+#[test]
+fn record_changes_drop_no_query_in_flight() {
+    let s = Setup::new("dnsr");
+    let (web, cli) = (TestNs::new("dnsw"), TestNs::new("dnsc"));
+    let rweb = s.ok("add", NET, &web, "ctr-web", "web", &[]);
+    s.ok("add", NET, &cli, "ctr-cli", "client", &[]);
+    let want = ip_of(&rweb, 0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, cname) = (stop.clone(), cli.name.clone());
+    let querier = std::thread::spawn(move || {
+        let (mut asked, mut wrong) = (0, Vec::new());
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            asked += 1;
+            match dns::query(&cname, GW4, "web.dns.podman", Type::A) {
+                Some(m) if dns::answers(&m) == [want.clone()] => {}
+                other => wrong.push(format!("{:?}", other.map(|m| (dns::rcode(&m), dns::answers(&m))))),
+            }
+        }
+        (asked, wrong)
+    });
+    let churn = TestNs::new("dnsx");
+    for i in 0..15 {
+        s.ok("add", NET, &churn, &format!("ctr-x{i}"), &format!("x{i}"), &[]);
+        s.ok("del", NET, &churn, &format!("ctr-x{i}"), &format!("x{i}"), &[]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (asked, wrong) = querier.join().unwrap();
+    assert!(asked > 10, "only {asked} queries were sent");
+    assert!(wrong.is_empty(), "{} of {asked} queries failed: {wrong:?}", wrong.len());
+    s.ok("del", NET, &cli, "ctr-cli", "client", &[]);
+    s.ok("del", NET, &web, "ctr-web", "web", &[]);
+    assert_eq!(s.leftovers(NET), (vec![], String::new()));
 }
