@@ -226,6 +226,17 @@ fn names_and_aliases_resolve_from_a_second_container_and_go_with_del() {
     s.ok("check", NET, &web, "ctr-web", "web", &["www"]);
     let pid = s.server_pid(NET);
     assert!(running(pid));
+    // `dnsname status <dir>` tells the server's state.
+    let status = |dir: &Path| {
+        let out = std::process::Command::new(bin_dir().join("dnsname")).arg("status").arg(dir).output().unwrap();
+        (out.status.success(), serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    let (up, st) = status(&s.netdir(NET));
+    assert!(up, "{st}");
+    assert_eq!(
+        (st["pid"].as_u64(), st["records"].as_u64(), st["names"].as_u64()),
+        (Some(pid as u64), Some(2), Some(3))
+    );
 
     // DEL: the name is gone when DEL returns; the server stays for the client.
     s.ok("del", NET, &web, "ctr-web", "web", &["www"]);
@@ -239,6 +250,7 @@ fn names_and_aliases_resolve_from_a_second_container_and_go_with_del() {
     s.ok("del", NET, &cli, "ctr-cli", "client", &[]);
     assert!(gone(pid), "server {pid} still runs");
     assert_eq!(s.leftovers(NET), (vec![], String::new()));
+    assert_eq!(status(&s.netdir(NET)).1["running"], false);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! closed, stderr to `server.log`), it binds, loads every record, then
 //! says "ready" on the pipe the ADD waits on. Record changes arrive over
 //! its control socket (`update <file>` from ADD/DEL, `reload` from GC and
-//! SIGHUP): the zone is swapped under a lock, the sockets stay open. When
+//! SIGHUP): the zone is swapped under a lock, the sockets stay open
+//! (`status` answers its state as JSON, for `dnsname status <dir>`). When
 //! the last record is gone it answers "bye" and exits. One server per
 //! network: it holds an flock on `server.pid` while it runs.
 
@@ -333,6 +334,20 @@ fn control(shared: &Shared, net: &NetDir, ctl: UnixListener) {
                 let _ = writeln!(&conn, "ok {}", std::process::id());
                 continue;
             }
+            None if line.trim_end() == "status" => {
+                let z = shared.zone.read().unwrap_or_else(|e| e.into_inner());
+                let status = serde_json::json!({
+                    "running": true,
+                    "pid": std::process::id(),
+                    "dir": net.dir.display().to_string(),
+                    "records": z.record_count(),
+                    "names": z.name_count(),
+                    "tcpConnections": shared.tcp_conns.load(Ordering::SeqCst),
+                    "forwardsInFlight": shared.forwards.load(Ordering::SeqCst),
+                });
+                let _ = writeln!(&conn, "{status}");
+                continue;
+            }
             None if line.trim_end() == "reload" => reload(shared, net),
             Some(("update", file)) if crate::store::is_record_file(file) && !file.contains('/') => {
                 let mut z = shared.zone.write().unwrap_or_else(|e| e.into_inner());
@@ -459,6 +474,30 @@ fn tcp_conn(shared: &Shared, mut conn: TcpStream, peer: SocketAddr) {
         framed.extend_from_slice(&r);
         if conn.write_all(&framed).is_err() {
             return;
+        }
+    }
+}
+
+/// `dnsname status <network dir>`: the running server's state as JSON on
+/// stdout (exit 0), or `{"running": false}` (exit 1).
+pub fn status_main(args: &[String]) -> i32 {
+    let Some(dir) = args.first() else {
+        eprintln!("usage: dnsname status <network records dir>");
+        return 2;
+    };
+    let net = NetDir { dir: PathBuf::from(dir) };
+    match request(&net, "status") {
+        Ok(Some(line)) => {
+            println!("{line}");
+            0
+        }
+        Ok(None) => {
+            println!("{}", serde_json::json!({"running": false, "dir": dir}));
+            1
+        }
+        Err(e) => {
+            println!("{}", serde_json::json!({"running": false, "dir": dir, "error": e.to_string()}));
+            1
         }
     }
 }

@@ -124,6 +124,11 @@ impl Zone {
         self.files.is_empty()
     }
 
+    /// How many record files are loaded.
+    pub fn record_count(&self) -> usize {
+        self.files.len()
+    }
+
     /// How many names (and aliases) are known.
     pub fn name_count(&self) -> usize {
         self.names.len()
