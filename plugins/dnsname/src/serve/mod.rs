@@ -159,6 +159,8 @@ fn start(net: &NetDir) -> Result<Run, String> {
         udps.push(sockets::udp(*gw)?);
         tcps.push(sockets::tcp(*gw)?);
     }
+    // Watched before the records are read, so no change falls in between.
+    let watcher = watch(&net.records()).map(|f| raise_fd(f, INOTIFY_FD_MIN));
     let mut zone = Zone::new(&conf.domain, conf.subnets.clone());
     zone.replace_all(net.all().map_err(|e| e.msg)?);
     if zone.is_empty() {
@@ -199,7 +201,7 @@ fn start(net: &NetDir) -> Result<Run, String> {
     // kernel's inotify teardown still delays the whole exit by ~20 ms,
     // which the last DEL waits for.)
     let pid_file = raise_fd(pid_file, PID_FD_MIN);
-    match watch(&net.records()).map(|f| raise_fd(f, INOTIFY_FD_MIN)) {
+    match watcher {
         Ok(fd) => {
             let (s, n) = (shared.clone(), net.clone());
             std::thread::spawn(move || watch_records(&s, &n, fd));
