@@ -7,7 +7,7 @@
 use super::zone::Zone;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use std::net::IpAddr;
 
 /// Largest UDP answer when the client sent no EDNS (RFC 1035).
@@ -61,6 +61,10 @@ pub fn respond(zone: &Zone, req: &Message) -> Reply {
         return Reply::Answer(Box::new(error(req, ResponseCode::FormErr)));
     }
     let q = &req.queries[0];
+    if q.query_class() != DNSClass::IN {
+        // CHAOS (version.bind) and the like are the upstream's business.
+        return Reply::Forward;
+    }
     let qname = q.name();
     let text = crate::names::canonical(&qname.to_ascii());
     let qtype = q.query_type();
@@ -204,6 +208,16 @@ mod tests {
         assert!(matches!(ask(&z, "nope", RecordType::A), Reply::Forward));
         assert!(matches!(ask(&z, "example.com", RecordType::A), Reply::Forward));
         assert!(matches!(ask(&z, "web.example.com", RecordType::A), Reply::Forward));
+    }
+
+    #[test]
+    fn other_classes_go_upstream() {
+        let z = zone();
+        let mut m = Message::query();
+        let mut q = Query::query(Name::from_ascii("web").unwrap(), RecordType::TXT);
+        q.set_query_class(DNSClass::CH);
+        m.add_query(q);
+        assert!(matches!(respond(&z, &m), Reply::Forward));
     }
 
     #[test]

@@ -425,7 +425,11 @@ fn serve_udp(shared: &Arc<Shared>, sock: UdpSocket) {
 
 fn serve_tcp(shared: &Arc<Shared>, listener: TcpListener) {
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let Ok(conn) = conn else {
+            // Out of fds or memory: wait a little instead of spinning.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         let Ok(peer) = conn.peer_addr() else { continue };
         if !allowed(shared, &peer.ip()) {
             continue;
