@@ -336,6 +336,17 @@ fn a_killed_server_is_reported_by_check_and_restarted() {
     let rweb = s.ok("add", NET, &web, "ctr-web", "web", &[]);
     s.ok("add", NET, &cli, "ctr-cli", "client", &[]);
     let pid = s.server_pid(NET);
+    // A second server for the same network refuses to run.
+    let second = std::process::Command::new("ip")
+        .args(["netns", "exec", &s.host.ns.name])
+        .arg(bin_dir().join("dnsname"))
+        .arg("serve")
+        .arg(s.netdir(NET))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && said.contains(&format!("already runs (pid {pid})")), "{said}");
+    assert!(running(pid));
     // SAFETY: kill(2) of the server our test's ADD started, by its pid.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     assert!(gone(pid));
