@@ -24,7 +24,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use upstream::Upstreams;
@@ -46,6 +46,10 @@ struct Shared {
     upstreams: Upstreams,
     tcp_conns: AtomicUsize,
     forwards: AtomicUsize,
+    /// The listening sockets' fds, closed by [`stop_listening`].
+    listeners: Vec<i32>,
+    /// Set when the server stops: the socket threads return.
+    stopping: AtomicBool,
 }
 
 /// Counts one more user of `c` unless `max` are already counted; the
@@ -183,6 +187,8 @@ fn start(net: &NetDir) -> Result<Run, String> {
         upstreams: Upstreams::new(conf.resolv_conf.clone(), conf.gateways.clone()),
         tcp_conns: AtomicUsize::new(0),
         forwards: AtomicUsize::new(0),
+        listeners: udps.iter().map(|u| u.as_raw_fd()).chain(tcps.iter().map(|t| t.as_raw_fd())).collect(),
+        stopping: AtomicBool::new(false),
     });
     for u in udps {
         let s = shared.clone();
@@ -196,10 +202,8 @@ fn start(net: &NetDir) -> Result<Run, String> {
         let (s, n) = (shared.clone(), net.clone());
         std::thread::spawn(move || signals(&s, &n));
     }
-    // At exit the kernel closes fds in increasing order: the sockets, then
-    // the PID file lock (what DEL waits on), then the inotify fd. (The
-    // kernel's inotify teardown still delays the whole exit by ~20 ms,
-    // which the last DEL waits for.)
+    // When killed, the kernel closes fds in increasing order: the sockets,
+    // then the PID file lock, then the inotify fd.
     let pid_file = raise_fd(pid_file, PID_FD_MIN);
     match watcher {
         Ok(fd) => {
@@ -210,7 +214,7 @@ fn start(net: &NetDir) -> Result<Run, String> {
     }
     let net = net.clone();
     Ok(Box::new(move || {
-        control(&shared, &net, ctl);
+        control(&shared, &net, ctl, &pid_file);
         drop(pid_file);
     }))
 }
@@ -322,7 +326,27 @@ fn reload(shared: &Shared, net: &NetDir) -> bool {
 }
 
 /// The control socket: one line per connection, one line back.
-fn control(shared: &Shared, net: &NetDir, ctl: UnixListener) {
+/// Closes the listening sockets now, whichever thread waits on them:
+/// shutdown wakes a blocked `recvfrom`/`accept` (a TCP listener stops
+/// listening at once), and the fd is replaced by /dev/null, so the socket
+/// goes as soon as that call returns, even while a forwarding thread still
+/// holds the number. The socket threads see `stopping` and return.
+fn stop_listening(shared: &Shared) {
+    shared.stopping.store(true, Ordering::SeqCst);
+    let devnull = File::open("/dev/null").ok();
+    for fd in &shared.listeners {
+        // SAFETY: fds of our own listening sockets; dup2 swaps the table
+        // entry atomically, so the number never names another file.
+        unsafe {
+            libc::shutdown(*fd, libc::SHUT_RDWR);
+            if let Some(n) = &devnull {
+                libc::dup2(n.as_raw_fd(), *fd);
+            }
+        }
+    }
+}
+
+fn control(shared: &Shared, net: &NetDir, ctl: UnixListener, pid_file: &File) {
     for conn in ctl.incoming() {
         let Ok(conn) = conn else { continue };
         let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
@@ -366,7 +390,13 @@ fn control(shared: &Shared, net: &NetDir, ctl: UnixListener) {
         };
         if empty {
             log::info!("last record gone: exiting");
+            // In this order: no socket listens once DEL sees the PID file
+            // unlocked (the rest of the exit, the kernel's inotify teardown
+            // among it, takes ~20 ms that nobody needs to wait for).
             let _ = std::fs::remove_file(net.socket());
+            stop_listening(shared);
+            // SAFETY: unlocking our own lock file.
+            unsafe { libc::flock(pid_file.as_raw_fd(), libc::LOCK_UN) };
             let _ = writeln!(&conn, "bye");
             std::process::exit(0);
         }
@@ -391,7 +421,11 @@ fn serve_udp(shared: &Arc<Shared>, sock: UdpSocket) {
     let sock = Arc::new(sock);
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+        let got = sock.recv_from(&mut buf);
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok((n, from)) = got else { continue };
         if !allowed(shared, &from.ip()) {
             continue;
         }
@@ -425,6 +459,9 @@ fn serve_udp(shared: &Arc<Shared>, sock: UdpSocket) {
 
 fn serve_tcp(shared: &Arc<Shared>, listener: TcpListener) {
     for conn in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let Ok(conn) = conn else {
             // Out of fds or memory: wait a little instead of spinning.
             std::thread::sleep(Duration::from_millis(10));
