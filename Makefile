@@ -4,7 +4,7 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dhcp bandwidth
+PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dhcp bandwidth dnsname
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
@@ -18,7 +18,8 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # The node the Kubernetes test runs (conformance/tests/containerd_cri.rs):
 # containerd 1.6 with its CRI plugin, runc, and busybox-static, from which
 # the test builds its pause image (no registry is reachable).
-CRI_PACKAGES := containerd runc busybox-static
+# podman: the dnsname test runs real Podman (CNI backend) on our plugins.
+CRI_PACKAGES := containerd runc busybox-static podman
 
 .PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
@@ -62,18 +63,22 @@ demo: release
 
 # The reference plugins the bench compares against (binaries in /usr/lib/cni).
 REF_PACKAGE := containernetworking-plugins
+# dnsname's bench: dnsperf drives our name server and dnsmasq side by side.
+DNS_BENCH_PACKAGES := dnsperf dnsmasq-base
 
 bench-deps: deps
 	@dpkg -s $(REF_PACKAGE) >/dev/null 2>&1 || { \
 	  echo "installing: $(REF_PACKAGE)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq $(REF_PACKAGE) >/dev/null; }
+	$(call install-missing,$(DNS_BENCH_PACKAGES))
 
 # Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
 bench: bench-deps release
 	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+	./target/release/bench-dns $(if $(QUICK),--n 100 --secs 2,) $(if $(N),--n $(N),)
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every

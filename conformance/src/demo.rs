@@ -78,6 +78,11 @@ impl Demo {
         }
     }
 
+    /// The demo's scratch space (removed by [`Demo::cleanup`]).
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
     /// A namespace for this scene (a host or a container).
     pub fn ns(&mut self, role: &str) -> usize {
         self.namespaces.push(TestNs::new(&format!("{NS_PREFIX}-{role}")));
@@ -104,6 +109,22 @@ impl Demo {
         ifname: &str,
         cap_args: &str,
     ) -> Option<Value> {
+        self.cnitool_args(host, cmd, net, ctr, ifname, cap_args, "")
+    }
+
+    /// [`Demo::cnitool`] with `CNI_ARGS` (e.g. the container's name,
+    /// `K8S_POD_NAME=web`, as Podman sends it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn cnitool_args(
+        &self,
+        host: usize,
+        cmd: &str,
+        net: &str,
+        ctr: usize,
+        ifname: &str,
+        cap_args: &str,
+        cni_args: &str,
+    ) -> Option<Value> {
         let host_idx = host;
         let host = &self.namespaces[host];
         let ctr_path = self.namespaces[ctr].path();
@@ -117,6 +138,7 @@ impl Demo {
             .env("CNI_CACHE_DIR", self.work.join("cache"))
             .env("CNI_IFNAME", ifname)
             .env("CAP_ARGS", cap_args)
+            .env("CNI_ARGS", cni_args)
             .output()
             .expect("running cnitool");
         if !out.status.success() {

@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod containerd;
 pub mod demo;
 pub mod dhcp_lan;
+pub mod dns;
 pub mod fixture;
 pub mod netns;
 pub mod scenes;
@@ -33,4 +34,5 @@ pub const PLUGINS: &[&str] = &[
     "host-device",
     "dhcp",
     "bandwidth",
+    "dnsname",
 ];

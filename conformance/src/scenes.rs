@@ -55,6 +55,13 @@ pub const SCENES: &[Scene] = &[
         about: "docker swarm's overlay model: cni-conf/vxlan/ (one subnet per host of 10.244.0.0/16, UDP 4789).",
         run: overlay,
     },
+    Scene {
+        name: "dns",
+        title: "names: containers on one network reach each other by name (dnsname)",
+        about: "docker network create + docker run --name web: cni-conf/60-dnsname.conflist chains dnsname; \
+                a container on the default network (docker0's model) cannot resolve them.",
+        run: dns,
+    },
 ];
 
 /// The addresses (without prefix) in a result, IPv4 first.
@@ -328,4 +335,67 @@ fn portmap(d: &mut Demo) {
     let c = t.node("client", vec!["up1 192.0.2.2/24".into(), "connects to 192.0.2.1:8888".into()], None);
     t.link(h, c, "uplink");
     d.picture("portmap", &t, "port mapping: host 8888 -> container 80");
+}
+
+fn dns(d: &mut Demo) {
+    use crate::dns::{self, Type};
+    let host = d.ns("dns-host");
+    let (web, client, other) = (d.ns("dns-web"), d.ns("dns-client"), d.ns("dns-other"));
+    // The bundled example, its records kept in the demo's scratch space.
+    let mut list: serde_json::Value =
+        serde_json::from_str(include_str!("../../cni-conf/60-dnsname.conflist")).expect("the example");
+    list["plugins"][1]["dataDir"] = d.work_dir().join("dnsname").display().to_string().into();
+    let default: serde_json::Value =
+        serde_json::from_str(include_str!("../../cni-conf/10-bridge.conflist")).expect("the bridge example");
+    d.host_configs(host, &[("60-dnsname.conflist", list), ("10-bridge.conflist", default)]);
+    let aliases = r#"{"aliases":{"dnsnet":["www"]}}"#;
+    let rw = d.cnitool_args(host, "add", "dnsnet", web, "eth0", aliases, "IgnoreUnknown=1;K8S_POD_NAME=web");
+    let rc = d.cnitool_args(host, "add", "dnsnet", client, "eth0", "", "IgnoreUnknown=1;K8S_POD_NAME=client");
+    let ro = d.cnitool(host, "add", "cni-rs", other, "eth0", "");
+    d.proof("web and client on dnsnet, other on the default network", rw.is_some() && rc.is_some() && ro.is_some());
+    let dns_of = rc.as_ref().map(|r| r["dns"].clone()).unwrap_or_default();
+    println!("  client's result: \"dns\": {dns_of}");
+    let server = dns_of["nameservers"][0].as_str().unwrap_or("10.89.60.1").to_string();
+    let web_ips = result_ips(&rw);
+    // Without addresses the proofs below fail, and the DELs still run.
+    let web4 = web_ips.first().cloned().unwrap_or_default();
+    let web6 = web_ips.get(1).cloned().unwrap_or_default();
+    let cname = d.get(client).name.clone();
+    let a = |name: &str, t: Type| dns::query(&cname, &server, name, t).map(|m| dns::answers(&m)).unwrap_or_default();
+    d.proof(&format!("client resolves web to {web4}"), a("web", Type::A) == [web4.clone()]);
+    d.proof(&format!("client resolves web.dns.podman (AAAA) to {web6}"), a("web.dns.podman", Type::AAAA) == [web6]);
+    d.proof("client resolves the alias www", a("www", Type::A) == [web4.clone()]);
+    let ptr = web4
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|_| dns::query(&cname, &server, &dns::arpa(&web4), Type::PTR))
+        .map(|m| dns::answers(&m))
+        .unwrap_or_default();
+    d.proof(&format!("{web4} is web.dns.podman (PTR)"), ptr == ["web.dns.podman."]);
+    d.proof("client pings web by name", a("web", Type::A).first().is_some_and(|ip| d.get(client).ping(ip)));
+    d.show(host, &["ss", "-lnup", "sport = :53"]);
+    let oname = d.get(other).name.clone();
+    d.proof(
+        &format!("other (default network) gets no answer from {server}: not its network"),
+        dns::query(&oname, &server, "web", Type::A).is_none(),
+    );
+    let del_web = d.cnitool_args(host, "del", "dnsnet", web, "eth0", "", "").is_some();
+    let gone = dns::query(&cname, &server, "web.dns.podman", Type::A).map(|m| dns::rcode(&m));
+    d.proof("after web's DEL, web.dns.podman is NXDOMAIN", del_web && gone == Some(dns::Rcode::NXDomain));
+    let dels = d.cnitool_args(host, "del", "dnsnet", client, "eth0", "", "").is_some()
+        && d.cnitool(host, "del", "cni-rs", other, "eth0", "").is_some();
+    let listening = d.get(host).ok(&["ss", "-H", "-lnu", "sport = :53"]);
+    d.proof("after the last DEL no name server listens", dels && listening.is_empty());
+    let mut t = Topology::default();
+    let h = t.node(
+        "host",
+        vec!["cni-dns0 10.89.60.1/24".into(), "dnsname serve :53".into(), "cni0 10.88.0.1/16".into()],
+        None,
+    );
+    let nw = t.node("web (alias www)", iface_lines(&rw, "eth0"), Some(h));
+    let nc = t.node("client", iface_lines(&rc, "eth0"), Some(h));
+    let no = t.node("other (default net)", iface_lines(&ro, "eth0"), Some(h));
+    t.link(nc, nw, "dnsnet: \"web\" resolves");
+    t.link(no, nc, "cni-rs: no names");
+    d.picture("dns", &t, "names: one server per network, on its gateway");
 }

@@ -38,6 +38,8 @@ fn cnitool(host: &Host, confdir: &Path, args: &[&str]) -> std::process::Output {
         .env("CNI_PATH", bin_dir())
         .env("CNI_CACHE_DIR", host.dir.join("cache"))
         .env("CAP_ARGS", r#"{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}"#)
+        // The container's name, as Podman and kubelet send it (dnsname needs it).
+        .env("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=ex")
         .output()
         .unwrap()
 }
@@ -53,6 +55,12 @@ fn bridge_and_loopback_examples_run_through_cnitool() {
         let confdir = host.dir.join("net.d");
         std::fs::create_dir_all(&confdir).unwrap();
         conformance::demo::point_stores_at(&mut v, &host.ipam_dir());
+        // dnsname's records and server files go to the scratch dir too.
+        for p in v["plugins"].as_array_mut().into_iter().flatten() {
+            if p["type"] == "dnsname" {
+                p["dataDir"] = host.dir.join("dnsname").display().to_string().into();
+            }
+        }
         std::fs::write(confdir.join(path.file_name().unwrap()), v.to_string()).unwrap();
         let name = v["name"].as_str().unwrap().to_string();
         let ctr = TestNs::new("ex-c");
@@ -61,6 +69,11 @@ fn bridge_and_loopback_examples_run_through_cnitool() {
             assert!(out.status.success(), "{}: cnitool {cmd}: {out:?}", path.display());
         }
         assert!(host.veths().is_empty(), "{}: veths left", path.display());
+        let dns_left = host.dir.join("dnsname").join(&name);
+        let left: Vec<_> =
+            std::fs::read_dir(&dns_left).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+        assert!(left.iter().all(|f| f == "lock"), "{}: dnsname left {left:?}", path.display());
+        assert_eq!(host.ns.ok(&["ss", "-H", "-lnu", "sport = :53"]), "", "{}: a name server left", path.display());
         assert!(host.leases(&name).is_empty(), "{}: leases left", path.display());
         assert_eq!(
             witness::ip(&host.ns, &["link", "show", "type", "ifb"]),

@@ -17,6 +17,7 @@
 //! [`targets`] (the project's goals), [`report`], [`plot`] and
 //! [`outputs`] (table, JSON, SVG).
 
+pub mod dns;
 pub mod exec;
 pub mod floor;
 pub mod namespaces;
