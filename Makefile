@@ -19,7 +19,12 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # the test builds its pause image (no registry is reachable).
 CRI_PACKAGES := containerd runc busybox-static
 
-.PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
+# The overlay's control plane tests (conformance/tests/vxlan_etcd.rs):
+# etcd 3.4 and etcdctl, started by the tests in namespaces they make;
+# openssl makes the TLS test's CA and certificates at run time.
+ETCD_PACKAGES := etcd-server etcd-client openssl
+
+.PHONY: all deps cri-deps etcd-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
@@ -40,6 +45,9 @@ deps:
 cri-deps:
 	$(call install-missing,$(CRI_PACKAGES))
 
+etcd-deps:
+	$(call install-missing,$(ETCD_PACKAGES))
+
 build: deps
 	$(CARGO) build --workspace --bins
 
@@ -53,7 +61,7 @@ install: release
 # Unit tests need no privileges; conformance tests need root (namespaces).
 # The reference plugins are installed too: compatibility tests run them;
 # and containerd, for the test of the kubelet's path.
-test: build bench-deps cri-deps
+test: build bench-deps cri-deps etcd-deps
 	$(CARGO) test --workspace
 
 demo: release

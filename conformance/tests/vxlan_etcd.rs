@@ -1,0 +1,639 @@
+//! vxlan on etcd: simulated hosts run `vxlan agent`, which takes each
+//! host's subnet from a real etcd (Debian's `etcd-server`) and programs
+//! the others as peers; the containers they attach reach each other.
+//!
+//! The lab is the one of `vxlan.rs`: a "lab" namespace holding the
+//! underlay bridge `ul0`, and per host a namespace whose leg `ul` holds
+//! `192.168.77.<n>/24`. Each etcd member runs in a namespace of its own
+//! on the same underlay (`192.168.77.<250 + m>`), with its data dir in
+//! the test's temp dir, and is killed by PID when the test ends; so are
+//! the agents. Every test uses its own key prefix, and checks that a key
+//! outside it is never touched.
+
+use conformance::{bin_dir, run_plugin, witness, PluginRun, TestNs};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+const NET: &str = "ovle";
+const TTL: u64 = 2;
+const VNI: u32 = 1;
+
+fn underlay_ip(n: usize) -> String {
+    format!("192.168.77.{n}")
+}
+
+fn member_ip(m: usize) -> String {
+    format!("192.168.77.{}", 250 + m)
+}
+
+/// Waits until `f` holds, up to `limit`; returns whether it did.
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(child: &mut Child, sig: i32) {
+    // SAFETY: a signal to a child this test started (by its PID).
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// One etcd member in its own namespace on the underlay.
+struct Member {
+    ns: TestNs,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Member {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns.name, "etcd"])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd (Debian package etcd-server)");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill(&mut c, libc::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Plugs `ns` into the underlay bridge with `ip` on its leg `ul`.
+fn leg(lab: &TestNs, ns: &TestNs, name: &str, ip: &str) {
+    lab.ok(&["ip", "link", "add", name, "type", "veth", "peer", "name", "ul", "netns", &ns.name]);
+    lab.ok(&["ip", "link", "set", name, "master", "ul0", "up"]);
+    ns.ok(&["ip", "link", "set", "lo", "up"]);
+    ns.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "ul"]);
+    ns.ok(&["ip", "link", "set", "ul", "up"]);
+}
+
+/// The lab: underlay, hosts, etcd members, agents.
+struct Lab {
+    lab: TestNs,
+    hosts: Vec<TestNs>,
+    members: Vec<Member>,
+    agents: Vec<Option<Child>>,
+    dir: PathBuf,
+    prefix: String,
+    tls: bool,
+    extra: Value,
+}
+
+impl Lab {
+    /// `n` hosts and an etcd cluster of `members` (plain http).
+    fn new(n: usize, members: usize) -> Lab {
+        Lab::build(n, members, false, json!({}))
+    }
+
+    fn build(n: usize, members: usize, tls: bool, extra: Value) -> Lab {
+        let lab = TestNs::new("vxelab");
+        lab.ok(&["ip", "link", "add", "ul0", "type", "bridge"]);
+        lab.ok(&["ip", "link", "set", "ul0", "up"]);
+        let id = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("vxe-test-{}-{id}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut hosts = Vec::new();
+        for i in 1..=n {
+            let h = TestNs::new(&format!("vxeh{i}"));
+            leg(&lab, &h, &format!("h{i}"), &underlay_ip(i));
+            hosts.push(h);
+        }
+        let mut lab_ = Lab {
+            lab,
+            hosts,
+            members: Vec::new(),
+            agents: (0..n).map(|_| None).collect(),
+            dir: dir.clone(),
+            prefix: format!("/cnirs-test-{}-{id}", std::process::id()),
+            tls,
+            extra,
+        };
+        if tls {
+            lab_.make_certs(members);
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let cluster: Vec<String> = (0..members).map(|m| format!("m{m}=http://{}:2380", member_ip(m))).collect();
+        for m in 0..members {
+            let ns = TestNs::new(&format!("vxee{m}"));
+            leg(&lab_.lab, &ns, &format!("e{m}"), &member_ip(m));
+            let ip = member_ip(m);
+            let mut args: Vec<String> = [
+                "--name",
+                &format!("m{m}"),
+                "--data-dir",
+                dir.join(format!("etcd-m{m}")).to_str().unwrap(),
+                "--listen-client-urls",
+                &format!("{scheme}://{ip}:2379"),
+                "--advertise-client-urls",
+                &format!("{scheme}://{ip}:2379"),
+                "--listen-peer-urls",
+                &format!("http://{ip}:2380"),
+                "--initial-advertise-peer-urls",
+                &format!("http://{ip}:2380"),
+                "--initial-cluster",
+                &cluster.join(","),
+                "--initial-cluster-token",
+                &lab_.prefix,
+                "--initial-cluster-state",
+                "new",
+                "--heartbeat-interval",
+                "50",
+                "--election-timeout",
+                "500",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if tls {
+                for (flag, f) in
+                    [("--cert-file", "server.pem"), ("--key-file", "server-key.pem"), ("--trusted-ca-file", "ca.pem")]
+                {
+                    args.push(flag.into());
+                    args.push(dir.join(f).display().to_string());
+                }
+                args.push("--client-cert-auth".into());
+            }
+            let mut member = Member { ns, child: None, args, log: dir.join(format!("etcd-m{m}.log")) };
+            member.start();
+            lab_.members.push(member);
+        }
+        assert!(
+            wait_for(Duration::from_secs(30), || lab_.etcdctl_on(0, &["endpoint", "health"]).status.success()),
+            "etcd did not come up: {}",
+            std::fs::read_to_string(dir.join("etcd-m0.log")).unwrap_or_default()
+        );
+        lab_
+    }
+
+    /// A CA, a server certificate for every member's address and a client
+    /// certificate, made with openssl now.
+    fn make_certs(&self, members: usize) {
+        let d = &self.dir;
+        let ossl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cnirs-test-ca",
+        ]);
+        let sans: Vec<String> = (0..members).map(|m| format!("IP:{}", member_ip(m))).collect();
+        std::fs::write(d.join("server.ext"), format!("subjectAltName={}\n", sans.join(","))).unwrap();
+        std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+            ossl(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ]);
+            ossl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ]);
+        }
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        (0..self.members.len().max(1)).map(|m| format!("{scheme}://{}:2379", member_ip(m))).collect()
+    }
+
+    /// `etcdctl` in member `m`'s namespace, against every live member.
+    fn etcdctl_on(&self, m: usize, args: &[&str]) -> std::process::Output {
+        let eps = self.endpoints().join(",");
+        let mut argv = vec![
+            "etcdctl".to_string(),
+            format!("--endpoints={eps}"),
+            "--dial-timeout=2s".into(),
+            "--command-timeout=3s".into(),
+        ];
+        if self.tls {
+            for (flag, f) in [("--cacert", "ca.pem"), ("--cert", "client.pem"), ("--key", "client-key.pem")] {
+                argv.push(format!("{flag}={}", self.dir.join(f).display()));
+            }
+        }
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let ns = if m < self.members.len() { &self.members[m].ns } else { &self.hosts[0] };
+        ns.exec(&refs)
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> String {
+        let m = self.members.iter().position(|m| m.child.is_some()).unwrap_or(0);
+        let out = self.etcdctl_on(m, args);
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The keys under `prefix` with their lease (hex) and value.
+    fn keys(&self, prefix: &str) -> Vec<(String, String, String)> {
+        let v: Value = serde_json::from_str(&self.etcdctl(&["get", "--prefix", prefix, "-w", "json"])).unwrap();
+        let b64 = |s: &str| {
+            let out = Command::new("base64").arg("-d").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            use std::io::Write;
+            out.stdin.as_ref().unwrap().write_all(s.as_bytes()).unwrap();
+            String::from_utf8_lossy(&out.wait_with_output().unwrap().stdout).into_owned()
+        };
+        v["kvs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|kv| {
+                        (
+                            b64(kv["key"].as_str().unwrap()),
+                            format!("{:x}", kv["lease"].as_i64().unwrap_or(0)),
+                            b64(kv["value"].as_str().unwrap_or("")),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn subnets_prefix(&self) -> String {
+        format!("{}/{NET}/subnets/", self.prefix)
+    }
+
+    fn host(&self, n: usize) -> &TestNs {
+        &self.hosts[n - 1]
+    }
+
+    /// The config of host `n`.
+    fn conf(&self, n: usize) -> Value {
+        let mut etcd = json!({"endpoints": self.endpoints(), "prefix": self.prefix, "leaseTTL": TTL});
+        if self.tls {
+            etcd["caFile"] = self.dir.join("ca.pem").display().to_string().into();
+            etcd["certFile"] = self.dir.join("client.pem").display().to_string().into();
+            etcd["keyFile"] = self.dir.join("client-key.pem").display().to_string().into();
+        }
+        let mut c = json!({
+            "cniVersion": "1.0.0",
+            "name": NET,
+            "type": "vxlan",
+            "vni": VNI,
+            "underlayInterface": "ul",
+            "clusterCIDR": "10.244.0.0/16",
+            "subnetLen": 24,
+            "stateDir": self.dir,
+            "etcd": etcd,
+            "ipam": {"type": "host-local", "dataDir": self.dir.join(format!("ipam-h{n}"))},
+        });
+        c["stateDir"] = self.dir.join(format!("state-root-h{n}")).display().to_string().into();
+        for (k, v) in self.extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    fn state(&self, n: usize) -> Value {
+        let p = self.dir.join(format!("state-root-h{n}")).join(NET).join("state.json");
+        std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
+    }
+
+    fn conf_file(&self, n: usize) -> PathBuf {
+        let f = self.dir.join(format!("h{n}.conf"));
+        std::fs::write(&f, self.conf(n).to_string()).unwrap();
+        f
+    }
+
+    /// Starts the agent of host `n`.
+    fn start_agent(&mut self, n: usize) {
+        let f = self.conf_file(n);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.agent_log(n)).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.hosts[n - 1].name])
+            .arg(bin_dir().join("vxlan"))
+            .args(["agent", f.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agents[n - 1] = Some(child);
+    }
+
+    fn agent_log(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("agent-h{n}.log"))
+    }
+
+    fn log_of(&self, n: usize) -> String {
+        std::fs::read_to_string(self.agent_log(n)).unwrap_or_default()
+    }
+
+    /// Sends `sig` to host `n`'s agent and waits for it to end.
+    fn stop_agent(&mut self, n: usize, sig: i32) -> Option<i32> {
+        let mut c = self.agents[n - 1].take()?;
+        kill(&mut c, sig);
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// Waits until host `n`'s agent holds a subnet; returns it.
+    fn wait_running(&self, n: usize) -> String {
+        let ok = wait_for(Duration::from_secs(20), || self.state(n)["status"] == "running");
+        assert!(ok, "agent of host {n} not running: {}\n{}", self.state(n), self.log_of(n));
+        self.state(n)["subnets"][0].as_str().unwrap().to_string()
+    }
+
+    /// The underlay addresses of the peers programmed on host `n` (FDB).
+    fn fdb_peers(&self, n: usize) -> BTreeSet<String> {
+        let out = self.host(n).exec(&["bridge", "-j", "fdb", "show", "dev", &format!("vxlan.{VNI}")]);
+        let s = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(if s.trim().is_empty() { "[]" } else { &s }).unwrap_or(json!([]));
+        v.as_array().unwrap().iter().filter_map(|e| e["dst"].as_str().map(String::from)).collect()
+    }
+
+    /// The routes through the VTEP on host `n`: (dst, gateway).
+    fn vtep_routes(&self, n: usize) -> BTreeSet<String> {
+        let dev = format!("vxlan.{VNI}");
+        let Some(_) = witness::link(self.host(n), &dev) else { return BTreeSet::new() };
+        witness::ip(self.host(n), &["-4", "route", "show", "dev", &dev])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["gateway"].is_string())
+            .map(|r| format!("{} via {}", r["dst"].as_str().unwrap(), r["gateway"].as_str().unwrap()))
+            .collect()
+    }
+
+    fn run(&self, n: usize, cmd: &str, ctr: &str, cid: &str, conf: &Value) -> PluginRun {
+        let path = bin_dir().display().to_string();
+        let env = [
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", cid),
+            ("CNI_NETNS", ctr),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ];
+        run_plugin(Some(&self.host(n).name), "vxlan", &env, &conf.to_string())
+    }
+
+    fn status(&self, n: usize) -> (i32, Value) {
+        let f = self.conf_file(n);
+        let out = self.host(n).exec(&[bin_dir().join("vxlan").to_str().unwrap(), "status", f.to_str().unwrap()]);
+        (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in 1..=self.agents.len() {
+            self.stop_agent(n, libc::SIGKILL);
+        }
+        for m in &mut self.members {
+            m.kill();
+        }
+        if std::thread::panicking() || std::env::var_os("VXE_SHOW_LOGS").is_some() {
+            for n in 1..=self.agents.len() {
+                eprintln!("--- agent of host {n} ---\n{}", self.log_of(n));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = &self.lab;
+    }
+}
+
+/// A container attached on one host.
+struct Ctr {
+    ns: TestNs,
+    cid: String,
+    add: Value,
+}
+
+impl Ctr {
+    fn ip(&self) -> String {
+        self.add["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+    }
+}
+
+fn attach(lab: &Lab, n: usize) -> Ctr {
+    let id = NEXT.fetch_add(1, Ordering::SeqCst);
+    let ns = TestNs::new(&format!("vxec{n}"));
+    let cid = format!("vxe-{}-{id}", std::process::id());
+    let r = lab.run(n, "ADD", &ns.path(), &cid, &lab.conf(n));
+    assert_eq!(r.code, 0, "ADD on host {n}: {r:?}\n{}", lab.log_of(n));
+    let add = r.json();
+    Ctr { ns, cid, add }
+}
+
+fn reaches(from: &TestNs, addr: &str) -> bool {
+    (0..3).any(|_| from.ping(addr))
+}
+
+fn with_prev(conf: &Value, prev: &Value) -> Value {
+    let mut c = conf.clone();
+    c["prevResult"] = prev.clone();
+    c
+}
+
+/// Waits until host `n` has exactly the peers `want` (underlay addresses).
+fn wait_peers(lab: &Lab, n: usize, want: &[usize], limit: Duration) -> bool {
+    let want: BTreeSet<String> = want.iter().map(|&i| underlay_ip(i)).collect();
+    wait_for(limit, || lab.fdb_peers(n) == want)
+}
+
+fn others(n: usize, all: usize) -> Vec<usize> {
+    (1..=all).filter(|&i| i != n).collect()
+}
+
+#[test]
+fn hosts_join_reach_each_other_and_leave_no_key() {
+    const N: usize = 16;
+    let mut lab = Lab::new(N, 1);
+    let foreign = format!("{}-other/keep", lab.prefix);
+    lab.etcdctl(&["put", &foreign, "untouched"]);
+    for n in 1..=N {
+        lab.start_agent(n);
+    }
+    let subnets: Vec<String> = (1..=N).map(|n| lab.wait_running(n)).collect();
+    let distinct: BTreeSet<&String> = subnets.iter().collect();
+    assert_eq!(distinct.len(), N, "pairwise distinct subnets: {subnets:?}");
+    for n in 1..=N {
+        assert!(wait_peers(&lab, n, &others(n, N), Duration::from_secs(10)), "host {n}: {:?}", lab.fdb_peers(n));
+        assert_eq!(lab.vtep_routes(n).len(), N - 1, "host {n}: {:?}", lab.vtep_routes(n));
+    }
+    let keys = lab.keys(&lab.subnets_prefix());
+    assert_eq!(keys.len(), N, "{keys:?}");
+    let leases: BTreeSet<&String> = keys.iter().map(|(_, l, _)| l).filter(|l| *l != "0").collect();
+    assert_eq!(leases.len(), N, "one live lease per host: {keys:?}");
+    let ctrs: Vec<Ctr> = (1..=N).map(|n| attach(&lab, n)).collect();
+    for (i, c) in ctrs.iter().enumerate() {
+        let net: ipnetwork_like::Net = subnets[i].parse().unwrap();
+        assert!(net.contains(&c.ip()), "host {}'s container {} is in its subnet {}", i + 1, c.ip(), subnets[i]);
+    }
+    for (i, a) in ctrs.iter().enumerate() {
+        for (j, b) in ctrs.iter().enumerate() {
+            if i != j {
+                assert!(reaches(&a.ns, &b.ip()), "host {} -> host {}", i + 1, j + 1);
+            }
+        }
+    }
+    // CHECK passes with the agent running.
+    let c = &ctrs[0];
+    let r = lab.run(1, "CHECK", &c.ns.path(), &c.cid, &with_prev(&lab.conf(1), &c.add));
+    assert_eq!(r.code, 0, "{r:?}");
+    let (code, st) = lab.status(1);
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(st["peers"], N - 1);
+    assert_eq!(st["healthy"], true);
+
+    // One host stops: the others drop it at once (its lease is revoked).
+    assert_eq!(lab.stop_agent(N, libc::SIGTERM), Some(0), "{}", lab.log_of(N));
+    for n in 1..N {
+        assert!(wait_peers(&lab, n, &others(n, N - 1), Duration::from_secs(2)), "host {n} dropped host {N}");
+    }
+    assert!(lab.log_of(1).contains(&format!("leave: host {}", underlay_ip(N))), "{}", lab.log_of(1));
+    // ADD on the stopped host fails and names the agent.
+    let ns = TestNs::new("vxecx");
+    let r = lab.run(N, "ADD", &ns.path(), "vxe-stopped", &lab.conf(N));
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("vxlan agent") && r.stdout.contains("stopped"), "{r:?}");
+    // DEL works with the agent gone.
+    let c = &ctrs[N - 1];
+    let r = lab.run(N, "DEL", &c.ns.path(), &c.cid, &with_prev(&lab.conf(N), &c.add));
+    assert_eq!(r.code, 0, "{r:?}");
+
+    for n in 1..N {
+        assert_eq!(lab.stop_agent(n, libc::SIGTERM), Some(0), "{}", lab.log_of(n));
+    }
+    assert_eq!(lab.keys(&lab.subnets_prefix()), vec![], "no key of the agents is left");
+    let f = lab.keys(&foreign);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].2, "untouched");
+}
+
+/// A tiny IPv4 CIDR check, so the test needs no extra crate.
+mod ipnetwork_like {
+    pub struct Net(u32, u32);
+    impl std::str::FromStr for Net {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Net, ()> {
+            let (ip, len) = s.split_once('/').ok_or(())?;
+            let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| ())?;
+            let len: u32 = len.parse().map_err(|_| ())?;
+            Ok(Net(u32::from(ip), if len == 0 { 0 } else { u32::MAX << (32 - len) }))
+        }
+    }
+    impl Net {
+        pub fn contains(&self, ip: &str) -> bool {
+            ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| u32::from(a) & self.1 == self.0)
+        }
+    }
+}
+
+#[test]
+fn killed_agent_is_dropped_after_its_ttl_and_a_quick_restart_changes_nothing() {
+    let mut lab = Lab::new(3, 1);
+    for n in 1..=3 {
+        lab.start_agent(n);
+    }
+    for n in 1..=3 {
+        lab.wait_running(n);
+    }
+    for n in 1..=3 {
+        assert!(wait_peers(&lab, n, &others(n, 3), Duration::from_secs(10)));
+    }
+    let ctrs: Vec<Ctr> = (1..=3).map(|n| attach(&lab, n)).collect();
+
+    // Restarted before its lease expired: same subnet, same lease, no entry changes anywhere.
+    let before: Vec<_> = (1..=3).map(|n| (lab.fdb_peers(n), lab.vtep_routes(n))).collect();
+    let st2 = lab.state(2);
+    lab.stop_agent(2, libc::SIGKILL);
+    lab.start_agent(2);
+    assert!(wait_for(Duration::from_secs(10), || {
+        let s = lab.state(2);
+        s["status"] == "running" && s["pid"] != st2["pid"]
+    }));
+    let st2b = lab.state(2);
+    assert_eq!(st2b["subnets"], st2["subnets"], "same subnet back");
+    assert_eq!(st2b["lease"], st2["lease"], "the live lease was adopted");
+    let end = Instant::now() + Duration::from_secs(TTL + 1);
+    while Instant::now() < end {
+        for n in 1..=3 {
+            assert_eq!((lab.fdb_peers(n), lab.vtep_routes(n)), before[n - 1], "host {n}'s entries changed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(reaches(&ctrs[1].ns, &ctrs[0].ip()), "host 2's container still works");
+
+    // SIGKILLed: the others drop it within TTL + 2 s.
+    lab.stop_agent(3, libc::SIGKILL);
+    let t0 = Instant::now();
+    for n in 1..=2 {
+        assert!(
+            wait_peers(
+                &lab,
+                n,
+                &others(n, 2),
+                Duration::from_secs(TTL + 2) - t0.elapsed().min(Duration::from_secs(TTL + 2))
+            ),
+            "host {n} still has host 3 after {:?}: {:?}",
+            t0.elapsed(),
+            lab.fdb_peers(n)
+        );
+    }
+    assert!(!lab.vtep_routes(1).iter().any(|r| r.starts_with(lab.state(3)["subnets"][0].as_str().unwrap())));
+    // CHECK on host 3 says its agent is gone.
+    let c = &ctrs[2];
+    let r = lab.run(3, "CHECK", &c.ns.path(), &c.cid, &with_prev(&lab.conf(3), &c.add));
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("not running"), "{r:?}");
+}
