@@ -356,7 +356,14 @@ impl Lab {
 
     /// Starts the agent of host `n`.
     fn start_agent(&mut self, n: usize) {
-        let f = self.conf_file(n);
+        let c = self.conf(n);
+        self.start_agent_with(n, &c);
+    }
+
+    /// Starts the agent of host `n` with config `c`.
+    fn start_agent_with(&mut self, n: usize, c: &Value) {
+        let f = self.dir.join(format!("h{n}-agent.conf"));
+        std::fs::write(&f, c.to_string()).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.agent_log(n)).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.hosts[n - 1].name])
@@ -636,4 +643,222 @@ fn killed_agent_is_dropped_after_its_ttl_and_a_quick_restart_changes_nothing() {
     let r = lab.run(3, "CHECK", &c.ns.path(), &c.cid, &with_prev(&lab.conf(3), &c.add));
     assert_ne!(r.code, 0);
     assert!(r.stdout.contains("not running"), "{r:?}");
+}
+
+impl Lab {
+    /// Whether host `n`'s agent process still runs.
+    fn agent_alive(&mut self, n: usize) -> bool {
+        self.agents[n - 1].as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// `etcdctl put key` with the value from a file (for large values).
+    fn put_file(&self, key: &str, value: &[u8]) {
+        let f = self.dir.join("value.bin");
+        std::fs::write(&f, value).unwrap();
+        let m = self.members.iter().position(|m| m.child.is_some()).unwrap_or(0);
+        let cmd = format!(
+            "etcdctl --endpoints={} --command-timeout=5s put '{key}' < '{}'",
+            self.endpoints().join(","),
+            f.display()
+        );
+        self.members[m].ns.ok(&["sh", "-c", &cmd]);
+    }
+
+    fn up(&mut self, n: usize) -> (String, Ctr) {
+        self.start_agent(n);
+        let s = self.wait_running(n);
+        let c = attach(self, n);
+        (s, c)
+    }
+}
+
+#[test]
+fn hostile_records_are_skipped_and_never_routed() {
+    let mut lab = Lab::new(2, 1);
+    let (s1, c1) = lab.up(1);
+    let (_, c2) = lab.up(2);
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)) && wait_peers(&lab, 2, &[1], Duration::from_secs(10)));
+    let sp = lab.subnets_prefix();
+    lab.etcdctl(&["put", &format!("{sp}10.244.250.0-24"), "not json"]);
+    lab.etcdctl(&["put", &format!("{sp}10.245.1.0-24"), r#"{"underlayIP":"192.168.77.9","subnet":["10.245.1.0/24"]}"#]);
+    lab.etcdctl(&["put", &format!("{sp}10.244.251.0-24"), r#"{"underlayIP":"192.168.77.9","subnet":["0.0.0.0/0"]}"#]);
+    let own = format!(r#"{{"underlayIP":"192.168.77.9","subnet":["{s1}"]}}"#);
+    lab.etcdctl(&["put", &format!("{sp}10.244.252.0-24"), &own]);
+    // An impersonation of host 1 (its underlay address, another subnet).
+    lab.etcdctl(&["put", &format!("{sp}10.244.0.0-24"), r#"{"underlayIP":"192.168.77.1","subnet":["10.244.0.0/24"]}"#]);
+    lab.etcdctl(&["put", &format!("{sp}junk"), "{}"]);
+    lab.put_file(&format!("{sp}10.244.254.0-24"), &vec![b'x'; 1 << 20]);
+    // The last record is a good one: once it is applied, every bad one was read.
+    lab.etcdctl(&[
+        "put",
+        &format!("{sp}10.244.253.0-24"),
+        r#"{"underlayIP":"192.168.77.9","subnet":["10.244.253.0/24"]}"#,
+    ]);
+    let want: BTreeSet<String> = [underlay_ip(2), "192.168.77.9".to_string()].into();
+    assert!(wait_for(Duration::from_secs(5), || lab.fdb_peers(1) == want), "{:?}\n{}", lab.fdb_peers(1), lab.log_of(1));
+    for n in 1..=2 {
+        assert!(lab.agent_alive(n), "agent {n} survived: {}", lab.log_of(n));
+        for r in lab.vtep_routes(n) {
+            assert!(r.starts_with("10.244.") && r.contains("/24 via 10.244."), "host {n}: {r}");
+            assert!(
+                !r.starts_with("10.244.250.") && !r.starts_with("10.244.251.") && !r.starts_with("10.244.254."),
+                "{r}"
+            );
+        }
+    }
+    assert_eq!(lab.vtep_routes(1).len(), 2, "host 2 and the good record: {:?}", lab.vtep_routes(1));
+    let log = lab.log_of(1);
+    for k in ["10.244.250.0-24", "10.245.1.0-24", "10.244.251.0-24", "10.244.252.0-24", "junk", "10.244.254.0-24"] {
+        assert!(log.contains(&format!("skipping {sp}{k}")), "{k} not skipped with a warning:\n{log}");
+    }
+    assert!(log.contains(&format!("skipping {sp}10.244.0.0-24")), "the impersonation of host 1 is skipped\n{log}");
+    // Host 2 believes host 1's own (older) record, not the impersonation.
+    assert!(lab.fdb_peers(2).contains(&underlay_ip(1)));
+    assert!(!lab.vtep_routes(2).iter().any(|r| r.starts_with("10.244.0.0/24")), "{:?}", lab.vtep_routes(2));
+    assert!(reaches(&c1.ns, &c2.ip()) && reaches(&c2.ns, &c1.ip()));
+}
+
+#[test]
+fn an_exhausted_cluster_cidr_is_named_with_its_host_count() {
+    let mut lab = Lab::build(3, 1, false, json!({"clusterCIDR": "10.244.0.0/23"}));
+    lab.start_agent(1);
+    lab.start_agent(2);
+    lab.wait_running(1);
+    lab.wait_running(2);
+    lab.start_agent(3);
+    assert!(wait_for(Duration::from_secs(10), || lab.state(3)["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("exhausted"))));
+    let msg = lab.state(3)["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("10.244.0.0/23") && msg.contains("2 hosts"), "{msg}");
+    assert_eq!(lab.state(3)["status"], "starting");
+    assert!(lab.log_of(3).contains("exhausted"), "{}", lab.log_of(3));
+    let ns = TestNs::new("vxecx");
+    let r = lab.run(3, "ADD", &ns.path(), "vxe-full", &lab.conf(3));
+    assert_eq!(r.code, 1, "{r:?}");
+    let e: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(e["code"], 11, "try again later: {e}");
+    assert!(e["msg"].as_str().unwrap().contains("10.244.0.0/23"), "{e}");
+    // One host leaves: the waiting one gets its subnet.
+    lab.stop_agent(1, libc::SIGTERM);
+    lab.wait_running(3);
+    assert!(wait_peers(&lab, 2, &[3], Duration::from_secs(5)));
+}
+
+#[test]
+fn etcd_down_keeps_the_data_path_and_agents_resync_when_it_returns() {
+    let mut lab = Lab::new(3, 1);
+    let (s1, c1) = lab.up(1);
+    let (s2, c2) = lab.up(2);
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
+    lab.members[0].kill();
+    assert!(wait_for(Duration::from_secs(10), || lab.state(1)["etcdConnected"] == false), "{}", lab.state(1));
+    assert_eq!(lab.state(1)["status"], "running");
+    assert!(reaches(&c1.ns, &c2.ip()), "the data path does not need etcd");
+    // ADD and DEL on a host with a subnet keep working.
+    let c1b = attach(&lab, 1);
+    assert!(reaches(&c1b.ns, &c2.ip()));
+    let r = lab.run(1, "DEL", &c1b.ns.path(), &c1b.cid, &with_prev(&lab.conf(1), &c1b.add));
+    assert_eq!(r.code, 0, "{r:?}");
+    // A host joins meanwhile: it waits for etcd.
+    lab.start_agent(3);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lab.state(3)["status"], "starting");
+    lab.members[0].start();
+    let s3 = lab.wait_running(3);
+    for n in 1..=3 {
+        assert!(wait_peers(&lab, n, &others(n, 3), Duration::from_secs(10)), "host {n}: {:?}", lab.fdb_peers(n));
+    }
+    assert!(wait_for(Duration::from_secs(10), || lab.state(1)["etcdConnected"] == true));
+    assert_eq!(lab.state(1)["subnets"][0], s1.as_str(), "kept its subnet");
+    assert_eq!(lab.state(2)["subnets"][0], s2.as_str());
+    assert_ne!(s3, s1);
+    let c3 = attach(&lab, 3);
+    assert!(reaches(&c1.ns, &c3.ip()) && reaches(&c3.ns, &c2.ip()));
+    assert!(lab.log_of(1).contains("etcd reachable again"), "{}", lab.log_of(1));
+}
+
+#[test]
+fn one_member_of_three_killed_goes_unnoticed() {
+    let mut lab = Lab::new(3, 3);
+    let (_, c1) = lab.up(1);
+    let (_, c2) = lab.up(2);
+    lab.members[0].kill();
+    let (_, c3) = lab.up(3);
+    for n in 1..=3 {
+        assert!(wait_peers(&lab, n, &others(n, 3), Duration::from_secs(10)), "host {n}: {:?}", lab.fdb_peers(n));
+        assert_eq!(lab.state(n)["status"], "running");
+    }
+    assert!(reaches(&c1.ns, &c3.ip()) && reaches(&c2.ns, &c3.ip()));
+    // Leases are still kept alive through the remaining members.
+    std::thread::sleep(Duration::from_secs(TTL + 1));
+    assert_eq!(lab.keys(&lab.subnets_prefix()).len(), 3);
+    for n in 1..=3 {
+        assert_eq!(lab.fdb_peers(n).len(), 2);
+    }
+}
+
+#[test]
+fn a_lease_lost_to_another_host_is_given_up_loudly() {
+    let mut lab = Lab::new(2, 1);
+    let (s1, c1) = lab.up(1);
+    lab.up(2);
+    let key = format!("{}{}", lab.subnets_prefix(), s1.replace('/', "-"));
+    // Host 1 loses etcd (its packets to the store are dropped) past its TTL.
+    let block =
+        "table inet vxeblock {\n chain o {\n  type filter hook output priority 0;\n  tcp dport 2379 drop\n }\n}\n";
+    let f = lab.dir.join("block.nft");
+    std::fs::write(&f, block).unwrap();
+    lab.host(1).ok(&["nft", "-f", f.to_str().unwrap()]);
+    assert!(
+        wait_for(Duration::from_secs(TTL + 5), || lab.keys(&key).is_empty()),
+        "host 1's key expired with its lease"
+    );
+    // Another host takes the subnet meanwhile.
+    let other = format!(r#"{{"underlayIP":"192.168.77.99","subnet":["{s1}"]}}"#);
+    lab.etcdctl(&["put", &key, &other]);
+    lab.host(1).ok(&["nft", "delete", "table", "inet", "vxeblock"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || lab.state(1)["status"] == "lost"),
+        "{}\n{}",
+        lab.state(1),
+        lab.log_of(1)
+    );
+    assert!(lab.log_of(1).contains("LOST subnet"), "{}", lab.log_of(1));
+    std::thread::sleep(Duration::from_secs(1));
+    let k = lab.keys(&key);
+    assert_eq!(k.len(), 1);
+    assert!(k[0].2.contains("192.168.77.99"), "the agent did not take it back: {k:?}");
+    assert_eq!(lab.keys(&lab.subnets_prefix()).len(), 2, "host 1 claims nothing else");
+    let ns = TestNs::new("vxecx");
+    let r = lab.run(1, "ADD", &ns.path(), "vxe-lost", &lab.conf(1));
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("lost") && r.stdout.contains("vxlan agent"), "{r:?}");
+    let r = lab.run(1, "CHECK", &c1.ns.path(), &c1.cid, &with_prev(&lab.conf(1), &c1.add));
+    assert_ne!(r.code, 0, "CHECK reports it: {r:?}");
+    let (code, st) = lab.status(1);
+    assert_eq!((code, st["status"].as_str()), (1, Some("lost")), "{st}");
+}
+
+#[test]
+fn tls_with_client_certificates() {
+    let mut lab = Lab::build(2, 1, true, json!({}));
+    let (_, c1) = lab.up(1);
+    let (_, c2) = lab.up(2);
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
+    assert!(reaches(&c1.ns, &c2.ip()));
+    assert_eq!(lab.keys(&lab.subnets_prefix()).len(), 2);
+    // Without a client certificate the server refuses the agent: it
+    // says so and claims nothing.
+    assert_eq!(lab.stop_agent(2, libc::SIGTERM), Some(0));
+    assert!(wait_peers(&lab, 1, &[], Duration::from_secs(3)));
+    let mut bad = lab.conf(2);
+    bad["etcd"].as_object_mut().unwrap().remove("certFile");
+    bad["etcd"].as_object_mut().unwrap().remove("keyFile");
+    lab.start_agent_with(2, &bad);
+    assert!(wait_for(Duration::from_secs(10), || lab.state(2)["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("etcd: "))));
+    assert_eq!(lab.state(2)["status"], "starting", "no subnet without the store: {}", lab.state(2));
+    assert_eq!(lab.keys(&lab.subnets_prefix()).len(), 1);
 }

@@ -167,6 +167,17 @@ impl Plan {
     }
 }
 
+/// One record as the agent keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The key's create revision: of two records naming one underlay
+    /// address, the older one is believed (the host registered first; a
+    /// record written later to impersonate it loses).
+    pub created: i64,
+    /// The value (cut past [`MAX_VALUE`]).
+    pub value: Vec<u8>,
+}
+
 /// What a record is checked against.
 pub struct Judge<'a> {
     /// The network's options.
@@ -196,7 +207,7 @@ impl Judge<'_> {
             ));
         }
         if value.len() > MAX_VALUE {
-            return Err(format!("the value has {} bytes (at most {MAX_VALUE})", value.len()));
+            return Err(format!("the value is larger than {MAX_VALUE} bytes"));
         }
         let v: Value = serde_json::from_slice(value).map_err(|e| format!("the value is not JSON: {e}"))?;
         let ip: IpAddr = v
@@ -232,14 +243,16 @@ impl Judge<'_> {
         Ok(Peer { underlay: ip, subnets })
     }
 
-    /// The peers of every record in `kvs` (key order), skipping bad ones
-    /// and a second record for an underlay address already seen; the
-    /// skipped ones with their reason.
-    pub fn peers(&self, kvs: &BTreeMap<String, Vec<u8>>) -> (Vec<Peer>, Vec<(String, String)>) {
+    /// The peers of every record in `kvs`, skipping bad ones and a younger
+    /// record for an underlay address already seen; the skipped ones with
+    /// their reason.
+    pub fn peers(&self, kvs: &BTreeMap<String, Record>) -> (Vec<Peer>, Vec<(String, String)>) {
         let mut seen = HashSet::new();
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
-        for (k, v) in kvs {
-            match self.peer(k, v) {
+        let mut order: Vec<(&String, &Record)> = kvs.iter().collect();
+        order.sort_by_key(|(k, r)| (r.created, *k));
+        for (k, r) in order {
+            match self.peer(k, &r.value) {
                 Ok(p) if seen.insert(p.underlay) => ok.push(p),
                 Ok(p) => bad.push((k.clone(), format!("underlay address {} is also another record's", p.underlay))),
                 Err(e) => bad.push((k.clone(), e)),
@@ -326,21 +339,28 @@ mod tests {
             (key("10.244.4.0-24"), br#"{"underlayIP":"172.16.0.1","subnet":"10.244.4.0/24"}"#.to_vec(), "this host"),
             (key("10.244.4.0-24"), br#"{"underlayIP":"127.0.0.1","subnet":"10.244.4.0/24"}"#.to_vec(), "can't"),
             (key("10.244.4.0-24"), br#"{"subnet":"10.244.4.0/24"}"#.to_vec(), "underlayIP"),
-            (key("10.244.4.0-24"), junk, "bytes"),
+            (key("10.244.4.0-24"), junk, "larger than"),
             (key("zzz"), good.clone(), "key"),
         ] {
             let e = j.peer(&k, &v).unwrap_err();
             assert!(e.contains(why), "{k}: {e}");
         }
         let mut kvs = BTreeMap::new();
-        kvs.insert(key("10.244.2.0-24"), good.clone());
+        let rec = |created: i64, value: Vec<u8>| Record { created, value };
+        // The impersonator (key 10.244.1.x sorts first) is younger: it loses.
+        kvs.insert(
+            key("10.244.0.0-24"),
+            rec(9, value("192.168.77.2".parse().unwrap(), &["10.244.0.0/24".parse().unwrap()], 1)),
+        );
+        kvs.insert(key("10.244.2.0-24"), rec(1, good.clone()));
         kvs.insert(
             key("10.244.5.0-24"),
-            value("192.168.77.2".parse().unwrap(), &["10.244.5.0/24".parse().unwrap()], 1),
+            rec(2, value("192.168.77.2".parse().unwrap(), &["10.244.5.0/24".parse().unwrap()], 1)),
         );
-        kvs.insert(key("10.244.6.0-24"), b"{}".to_vec());
+        kvs.insert(key("10.244.6.0-24"), rec(3, b"{}".to_vec()));
         let (ok, bad) = j.peers(&kvs);
         assert_eq!(ok.len(), 1);
-        assert_eq!(bad.len(), 2);
+        assert_eq!(ok[0].subnets[0].to_string(), "10.244.2.0/24", "the older record wins");
+        assert_eq!(bad.len(), 3);
     }
 }

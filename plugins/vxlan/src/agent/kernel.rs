@@ -12,6 +12,7 @@
 use super::Shared;
 use crate::config::EtcdConf;
 use crate::peers::Peer;
+use crate::state::Status;
 use crate::{config, reconcile, state};
 use ipnetwork::IpNetwork;
 use serde_json::Value;
@@ -110,6 +111,10 @@ fn apply(raw: &Value, etcd: &EtcdConf, shared: &Shared, u: &Update, periodic: bo
                 s.revision = u.revision;
                 s.peers = u.peers.len();
                 if s.message.starts_with("kernel: ") {
+                    s.message.clear();
+                }
+                if s.status == Status::Starting && s.subnets == u.subnets && s.lease != "0" {
+                    s.status = Status::Running;
                     s.message.clear();
                 }
             });

@@ -113,13 +113,15 @@ struct Agent {
     previous: Vec<IpNetwork>,
     /// The lease expired and another host took the subnet.
     lost: bool,
-    kvs: BTreeMap<String, Vec<u8>>,
+    kvs: BTreeMap<String, entries::Record>,
     revision: i64,
     known: BTreeMap<IpAddr, Vec<IpNetwork>>,
     warned: HashSet<(String, u64)>,
     client: Option<Client>,
     backoff: Duration,
     last_error: String,
+    /// The endpoint of the last connection that worked.
+    endpoint: usize,
 }
 
 /// Runs the mode with the arguments after `agent`; returns the exit code.
@@ -212,6 +214,7 @@ impl Agent {
             client: None,
             backoff: BACKOFF_MIN,
             last_error: String::new(),
+            endpoint: 0,
         })
     }
 
@@ -268,9 +271,13 @@ impl Agent {
         }
     }
 
-    async fn connect(&self) -> Res<Client> {
+    /// A client on one member: the endpoints are tried in turn from the
+    /// last one that worked, each probed with a linearizable read (which
+    /// needs the member to be in the quorum), so a dead or isolated member
+    /// costs one connection attempt, not every request sent to it.
+    async fn connect(&mut self) -> Res<Client> {
         let mut o = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
+            .with_connect_timeout(Duration::from_secs(2))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(3))
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
@@ -290,7 +297,27 @@ impl Agent {
             .iter()
             .map(|e| if e.contains("://") { e.clone() } else { format!("http://{e}") })
             .collect();
-        rpc(Client::connect(eps, Some(o))).await
+        let mut errors = Vec::new();
+        for k in 0..eps.len() {
+            let i = (self.endpoint + k) % eps.len();
+            let probe = async {
+                let mut c = rpc(Client::connect([eps[i].as_str()], Some(o.clone()))).await?;
+                let opts = GetOptions::new().with_keys_only().with_limit(1);
+                rpc(c.get(self.etcd.network_prefix(), Some(opts))).await?;
+                Ok::<Client, Fail>(c)
+            };
+            match probe.await {
+                Ok(c) => {
+                    if i != self.endpoint {
+                        log::info!("etcd: using {}", eps[i]);
+                    }
+                    self.endpoint = i;
+                    return Ok(c);
+                }
+                Err(Fail::Store(e) | Fail::NoSubnet(e)) => errors.push(format!("{}: {e}", eps[i])),
+            }
+        }
+        Err(Fail::Store(errors.join("; ")))
     }
 
     fn key_of(&self, subnets: &[IpNetwork]) -> String {
@@ -319,7 +346,7 @@ impl Agent {
         };
         let resp = rpc(c.get(self.etcd.subnets_prefix(), Some(GetOptions::new().with_prefix()))).await?;
         self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        self.kvs = resp.kvs().iter().map(|kv| (lossy(kv.key()), capped(kv.value()))).collect();
+        self.kvs = resp.kvs().iter().map(|kv| (lossy(kv.key()), record(kv))).collect();
         let mut w = rpc(c.watch(
             self.etcd.subnets_prefix(),
             Some(WatchOptions::new().with_prefix().with_start_revision(self.revision + 1)),
@@ -376,7 +403,7 @@ impl Agent {
                                 if is_mine && (kv.lease() != self.held.as_ref().map_or(0, |h| h.lease)) {
                                     own = Some(Some(entries::underlay_of(kv.value())));
                                 }
-                                self.kvs.insert(key, capped(kv.value()));
+                                self.kvs.insert(key, record(kv));
                             }
                             EventType::Delete => {
                                 if is_mine {
@@ -494,12 +521,16 @@ impl Agent {
         self.previous = h.subnets.clone();
         self.lost = false;
         let h2 = h.clone();
+        // `running` (what ADD waits for) comes from the kernel thread once
+        // this subnet's host side and peers are in place.
         self.shared.update(|s| {
-            s.status = Status::Running;
+            if s.subnets != h2.subnets || s.status != Status::Running {
+                s.status = Status::Starting;
+                s.message = "programming the kernel".into();
+            }
             s.subnets = h2.subnets;
             s.key = h2.key;
             s.lease = format!("{:x}", h2.lease);
-            s.message.clear();
         });
         self.held = Some(h);
     }
@@ -579,7 +610,8 @@ impl Agent {
         // Records of this host itself (its own key) are not peers.
         peers.retain(|p| p.underlay != self.me);
         for (k, why) in bad {
-            let v = self.kvs.get(&k).map(|v| netcore::naming::fnv1a64(&[&String::from_utf8_lossy(v)])).unwrap_or(0);
+            let v =
+                self.kvs.get(&k).map(|r| netcore::naming::fnv1a64(&[&String::from_utf8_lossy(&r.value)])).unwrap_or(0);
             let mine_key = self.held.as_ref().is_some_and(|h| h.key == k);
             if !mine_key && self.warned.insert((k.clone(), v)) {
                 log::warn!("skipping {k}: {why}");
@@ -634,8 +666,9 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A value as kept in memory: a huge one is cut just past the limit (it is
-/// refused anyway, and 1 MB of junk per key need not stay resident).
-fn capped(v: &[u8]) -> Vec<u8> {
-    v[..v.len().min(entries::MAX_VALUE + 1)].to_vec()
+/// A record as kept in memory: a huge value is cut just past the limit (it
+/// is refused anyway, and 1 MB of junk per key need not stay resident).
+fn record(kv: &etcd_client::KeyValue) -> entries::Record {
+    let v = kv.value();
+    entries::Record { created: kv.create_revision(), value: v[..v.len().min(entries::MAX_VALUE + 1)].to_vec() }
 }
