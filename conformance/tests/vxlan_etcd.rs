@@ -338,7 +338,10 @@ impl Lab {
         });
         c["stateDir"] = self.dir.join(format!("state-root-h{n}")).display().to_string().into();
         for (k, v) in self.extra.as_object().unwrap() {
-            c[k] = v.clone();
+            match k.strip_prefix("etcd.") {
+                Some(ek) => c["etcd"][ek] = v.clone(),
+                None => c[k] = v.clone(),
+            }
         }
         c
     }
@@ -861,4 +864,33 @@ fn tls_with_client_certificates() {
         .is_some_and(|m| m.starts_with("etcd: "))));
     assert_eq!(lab.state(2)["status"], "starting", "no subnet without the store: {}", lab.state(2));
     assert_eq!(lab.keys(&lab.subnets_prefix()).len(), 1);
+}
+
+#[test]
+fn the_periodic_reconcile_repairs_entries_deleted_by_hand_and_sigint_revokes() {
+    let mut lab = Lab::build(2, 1, false, json!({"etcd.reconcileInterval": 1}));
+    let (_, c1) = lab.up(1);
+    let (s2, c2) = lab.up(2);
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
+    let before = lab.vtep_routes(1);
+    assert_eq!(before.len(), 1);
+    lab.host(1).ok(&["ip", "route", "del", &s2, "dev", &format!("vxlan.{VNI}")]);
+    lab.host(1).ok(&[
+        "bridge",
+        "fdb",
+        "del",
+        "02:76:c0:a8:4d:02",
+        "dev",
+        &format!("vxlan.{VNI}"),
+        "dst",
+        &underlay_ip(2),
+    ]);
+    assert!(lab.vtep_routes(1).is_empty());
+    assert!(wait_for(Duration::from_secs(3), || lab.vtep_routes(1) == before && lab.fdb_peers(1).len() == 1));
+    assert!(lab.log_of(1).contains("repaired"), "{}", lab.log_of(1));
+    assert!(reaches(&c1.ns, &c2.ip()));
+    // SIGINT, like SIGTERM, revokes the lease: host 1 drops host 2 at once.
+    assert_eq!(lab.stop_agent(2, libc::SIGINT), Some(0));
+    assert!(wait_peers(&lab, 1, &[], Duration::from_secs(1)), "{:?}", lab.fdb_peers(1));
+    assert!(lab.log_of(2).contains("SIGINT: revoked lease"), "{}", lab.log_of(2));
 }
