@@ -324,6 +324,20 @@ impl Lab {
             etcd["certFile"] = self.dir.join("client.pem").display().to_string().into();
             etcd["keyFile"] = self.dir.join("client-key.pem").display().to_string().into();
         }
+        if let Some(ex) = self.extra.get("example") {
+            // The example conflist's vxlan entry, pointed at this lab.
+            let mut c = ex["plugins"][0].clone();
+            c["name"] = NET.into();
+            c["cniVersion"] = ex["cniVersion"].clone();
+            for k in ["endpoints", "caFile", "certFile", "keyFile", "prefix"] {
+                c["etcd"][k] = etcd[k].clone();
+            }
+            c["etcd"]["leaseTTL"] = TTL.into();
+            c["underlayInterface"] = "ul".into();
+            c["stateDir"] = self.dir.join(format!("state-root-h{n}")).display().to_string().into();
+            c["ipam"]["dataDir"] = self.dir.join(format!("ipam-h{n}")).display().to_string().into();
+            return c;
+        }
         let mut c = json!({
             "cniVersion": "1.0.0",
             "name": NET,
@@ -844,8 +858,11 @@ fn a_lease_lost_to_another_host_is_given_up_loudly() {
 }
 
 #[test]
-fn tls_with_client_certificates() {
-    let mut lab = Lab::build(2, 1, true, json!({}));
+fn tls_with_client_certificates_from_the_etcd_conflist_example() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("cni-conf/vxlan");
+    let example: Value = serde_json::from_str(&std::fs::read_to_string(repo.join("etcd.conflist")).unwrap()).unwrap();
+    assert!(example["plugins"][0]["etcd"]["certFile"].is_string());
+    let mut lab = Lab::build(2, 1, true, json!({ "example": example }));
     let (_, c1) = lab.up(1);
     let (_, c2) = lab.up(2);
     assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
