@@ -64,7 +64,7 @@ install: release
 test: build bench-deps cri-deps etcd-deps
 	$(CARGO) test --workspace
 
-demo: release
+demo: release etcd-deps
 	CNI_TEST_BIN_DIR=$(CURDIR)/target/release ./target/release/demo $(if $(SCENE),--scene $(SCENE),)
 
 # The reference plugins the bench compares against (binaries in /usr/lib/cni).

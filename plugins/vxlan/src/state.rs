@@ -49,8 +49,10 @@ pub struct AgentState {
     /// restart asks for the same ones.
     pub subnets: Vec<IpNetwork>,
     /// This host's VTEP address.
+    #[serde(rename = "underlayIP")]
     pub underlay_ip: Option<IpAddr>,
     /// This host's VTEP MAC.
+    #[serde(rename = "vtepMAC")]
     pub vtep_mac: String,
     /// The key holding this host's lease.
     pub key: String,
