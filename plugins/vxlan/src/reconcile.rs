@@ -86,6 +86,19 @@ pub fn apply(conf: &config::VxConf) -> Result<Value, Error> {
     }))
 }
 
+/// Writes only the difference between the peer sets `before` and `after`
+/// (already checked; `after` is what `conf`'s peers file holds), without
+/// reading the kernel's entries: the agent's path for one change among
+/// thousands of peers. A VTEP that had to be (re)created gets everything.
+pub fn apply_diff(conf: &config::VxConf, before: &[peers::Peer], after: &[peers::Peer]) -> Result<Value, Error> {
+    let host = Handle::new()?;
+    let ul = underlay::resolve(&host, conf)?;
+    let table = peers::read(conf, ul.ip)?;
+    let _held = lock::lock()?;
+    let side = overlay::ensure(&host, conf, &ul, overlay::Peers::Diff { table: &table, before, after })?;
+    Ok(json!({"peers": after.len(), "added": side.added, "removed": side.removed}))
+}
+
 /// Runs the mode with the arguments after `reconcile`; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     cni::skel::init_logging();

@@ -83,7 +83,9 @@ pub fn peers_path(dir: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` through a temp file and a rename (mode 0644:
-/// nothing secret in it).
+/// nothing secret in it). No fsync: readers need the whole-or-old
+/// guarantee of the rename, not durability (the state describes leases
+/// and kernel entries that a reboot ends anyway; `/run` is a tmpfs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir)?;
@@ -101,7 +103,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_data()?;
         fs::rename(&tmp, path)
     })();
     if res.is_err() {

@@ -176,6 +176,16 @@ pub struct Record {
     pub created: i64,
     /// The value (cut past [`MAX_VALUE`]).
     pub value: Vec<u8>,
+    /// [`Judge::peer`]'s verdict, kept until the record or this host's
+    /// subnet changes (so one change among thousands parses one value).
+    pub judged: Option<Result<Peer, String>>,
+}
+
+impl Record {
+    /// A record not judged yet.
+    pub fn new(created: i64, value: Vec<u8>) -> Record {
+        Record { created, value, judged: None }
+    }
 }
 
 /// What a record is checked against.
@@ -246,13 +256,18 @@ impl Judge<'_> {
     /// The peers of every record in `kvs`, skipping bad ones and a younger
     /// record for an underlay address already seen; the skipped ones with
     /// their reason.
-    pub fn peers(&self, kvs: &BTreeMap<String, Record>) -> (Vec<Peer>, Vec<(String, String)>) {
+    pub fn peers(&self, kvs: &mut BTreeMap<String, Record>) -> (Vec<Peer>, Vec<(String, String)>) {
         let mut seen = HashSet::new();
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for (k, r) in kvs.iter_mut() {
+            if r.judged.is_none() {
+                r.judged = Some(self.peer(k, &r.value));
+            }
+        }
         let mut order: Vec<(&String, &Record)> = kvs.iter().collect();
         order.sort_by_key(|(k, r)| (r.created, *k));
         for (k, r) in order {
-            match self.peer(k, &r.value) {
+            match r.judged.clone().expect("judged above") {
                 Ok(p) if seen.insert(p.underlay) => ok.push(p),
                 Ok(p) => bad.push((k.clone(), format!("underlay address {} is also another record's", p.underlay))),
                 Err(e) => bad.push((k.clone(), e)),
@@ -346,7 +361,7 @@ mod tests {
             assert!(e.contains(why), "{k}: {e}");
         }
         let mut kvs = BTreeMap::new();
-        let rec = |created: i64, value: Vec<u8>| Record { created, value };
+        let rec = Record::new;
         // The impersonator (key 10.244.1.x sorts first) is younger: it loses.
         kvs.insert(
             key("10.244.0.0-24"),
@@ -358,7 +373,7 @@ mod tests {
             rec(2, value("192.168.77.2".parse().unwrap(), &["10.244.5.0/24".parse().unwrap()], 1)),
         );
         kvs.insert(key("10.244.6.0-24"), rec(3, b"{}".to_vec()));
-        let (ok, bad) = j.peers(&kvs);
+        let (ok, bad) = j.peers(&mut kvs);
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].subnets[0].to_string(), "10.244.2.0/24", "the older record wins");
         assert_eq!(bad.len(), 3);

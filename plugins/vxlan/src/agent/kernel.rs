@@ -75,6 +75,8 @@ impl Kernel {
 fn run(raw: &Value, etcd: &EtcdConf, shared: &Shared, slot: &(Mutex<Slot>, Condvar)) {
     let every = Duration::from_secs(etcd.reconcile_interval);
     let mut last: Option<Update> = None;
+    // Whether `last` is in the kernel (else the next apply compares all).
+    let mut ok = false;
     loop {
         let (m, cv) = slot;
         let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,17 +90,25 @@ fn run(raw: &Value, etcd: &EtcdConf, shared: &Shared, slot: &(Mutex<Slot>, Condv
         drop(g);
         let periodic = fresh.is_none();
         let Some(u) = fresh.or_else(|| last.clone()) else { continue };
-        apply(raw, etcd, shared, &u, periodic);
+        // A change after a successful apply of the same subnets writes only
+        // the difference; the first apply and the periodic one compare
+        // everything with the kernel.
+        let before = last.as_ref().filter(|l| ok && !periodic && l.subnets == u.subnets).map(|l| l.peers.as_slice());
+        ok = apply(raw, etcd, shared, &u, periodic, before);
         last = Some(u);
     }
 }
 
-fn apply(raw: &Value, etcd: &EtcdConf, shared: &Shared, u: &Update, periodic: bool) {
+/// Applies `u` (only its difference from `before`, when given); whether it worked.
+fn apply(raw: &Value, etcd: &EtcdConf, shared: &Shared, u: &Update, periodic: bool, before: Option<&[Peer]>) -> bool {
     let path = state::peers_path(&etcd.state_dir);
     let res = state::write_atomic(&path, &super::entries::peers_file(&u.peers))
         .map_err(|e| cni::Error::io(format!("writing {}: {e}", path.display())))
         .and_then(|()| config::with_subnets(raw, etcd.clone(), &u.subnets))
-        .and_then(|conf| reconcile::apply(&conf));
+        .and_then(|conf| match before {
+            Some(b) => reconcile::apply_diff(&conf, b, &u.peers),
+            None => reconcile::apply(&conf),
+        });
     match res {
         Ok(summary) => {
             let (added, removed) = (summary["added"].as_u64().unwrap_or(0), summary["removed"].as_u64().unwrap_or(0));
@@ -118,10 +128,12 @@ fn apply(raw: &Value, etcd: &EtcdConf, shared: &Shared, u: &Update, periodic: bo
                     s.message.clear();
                 }
             });
+            true
         }
         Err(e) => {
             log::error!("applying revision {} to the kernel: {}", u.revision, e.msg);
             shared.update(|s| s.message = format!("kernel: {}", e.msg));
+            false
         }
     }
 }

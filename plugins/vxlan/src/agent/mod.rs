@@ -518,6 +518,10 @@ impl Agent {
             h.lease,
             self.etcd.lease_ttl
         );
+        if self.previous != h.subnets {
+            // Verdicts depend on this host's subnet.
+            self.kvs.values_mut().for_each(|r| r.judged = None);
+        }
         self.previous = h.subnets.clone();
         self.lost = false;
         let h2 = h.clone();
@@ -606,7 +610,7 @@ impl Agent {
         let mine: Vec<IpNetwork> =
             self.held.as_ref().map(|h| h.subnets.clone()).unwrap_or_else(|| self.previous.clone());
         let judge = Judge { etcd: &self.etcd, plan: &self.plan, me: self.me, local: &self.local, mine: &mine };
-        let (mut peers, bad) = judge.peers(&self.kvs);
+        let (mut peers, bad) = judge.peers(&mut self.kvs);
         // Records of this host itself (its own key) are not peers.
         peers.retain(|p| p.underlay != self.me);
         for (k, why) in bad {
@@ -670,5 +674,5 @@ fn lossy(b: &[u8]) -> String {
 /// is refused anyway, and 1 MB of junk per key need not stay resident).
 fn record(kv: &etcd_client::KeyValue) -> entries::Record {
     let v = kv.value();
-    entries::Record { created: kv.create_revision(), value: v[..v.len().min(entries::MAX_VALUE + 1)].to_vec() }
+    entries::Record::new(kv.create_revision(), v[..v.len().min(entries::MAX_VALUE + 1)].to_vec())
 }
