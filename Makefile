@@ -79,8 +79,9 @@ bench-deps: deps
 # Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
-bench: bench-deps release
+bench: bench-deps etcd-deps release
 	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+	$(if $(ONLY),,./target/release/bench_etcd $(if $(QUICK),2,5))
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every

@@ -382,3 +382,21 @@ fn the_periodic_reconcile_repairs_entries_deleted_by_hand_and_sigint_revokes() {
     assert!(wait_peers(&lab, 1, &[], Duration::from_secs(1)), "{:?}", lab.fdb_peers(1));
     assert!(lab.log_of(2).contains("SIGINT: revoked lease"), "{}", lab.log_of(2));
 }
+
+#[test]
+fn a_dual_stack_cluster_gives_each_host_the_matching_v6_subnet() {
+    let mut lab = Lab::build(2, 1, false, json!({"clusterCIDR": ["10.244.0.0/16", "fd44::/48"]}));
+    let (s1, c1) = lab.up(1);
+    let (_, c2) = lab.up(2);
+    let st = lab.state(1);
+    let v6 = st["subnets"][1].as_str().expect("an IPv6 subnet");
+    let third: u32 = s1.split('.').nth(2).unwrap().parse().unwrap();
+    assert_eq!(v6, format!("fd44:0:0:{third:x}::/64"), "the /64 of the same slot as {s1}");
+    let ip6 = |c: &Ctr| {
+        let a = c.add["ips"].as_array().unwrap().iter().find(|i| i["address"].as_str().unwrap().contains(':')).cloned();
+        a.expect("an IPv6 address")["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+    };
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
+    assert!(reaches(&c1.ns, &ip6(&c2)) && reaches(&c2.ns, &ip6(&c1)), "IPv6 across the overlay");
+    assert!(reaches(&c1.ns, &c2.ip()));
+}
