@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn hosts_join_reach_each_other_and_leave_no_key() {
     const N: usize = 16;
-    let mut lab = Lab::new(N, 1);
+    // A long TTL: a host dropped within 3 s was revoked, not expired.
+    let mut lab = Lab::build(N, 1, false, json!({"etcd.leaseTTL": 10}));
     let foreign = format!("{}-other/keep", lab.prefix);
     lab.etcdctl(&["put", &foreign, "untouched"]);
     for n in 1..=N {
@@ -60,7 +61,7 @@ fn hosts_join_reach_each_other_and_leave_no_key() {
     // One host stops: the others drop it at once (its lease is revoked).
     assert_eq!(lab.stop_agent(N, libc::SIGTERM), Some(0), "{}", lab.log_of(N));
     for n in 1..N {
-        assert!(wait_peers(&lab, n, &others(n, N - 1), Duration::from_secs(2)), "host {n} dropped host {N}");
+        assert!(wait_peers(&lab, n, &others(n, N - 1), Duration::from_secs(3)), "host {n} dropped host {N}");
     }
     assert!(lab.log_of(1).contains(&format!("leave: host {}", underlay_ip(N))), "{}", lab.log_of(1));
     // ADD on the stopped host fails and names the agent.
@@ -355,8 +356,8 @@ fn tls_with_client_certificates_from_the_etcd_conflist_example() {
 }
 
 #[test]
-fn the_periodic_reconcile_repairs_entries_deleted_by_hand_and_sigint_revokes() {
-    let mut lab = Lab::build(2, 1, false, json!({"etcd.reconcileInterval": 1}));
+fn the_periodic_reconcile_repairs_entries_deleted_by_hand_sighup_rereads_and_sigint_revokes() {
+    let mut lab = Lab::build(2, 1, false, json!({"etcd.reconcileInterval": 1, "etcd.leaseTTL": 10}));
     let (_, c1) = lab.up(1);
     let (s2, c2) = lab.up(2);
     assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
@@ -377,9 +378,17 @@ fn the_periodic_reconcile_repairs_entries_deleted_by_hand_and_sigint_revokes() {
     assert!(wait_for(Duration::from_secs(3), || lab.vtep_routes(1) == before && lab.fdb_peers(1).len() == 1));
     assert!(lab.log_of(1).contains("repaired"), "{}", lab.log_of(1));
     assert!(reaches(&c1.ns, &c2.ip()));
-    // SIGINT, like SIGTERM, revokes the lease: host 1 drops host 2 at once.
+    // SIGHUP reads the store again; nothing changes.
+    let pid = lab.agents[0].as_ref().unwrap().id() as i32;
+    // SAFETY: a signal to the agent this test started, by its PID.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert!(wait_for(Duration::from_secs(3), || lab.log_of(1).contains("SIGHUP: reading the store again")));
+    assert!(lab.agent_alive(1));
+    assert_eq!(lab.vtep_routes(1), before);
+    // SIGINT, like SIGTERM, revokes the lease: host 1 drops host 2 at once
+    // (well before the 10 s TTL).
     assert_eq!(lab.stop_agent(2, libc::SIGINT), Some(0));
-    assert!(wait_peers(&lab, 1, &[], Duration::from_secs(1)), "{:?}", lab.fdb_peers(1));
+    assert!(wait_peers(&lab, 1, &[], Duration::from_secs(3)), "{:?}", lab.fdb_peers(1));
     assert!(lab.log_of(2).contains("SIGINT: revoked lease"), "{}", lab.log_of(2));
 }
 
