@@ -100,7 +100,6 @@ struct Held {
 }
 
 struct Agent {
-    raw: Value,
     etcd: EtcdConf,
     plan: Plan,
     vni: u32,
@@ -184,7 +183,7 @@ impl Agent {
         };
         let shared = Arc::new(Shared { dir: etcd.state_dir.clone(), st: Mutex::new(st) });
         shared.update(|_| {});
-        let kernel = Kernel::spawn(raw.clone(), etcd.clone(), shared.clone());
+        let kernel = Kernel::spawn(raw, etcd.clone(), shared.clone());
         log::info!(
             "agent for network {:?}: underlay {} on {:?}, store {} under {}, cluster {} in /{} subnets",
             etcd.network,
@@ -197,7 +196,6 @@ impl Agent {
         );
         Ok(Agent {
             vni: base.vni,
-            raw,
             etcd,
             plan,
             me: ul.ip,
@@ -225,7 +223,6 @@ impl Agent {
             log::error!("can't install signal handlers");
             return 1;
         };
-        let _ = &self.raw;
         loop {
             let r = tokio::select! {
                 r = self.session() => r,
