@@ -376,7 +376,8 @@ impl Lab {
         for (k, v) in self.extra.as_object().unwrap() {
             match k.strip_prefix("etcd.") {
                 Some(ek) => c["etcd"][ek] = v.clone(),
-                None => c[k] = v.clone(),
+                // `{n}` in a string value is the host's number.
+                None => c[k] = v.as_str().map_or_else(|| v.clone(), |s| s.replace("{n}", &n.to_string()).into()),
             }
         }
         c

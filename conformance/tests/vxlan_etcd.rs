@@ -409,3 +409,21 @@ fn a_dual_stack_cluster_gives_each_host_the_matching_v6_subnet() {
     assert!(reaches(&c1.ns, &ip6(&c2)) && reaches(&c2.ns, &ip6(&c1)), "IPv6 across the overlay");
     assert!(reaches(&c1.ns, &c2.ip()));
 }
+
+#[test]
+fn an_ipv6_underlay_carries_the_overlay() {
+    // etcd is reached over IPv4; the VTEPs use each host's IPv6 address.
+    let mut lab = Lab::build(2, 1, false, json!({"underlayIP": "fd77::{n}"}));
+    for n in 1..=2 {
+        lab.host(n).ok(&["ip", "addr", "add", &format!("fd77::{n}/64"), "dev", "ul", "nodad"]);
+    }
+    let (_, c1) = lab.up(1);
+    let (_, c2) = lab.up(2);
+    let want: BTreeSet<String> = ["fd77::2".to_string()].into();
+    assert!(wait_for(Duration::from_secs(10), || lab.fdb_peers(1) == want), "{:?}", lab.fdb_peers(1));
+    let keys = lab.keys(&lab.subnets_prefix());
+    assert!(keys.iter().all(|(_, _, v)| v.contains("\"underlayIP\":\"fd77::")), "{keys:?}");
+    let eth0 = conformance::witness::link(&c1.ns, "eth0").unwrap();
+    assert_eq!(eth0["mtu"], 1430, "underlay 1500 minus 70 for an IPv6 underlay");
+    assert!(reaches(&c1.ns, &c2.ip()) && reaches(&c2.ns, &c1.ip()));
+}
