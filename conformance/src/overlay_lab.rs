@@ -10,6 +10,9 @@
 use crate::{bin_dir, run_plugin, witness, PluginRun, TestNs};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -580,5 +583,105 @@ impl Lab {
         let s = self.wait_running(n);
         let c = attach(self, n);
         (s, c)
+    }
+}
+
+/// Moves the calling thread into the named network namespace.
+pub fn enter(ns: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+    // SAFETY: setns on a descriptor we own; only this thread moves.
+    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+}
+
+/// Base64 (standard alphabet, padded), as etcd's JSON gateway wants keys and values.
+pub fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// etcd's JSON gateway over one kept-alive HTTP/1.1 connection.
+pub struct Gateway {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    host: String,
+}
+
+impl Gateway {
+    /// Connects from inside namespace `ns` to `host` (`ip:port`).
+    pub fn connect(ns: &str, host: &str) -> Gateway {
+        let (ns, h) = (ns.to_string(), host.to_string());
+        let s = std::thread::spawn(move || {
+            enter(&ns);
+            TcpStream::connect(&h).expect("connecting to etcd")
+        })
+        .join()
+        .unwrap();
+        s.set_nodelay(true).unwrap();
+        Gateway { r: BufReader::new(s.try_clone().unwrap()), w: s, host: host.to_string() }
+    }
+
+    /// POSTs `body` to `path`; the JSON answer.
+    pub fn post(&mut self, path: &str, body: &Value) -> Value {
+        let b = body.to_string();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            self.host,
+            b.len()
+        );
+        self.w.write_all(req.as_bytes()).unwrap();
+        let (mut len, mut chunked, mut line) = (0usize, false, String::new());
+        loop {
+            line.clear();
+            self.r.read_line(&mut line).unwrap();
+            let l = line.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.r.read_line(&mut line).unwrap();
+                let n = usize::from_str_radix(line.trim(), 16).unwrap();
+                let mut c = vec![0; n + 2];
+                self.r.read_exact(&mut c).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&c[..n]);
+            }
+        } else {
+            body.resize(len, 0);
+            self.r.read_exact(&mut body).unwrap();
+        }
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+
+    /// Puts `key` = `value`.
+    pub fn put(&mut self, key: &str, value: &str) {
+        self.post("/v3/kv/put", &json!({"key": b64(key.as_bytes()), "value": b64(value.as_bytes())}));
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: &str) {
+        self.post("/v3/kv/deleterange", &json!({"key": b64(key.as_bytes())}));
     }
 }

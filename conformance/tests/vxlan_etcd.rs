@@ -427,3 +427,33 @@ fn an_ipv6_underlay_carries_the_overlay() {
     assert_eq!(eth0["mtu"], 1430, "underlay 1500 minus 70 for an IPv6 underlay");
     assert!(reaches(&c1.ns, &c2.ip()) && reaches(&c2.ns, &c1.ip()));
 }
+
+#[test]
+fn a_watch_that_fell_behind_compaction_lists_again() {
+    // A long TTL: the agent is frozen for a while.
+    let mut lab = Lab::build(3, 1, false, json!({"etcd.leaseTTL": 30}));
+    lab.up(1);
+    lab.up(2);
+    assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)));
+    let pid = lab.agents[0].as_ref().unwrap().id() as i32;
+    // SAFETY: signals to the agent this test started, by its PID.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // While it is frozen: enough traffic to fill its stream, a host that
+    // leaves and one that joins, then the history is compacted away.
+    let mut gw = Gateway::connect(&lab.host(2).name, &format!("{}:2379", member_ip(0)));
+    let junk = "x".repeat(2000);
+    let sp = lab.subnets_prefix();
+    for i in 0..3000 {
+        gw.put(&format!("{sp}junk-{}", i % 50), &junk);
+    }
+    assert_eq!(lab.stop_agent(2, libc::SIGTERM), Some(0));
+    lab.start_agent(3);
+    lab.wait_running(3);
+    let rev = gw.post("/v3/kv/range", &json!({"key": b64(b"x")}))["header"]["revision"].as_str().unwrap().to_string();
+    lab.etcdctl(&["compact", &rev]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(wait_peers(&lab, 1, &[3], Duration::from_secs(10)), "{:?}\n{}", lab.fdb_peers(1), lab.log_of(1));
+    assert!(lab.log_of(1).contains("fell behind compaction"), "{}", lab.log_of(1));
+    assert!(lab.agent_alive(1));
+}
