@@ -4,15 +4,16 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device
+PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dhcp
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
 # iproute2/nftables/iptables as test witnesses (iptables also for the
 # firewall plugin's FORWARD DROP tests), iputils-ping for traffic proofs,
 # g++ for libFuzzer (compiled by libfuzzer-sys for `make fuzz`),
-# protoc for the CRI client the conformance tests build (k8s-cri).
-DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables iputils-ping procps g++ protobuf-compiler
+# protoc for the CRI client the conformance tests build (k8s-cri),
+# dnsmasq-base for the DHCP server the dhcp tests start in a namespace.
+DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables iputils-ping procps g++ protobuf-compiler dnsmasq-base
 
 # The node the Kubernetes test runs (conformance/tests/containerd_cri.rs):
 # containerd 1.6 with its CRI plugin, runc, and busybox-static, from which
@@ -107,3 +108,8 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+# dhcp IPAM ADD/DEL, ours beside the reference daemon in the same run,
+# against dnsmasq in a namespace: `make bench-dhcp [N=20] [NOPING=1]`.
+bench-dhcp: bench-deps release
+	./target/release/bench-dhcp $(if $(N),--n $(N),) $(if $(NOPING),--no-ping,)

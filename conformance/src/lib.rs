@@ -7,6 +7,7 @@ pub mod bins;
 pub mod chaos;
 pub mod containerd;
 pub mod demo;
+pub mod dhcp_lan;
 pub mod fixture;
 pub mod netns;
 pub mod overlay_lab;
@@ -31,4 +32,5 @@ pub const PLUGINS: &[&str] = &[
     "static",
     "ptp",
     "host-device",
+    "dhcp",
 ];

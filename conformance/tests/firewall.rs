@@ -354,3 +354,160 @@ fn parallel_first_adds_insert_one_forward_rule() {
     });
     assert!(witness::nft_elements(&host.ns, TABLE, "ctr4").is_empty());
 }
+
+// ---- one transaction per ADD, witnessed by `nft monitor` ----
+
+/// `nft monitor` running in a namespace (a child we started, killed by
+/// its pid on drop), collecting what it prints.
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ns: String,
+    marks: u32,
+}
+
+impl Monitor {
+    fn start(ns: &TestNs) -> Monitor {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.name, "nft", "monitor"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting nft monitor");
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        let mut m = Monitor { child, lines, ns: ns.name.clone(), marks: 0 };
+        m.mark();
+        m
+    }
+
+    /// Makes a change of our own (an empty table) and waits until the
+    /// monitor prints it: everything printed after the returned index
+    /// happened after this call. Repeats the change until the monitor,
+    /// which may still be subscribing, sees one.
+    fn mark(&mut self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            self.marks += 1;
+            let name = format!("fwmon{}", self.marks);
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &self.ns, "nft", "add", "table", "inet", &name])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let want = format!("add table inet {name}");
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+            while std::time::Instant::now() < until {
+                let lines = self.lines.lock().unwrap();
+                if let Some(i) = lines.iter().position(|l| l == &want) {
+                    // The marker's own generation line follows it.
+                    if let Some(g) = lines[i..].iter().position(|l| l.starts_with("# new generation")) {
+                        return i + g + 1;
+                    }
+                }
+                drop(lines);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(std::time::Instant::now() < deadline, "nft monitor never printed our marker");
+        }
+    }
+
+    /// What the monitor printed while `f` ran: its lines, and how many of
+    /// them announce a new generation (one per committed transaction).
+    fn during(&mut self, f: impl FnOnce()) -> (Vec<String>, usize) {
+        let start = self.mark();
+        f();
+        let end = self.mark();
+        let lines = self.lines.lock().unwrap();
+        // Up to the last marker's own "add table" line.
+        let seen: Vec<String> =
+            lines[start..end].iter().take_while(|l| !l.starts_with("add table inet fwmon")).cloned().collect();
+        let generations = seen.iter().filter(|l| l.starts_with("# new generation")).count();
+        (seen, generations)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Handle of every rule in our table and in iptables-nft's FORWARD chains,
+/// by (family, table, chain), as `nft -j -a` lists them.
+fn shared_rule_handles(host: &Host) -> Vec<(String, String, String, u64)> {
+    let v: Value = serde_json::from_str(&host.ns.ok(&["nft", "-j", "-a", "list", "ruleset"])).unwrap();
+    let mut out: Vec<_> = v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r["table"] == TABLE || (r["table"] == "filter" && r["chain"] == "FORWARD"))
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("family"), s("table"), s("chain"), r["handle"].as_u64().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn add_is_one_transaction_and_a_repeated_add_rewrites_no_shared_rule() {
+    let host = Host::new("fw-one");
+    forward_drop(&host);
+    let conf = bridge_conf(&host, "fwone", "cni-fwone", "10.79.0.0/24", Some("fd00:79::/64"));
+    let (c1, c2) = (attach(&host, &conf, "o1"), attach(&host, &conf, "o2"));
+    let fwc = fw_conf("fwone", json!({"ingressPolicy": "same-bridge"}));
+    let mut mon = Monitor::start(&host.ns);
+
+    // The first ADD writes the table, its rules, the container's elements
+    // and the rule in ip and ip6 filter FORWARD: all in one transaction.
+    let (lines, generations) = mon.during(|| {
+        fw(&host, "ADD", &c1, &fwc).ok();
+    });
+    assert_eq!(generations, 1, "one transaction: {lines:#?}");
+    let forward_rules = lines.iter().filter(|l| l.contains(" rule ") && l.contains(" filter FORWARD ")).count();
+    assert_eq!(forward_rules, 2, "the FORWARD rules are part of it: {lines:#?}");
+    assert_eq!(our_rules(&host, "iptables"), 1);
+    assert_eq!(our_rules(&host, "ip6tables"), 1);
+    let handles = shared_rule_handles(&host);
+    assert!(handles.len() > 10, "{handles:?}");
+
+    // Another container: its elements only, in one transaction; no rule is
+    // deleted or rewritten, every handle stays.
+    let (lines, generations) = mon.during(|| {
+        fw(&host, "ADD", &c2, &fwc).ok();
+    });
+    assert_eq!(generations, 1, "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains(" rule ")), "no rule touched: {lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("add element inet cnirs-firewall ctr4")), "{lines:#?}");
+    assert_eq!(shared_rule_handles(&host), handles);
+
+    // The same ADD again changes nothing at all.
+    let (lines, _) = mon.during(|| {
+        fw(&host, "ADD", &c2, &fwc).ok();
+    });
+    assert!(lines.iter().all(|l| !l.contains(" rule ")), "{lines:#?}");
+    assert_eq!(shared_rule_handles(&host), handles);
+    assert!(c1.ns.ping(&addr(&c2.result, true)), "and traffic passes FORWARD DROP");
+
+    // What a repeated ADD costs (printed, not asserted).
+    let mut ms: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            fw(&host, "ADD", &c2, &fwc).ok();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    eprintln!("firewall repeated ADD: median {:.1} ms, min {:.1} ms, max {:.1} ms", ms[10], ms[0], ms[19]);
+    assert_eq!(shared_rule_handles(&host), handles);
+}

@@ -225,8 +225,8 @@ fn legacy_key(net: &str, cid: &str) -> String {
 }
 
 /// Every set that holds an attachment's elements (claims sets included).
-fn owned_sets() -> Vec<netcore::nft::Set> {
-    use netcore::nft::{DataType::*, Family, Table};
+fn owned_sets() -> Vec<kernel::nft::Set> {
+    use kernel::nft::{DataType::*, Family, Table};
     let nat = Table::new(Family::Inet, NAT).unwrap();
     let spoof = Table::new(Family::Bridge, "cnirs-spoofchk").unwrap();
     let fw = Table::new(Family::Inet, FIREWALL).unwrap();
@@ -250,8 +250,8 @@ fn downgrade(host: &Host, key: &str, old: &str, veth: &str) {
     std::thread::spawn(move || {
         let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let sock = netcore::nft::Socket::open().unwrap();
-        let mut b = netcore::nft::Batch::new();
+        let sock = kernel::nft::Socket::open().unwrap();
+        let mut b = kernel::nft::Batch::new();
         for set in owned_sets() {
             let Ok(elems) = sock.list_elements(&set) else { continue };
             for e in elems.into_iter().filter(|e| e.comment.as_deref() == Some(key.as_str())) {

@@ -16,7 +16,7 @@
 //! `bench-out/bench-etcd.json`.
 
 use conformance::overlay_lab::{enter, underlay_ip, Gateway, Lab, VNI};
-use netcore::netlink::{Family, Handle};
+use kernel::netlink::{Family, Handle};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -118,6 +118,27 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Any error that can say which `std::io::ErrorKind` it is becomes a CNI
+/// error with its own message: how a lower layer's errors (the `kernel`
+/// crate's, whose kind comes from the errno) pass through `?` in a plugin
+/// without this crate knowing that layer. Busy kernels are transient
+/// (code 11), a missing kernel feature is code 103, the rest code 100.
+impl<E> From<E> for Error
+where
+    E: std::error::Error + Into<std::io::Error>,
+{
+    fn from(e: E) -> Error {
+        use std::io::ErrorKind;
+        let msg = e.to_string();
+        let code = match e.into().kind() {
+            ErrorKind::WouldBlock | ErrorKind::ResourceBusy => code::TRY_AGAIN,
+            ErrorKind::Unsupported => code::UNSUPPORTED_KERNEL,
+            _ => code::PLUGIN,
+        };
+        Error::new(code, msg)
+    }
+}
+
 /// Shorthand used across the suite.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -134,6 +155,27 @@ mod tests {
         assert!(v.get("details").is_none());
         let v = e.with_details("x").to_json("1.0.0");
         assert_eq!(v["details"], "x");
+    }
+
+    #[test]
+    fn errors_with_an_io_kind_convert_with_their_message() {
+        #[derive(Debug)]
+        struct Lower(std::io::ErrorKind);
+        impl fmt::Display for Lower {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "adding link: {:?}", self.0)
+            }
+        }
+        impl std::error::Error for Lower {}
+        impl From<Lower> for std::io::Error {
+            fn from(l: Lower) -> std::io::Error {
+                std::io::Error::new(l.0, l.to_string())
+            }
+        }
+        let e: Error = Lower(std::io::ErrorKind::WouldBlock).into();
+        assert_eq!((e.code, e.msg.as_str()), (code::TRY_AGAIN, "adding link: WouldBlock"));
+        assert_eq!(Error::from(Lower(std::io::ErrorKind::Unsupported)).code, code::UNSUPPORTED_KERNEL);
+        assert_eq!(Error::from(Lower(std::io::ErrorKind::NotFound)).code, code::PLUGIN);
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! the bridge and vxlan plugins. The host end's name is derived from the
 //! attachment, so DEL removes it without the container's namespace.
 
-use crate::error::{Error, Kind, Result};
 use crate::naming::bridge_mac;
-use crate::netlink::{BridgePortFlags, BridgeSpec, Handle, Link, Mac, VethSpec};
-use crate::netns::Netns;
 use crate::owner::{OwnerKey, Stale};
+use kernel::error::{Error, Kind, Result};
+use kernel::netlink::{BridgePortFlags, BridgeSpec, Handle, Link, Mac, VethSpec};
+use kernel::netns::Netns;
 use std::collections::HashSet;
 
 /// How to make the bridge when it is missing.
@@ -220,7 +220,7 @@ pub fn remove_stale_veths(
 }
 
 /// Adds to a batch the removal of one attachment's nftables elements.
-pub type ElementRemoval<'a> = dyn Fn(&crate::nft::Socket, &mut crate::nft::Batch) -> Result<()> + Sync + 'a;
+pub type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) -> Result<()> + Sync + 'a;
 
 /// DEL's kernel half for a container on a bridge: commits one nftables
 /// batch that `elements` fills with the attachment's elements, in a thread
@@ -239,8 +239,8 @@ pub fn detach(
         let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
         let nft = elements.map(|fill| {
             s.spawn(move || -> Result<()> {
-                let sock = crate::nft::Socket::open()?;
-                let mut batch = crate::nft::Batch::new();
+                let sock = kernel::nft::Socket::open()?;
+                let mut batch = kernel::nft::Batch::new();
                 fill(&sock, &mut batch)?;
                 let committed = sock.commit(&batch);
                 // Hold the socket open until the veth is gone.

@@ -17,9 +17,9 @@
 //! their owner, as before.
 
 use crate::naming::fnv1a64;
-use crate::nft::{Batch, DataType, Element, Set, SetData, Socket, Table, Value};
 use crate::owner::{self, OwnerKey};
-use crate::Result;
+use kernel::nft::{Batch, DataType, Element, Set, SetData, Socket, Table, Value};
+use kernel::Result;
 use std::collections::HashMap;
 
 /// A set whose elements several owners may claim, with its claims set.
@@ -153,7 +153,7 @@ fn lookup(sock: &Socket, set: &Set, e: &Element) -> Result<Option<Element>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nft::Family;
+    use kernel::nft::Family;
 
     #[test]
     fn claims_extend_the_key_and_keep_the_value() {

@@ -5,12 +5,12 @@
 //! place so both plugins answer the same way for the same situation.
 
 use crate::attach::Attached;
-use crate::netlink::{Family, Handle, Link};
-use crate::sysctl;
 use cni::config::Dns;
 use cni::result::{Interface, IpConfig, Route};
 use cni::{CniResult, Error};
 use ipnetwork::IpNetwork;
+use kernel::netlink::{Family, Handle, Link};
+use kernel::sysctl;
 use std::net::IpAddr;
 
 /// The first address of `net` (network + 1): the gateway host-local

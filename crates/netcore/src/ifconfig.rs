@@ -17,11 +17,11 @@ use std::time::Duration;
 use cni::CniResult;
 use ipnetwork::IpNetwork;
 
-use crate::error::{Error, Result};
-use crate::netlink::route::TABLE_MAIN;
-use crate::netlink::{Family, Handle, Route, RouteScope};
-use crate::netns::Netns;
-use crate::sysctl;
+use kernel::error::{Error, Result};
+use kernel::netlink::route::TABLE_MAIN;
+use kernel::netlink::{Family, Handle, Route, RouteScope};
+use kernel::netns::Netns;
+use kernel::sysctl;
 
 /// What to do besides addresses and routes; the defaults are the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ fn add_address(ns: &Netns, h: &Handle, index: u32, ifname: &str, a: IpNetwork, d
             add()
         }
         Err(e) if a.is_ipv6() && e.errno == Some(libc::EAFNOSUPPORT) => Err(Error::new(
-            crate::Kind::Unsupported,
+            kernel::Kind::Unsupported,
             format!("adding IPv6 address {a} to {ifname:?}"),
             "IPv6 is disabled in this kernel",
         )),

@@ -12,19 +12,19 @@
 //! the address stays masqueraded until the last claimant's DEL.
 
 use crate::claims::{self, Shared};
-use crate::error::Result;
-use crate::nft::{
-    priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
-};
 use crate::owner::{OwnerKey, Stale};
 use ipnetwork::IpNetwork;
+use kernel::error::Result;
+use kernel::nft::{
+    priority, Batch, ChainType, DataType, Element, Field, Hook, IpFamily, Rule, Set, Socket, Table, Value,
+};
 use std::net::IpAddr;
 
 /// Our NAT table; never the reference plugins' names.
 pub const TABLE: &str = "cnirs-nat";
 
 fn table() -> Result<Table> {
-    Table::new(crate::nft::Family::Inet, TABLE)
+    Table::new(kernel::nft::Family::Inet, TABLE)
 }
 
 fn src_map(t: &Table, v4: bool) -> Result<Set> {

@@ -19,8 +19,8 @@
 //! ([`Belongs::Unsure`]): a leak it logs, never another network's loss.
 
 use crate::naming::{fnv1a64, host_veth_name, veth_name_of_hash};
-use crate::nft::{Batch, Element, Set, Socket};
-use crate::Result;
+use kernel::nft::{Batch, Element, Set, Socket};
+use kernel::Result;
 use std::collections::HashSet;
 
 /// Longest key written readable; longer ones are hashed.

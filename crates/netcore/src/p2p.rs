@@ -19,13 +19,13 @@ use cni::CniResult;
 use ipnetwork::IpNetwork;
 
 use crate::attach::{create_pair, Attached, VethAttach};
-use crate::error::{Error, Result};
 use crate::gateway::first_host;
 use crate::ifconfig::{self, Options};
 use crate::naming::{fnv1a64, host_veth_name};
-use crate::netlink::{Family, Handle, Mac, Route, RouteScope};
-use crate::netns::Netns;
-use crate::sysctl;
+use kernel::error::{Error, Result};
+use kernel::netlink::{Family, Handle, Mac, Route, RouteScope};
+use kernel::netns::Netns;
+use kernel::sysctl;
 
 /// The MAC of a host end: locally administered unicast, the first four
 /// bytes from the network (how GC recognises its own host ends), the last

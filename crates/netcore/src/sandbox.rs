@@ -2,9 +2,9 @@
 //! each command needs: ADD and CHECK require it, DEL treats "empty" and
 //! "already gone" as nothing to do.
 
-use crate::error::Kind;
-use crate::netns::Netns;
 use cni::error::code;
+use kernel::error::Kind;
+use kernel::netns::Netns;
 use std::path::Path;
 
 /// Opens the namespace an ADD or CHECK acts on; a missing one is code 3
@@ -40,7 +40,7 @@ pub fn open_for_del(path: Option<&Path>) -> Result<Option<Netns>, cni::Error> {
 /// Refuses an ADD whose interface name is already taken in the container
 /// (code 102, the reference's message), before anything is made: a veth
 /// plugin would otherwise fail half-way with a vaguer kernel error.
-pub fn ensure_ifname_free(ctr: &crate::netlink::Handle, ifname: &str) -> Result<(), cni::Error> {
+pub fn ensure_ifname_free(ctr: &kernel::netlink::Handle, ifname: &str) -> Result<(), cni::Error> {
     if ctr.link_by_name(ifname)?.is_some() {
         return Err(cni::Error::new(code::CONFLICT, format!("container veth name provided ({ifname}) already exists")));
     }

@@ -1,12 +1,13 @@
 //! `ifconfig::configure` and `ifconfig::verify` against a real throwaway
 //! namespace: what ADD leaves on a container interface, and what CHECK sees.
 
+#[path = "../../kernel/tests/netlink_common/mod.rs"]
 mod netlink_common;
 
 use cni::result::{Interface, IpConfig, Route as CniRoute};
 use cni::CniResult;
+use kernel::netlink::{Handle, VethSpec};
 use netcore::ifconfig::{self, Options};
-use netcore::netlink::{Handle, VethSpec};
 use netlink_common::{has_flag, run, TestNs};
 
 /// A veth pair `c0`/`c1` (both down) in `ns`; returns the index of `c0`.

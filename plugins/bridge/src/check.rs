@@ -4,9 +4,9 @@
 use crate::config::{self, BridgeConf};
 use crate::{spoofchk, vlan};
 use cni::{Command, Context, Error};
+use kernel::netlink::vlan::DEFAULT_VLAN;
+use kernel::netlink::{Handle, Link};
 use netcore::attach::verify_veth;
-use netcore::netlink::vlan::DEFAULT_VLAN;
-use netcore::netlink::{Handle, Link};
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;

@@ -3,7 +3,7 @@
 //! touched.
 
 use cni::{Context, Error};
-use netcore::netlink::{parse_mac, Mac};
+use kernel::netlink::{parse_mac, Mac};
 use serde::Deserialize;
 
 /// One `vlanTrunk` entry: a single id or a `minID`..`maxID` range.

@@ -4,7 +4,7 @@
 
 use crate::{config, spoofchk};
 use cni::{Command, Context, Error};
-use netcore::nft::{Batch, Socket};
+use kernel::nft::{Batch, Socket};
 use netcore::owner::{OwnerKey, Stale};
 use netcore::{attach, ipam, masq};
 
@@ -13,7 +13,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     let owner = OwnerKey::of(ctx);
     let ipam_type = ipam::configured(ctx)?;
-    let remove = |sock: &Socket, batch: &mut Batch| -> netcore::Result<()> {
+    let remove = |sock: &Socket, batch: &mut Batch| -> kernel::Result<()> {
         if conf.ip_masq {
             masq::del_container_into(sock, batch, &owner)?;
         }

@@ -7,8 +7,8 @@
 //! packets leaving through any other isolated bridge. One element and one
 //! chain per network, never per container.
 
-use netcore::nft::{priority, Batch, ChainType, CmpOp, DataType, Element, Family, Field, Hook, Rule, Table, Value};
-use netcore::Result;
+use kernel::nft::{priority, Batch, ChainType, CmpOp, DataType, Element, Family, Field, Hook, Rule, Table, Value};
+use kernel::Result;
 
 const TABLE: &str = "cnirs-isolation";
 

@@ -19,12 +19,12 @@
 //! owner. Ports that are not in `ports` (other networks, the bridge's own
 //! traffic) pass untouched.
 
-use netcore::netlink::Mac;
-use netcore::nft::{
+use kernel::netlink::Mac;
+use kernel::nft::{
     priority, Batch, ChainType, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
 };
+use kernel::Result;
 use netcore::owner::{self, OwnerKey, Stale};
-use netcore::Result;
 use std::collections::HashSet;
 
 /// Our table; never a reference plugin's name.

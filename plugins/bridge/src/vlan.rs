@@ -11,10 +11,10 @@
 use crate::config::{gateway_name, BridgeConf};
 use cni::error::code;
 use cni::Error;
+use kernel::netlink::vlan::PortVlans;
+use kernel::netlink::{Handle, Link, VethSpec};
+use kernel::Kind;
 use netcore::naming::fnv1a64;
-use netcore::netlink::vlan::PortVlans;
-use netcore::netlink::{Handle, Link, VethSpec};
-use netcore::Kind;
 
 /// The config field to name in errors: `vlan` when set, else `vlanTrunk`.
 fn field(conf: &BridgeConf) -> &'static str {
@@ -27,7 +27,7 @@ fn field(conf: &BridgeConf) -> &'static str {
 
 /// The CNI error for a failed VLAN step: code 103 naming the option when
 /// the kernel lacks the feature, the kernel's error otherwise.
-pub fn error(conf: &BridgeConf, e: netcore::Error) -> Error {
+pub fn error(conf: &BridgeConf, e: kernel::Error) -> Error {
     let field = field(conf);
     if e.kind == Kind::Unsupported {
         return Error::new(
@@ -91,12 +91,12 @@ pub fn ensure_gateway(
     vlan: u16,
     keep_default: bool,
     mtu: Option<u32>,
-) -> Result<Link, netcore::Error> {
+) -> Result<Link, kernel::Error> {
     let name = gateway_name(&bridge.name, vlan);
     if let Some(l) = host.link_by_name(&name)? {
         if !l.is_kind("veth") {
             let kind = l.kind.clone().unwrap_or_else(|| "device without a driver kind".into());
-            return Err(netcore::Error::new(
+            return Err(kernel::Error::new(
                 Kind::Invalid,
                 format!("using {name:?} as the gateway of VLAN {vlan}"),
                 format!("a link with that name exists and is a {kind}, not a veth"),
@@ -132,8 +132,8 @@ pub fn ensure_gateway(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netcore::netlink::fake::Recorder;
-    use netcore::netlink::Mac;
+    use kernel::netlink::fake::Recorder;
+    use kernel::netlink::Mac;
     use rtnetlink::packet_route::link::{
         AfSpecBridge, BridgeFlag, BridgeVlanInfo, BridgeVlanInfoFlags, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
     };
@@ -163,14 +163,14 @@ mod tests {
 
     #[test]
     fn unsupported_is_code_103_naming_the_field() {
-        let e = netcore::Error::from_errno("setting vlan_filtering 1 on bridge link #3", libc::EOPNOTSUPP);
+        let e = kernel::Error::from_errno("setting vlan_filtering 1 on bridge link #3", libc::EOPNOTSUPP);
         let c = error(&conf(10, vec![]), e.clone());
         assert_eq!(c.code, code::UNSUPPORTED_KERNEL);
         assert!(c.msg.starts_with("bridge: field \"vlan\" needs bridge VLAN filtering"), "{}", c.msg);
         assert!(c.msg.contains("Operation not supported"), "{}", c.msg);
         let c = error(&conf(0, vec![7]), e);
         assert!(c.msg.contains("\"vlanTrunk\""), "{}", c.msg);
-        let other = error(&conf(10, vec![]), netcore::Error::from_errno("x", libc::EPERM));
+        let other = error(&conf(10, vec![]), kernel::Error::from_errno("x", libc::EPERM));
         assert_eq!(other.code, code::PLUGIN);
         assert!(other.msg.starts_with("bridge: field \"vlan\": x:"), "{}", other.msg);
     }
@@ -195,7 +195,7 @@ mod tests {
         assert_ne!(p, gateway_port_name("cni1", 100));
     }
 
-    fn link_reply(index: u32, name: &str) -> Result<Vec<RouteNetlinkMessage>, netcore::netlink::Fault> {
+    fn link_reply(index: u32, name: &str) -> Result<Vec<RouteNetlinkMessage>, kernel::netlink::Fault> {
         let mut m = LinkMessage::default();
         m.header.index = index;
         m.attributes.push(LinkAttribute::IfName(name.into()));

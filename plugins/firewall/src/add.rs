@@ -1,13 +1,15 @@
-//! ADD: admit the container's addresses from prevResult (one batch of set
-//! elements owned by the attachment), make sure the shared rules are in
-//! place (under a lock, only when something is missing), and pass
-//! prevResult through unchanged.
+//! ADD: admit the container's addresses from prevResult (set elements
+//! owned by the attachment) and make sure the shared rules are in place,
+//! all in one nftables transaction, and pass prevResult through unchanged.
+//! The rule in iptables-nft's FORWARD chain joins that transaction only
+//! when it is missing, under a host-wide lock, so concurrent first ADDs
+//! insert it once.
 
 use crate::config::{self, Backend, FirewallConf, IngressPolicy};
 use crate::{firewalld, forward, lock, ruleset};
 use cni::result::CniResult;
 use cni::{Context, Error};
-use netcore::nft::{Batch, Socket};
+use kernel::nft::{Batch, Socket};
 use netcore::owner::OwnerKey;
 use std::net::IpAddr;
 
@@ -31,12 +33,33 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let mut batch = Batch::new();
     ruleset::ensure(&mut batch, &o)?;
     ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref())?;
-    sock.commit(&batch)?;
-    if let Err(e) = ensure_shared(&sock, &o) {
-        let _ = ruleset::release(&sock, &o, &|c| owner.matches(c));
-        return Err(e);
-    }
+    commit(&sock, &batch)?;
     Ok(prev)
+}
+
+/// Commits `batch`, plus our rule in each iptables-nft FORWARD chain that
+/// lacks it, as one transaction. Only the first ADD (or one after someone
+/// flushed FORWARD) finds the rule missing; it takes the setup lock and
+/// looks again, so of concurrent ADDs exactly one inserts it. A FORWARD
+/// chain removed between the look and the commit fails the commit with
+/// `NotFound`: then look and commit once more.
+fn commit(sock: &Socket, batch: &Batch) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = if forward::missing(sock)?.is_empty() {
+            sock.commit(batch)
+        } else {
+            let _guard = lock::lock()?;
+            let mut with_forward = batch.clone();
+            forward::insert(&mut with_forward, &forward::missing(sock)?)?;
+            sock.commit(&with_forward)
+        };
+        match result {
+            Err(e) if e.is_not_found() && attempt < 2 => continue,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Refuses the firewalld backend where firewalld does not run.
@@ -78,24 +101,6 @@ pub fn bridge_name(prev: &CniResult) -> Result<String, Error> {
         return Err(Error::invalid_config(format!("firewall: bridge name {:?} in prevResult: {why}", i.name)));
     }
     Ok(i.name.clone())
-}
-
-/// Writes what every container relies on and nobody owns (the mark rules,
-/// the iptables-nft FORWARD rule) if any is missing, under the setup lock.
-pub fn ensure_shared(sock: &Socket, o: &ruleset::Objects) -> Result<(), Error> {
-    if ruleset::missing_mark_rules(sock, o)?.is_empty() && forward::missing(sock)?.is_empty() {
-        return Ok(());
-    }
-    let _guard = lock::lock()?;
-    let marks = ruleset::missing_mark_rules(sock, o)?;
-    ruleset::ensure_mark_rules(o, &marks)?;
-    let families = forward::missing(sock)?;
-    if !families.is_empty() {
-        let mut batch = Batch::new();
-        forward::insert(&mut batch, &families)?;
-        sock.commit(&batch)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

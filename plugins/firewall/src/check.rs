@@ -6,7 +6,7 @@ use crate::add::{addresses, bridge_name, check_backend};
 use crate::config::{self, IngressPolicy};
 use crate::{forward, ruleset};
 use cni::{Context, Error};
-use netcore::nft::{Family, Socket};
+use kernel::nft::{Family, Socket};
 
 /// Runs CHECK.
 pub fn check(ctx: &Context) -> Result<(), Error> {

@@ -4,7 +4,7 @@
 
 use crate::ruleset;
 use cni::{Context, Error};
-use netcore::nft::Socket;
+use kernel::nft::Socket;
 use netcore::owner::{OwnerKey, Stale};
 
 /// Runs DEL; nothing to remove is success. A config this plugin would

@@ -3,7 +3,7 @@
 //! the daemon leaves a pid file. Without either, that backend is a clear
 //! error instead of silently doing something else.
 
-use netcore::nft::{Family, Socket, Table};
+use kernel::nft::{Family, Socket, Table};
 
 /// Where firewalld writes its pid.
 const PID_FILES: [&str; 2] = ["/run/firewalld.pid", "/var/run/firewalld.pid"];

@@ -17,7 +17,7 @@
 //! are gone (it accepts nothing unmarked), like the reference's jump.
 
 use crate::ruleset::MARK;
-use netcore::nft::{Batch, Chain, CmpOp, Expr, Family, MetaKey, Reg, Rule, Socket, Table};
+use kernel::nft::{Batch, Chain, Family, Rule, Socket, Table};
 
 /// The comment that identifies our rule (`-m comment --comment`).
 pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
@@ -26,25 +26,18 @@ pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
 pub const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
 
 /// `filter FORWARD` of `family`, as iptables-nft names it.
-pub fn chain(family: Family) -> netcore::Result<Chain> {
+pub fn chain(family: Family) -> kernel::Result<Chain> {
     Table::new(family, "filter")?.chain("FORWARD")
 }
 
 /// The rule: `meta mark & MARK == MARK counter accept`, with our comment.
 pub fn rule(chain: &Chain) -> Rule {
-    let bit = MARK.to_ne_bytes().to_vec();
-    Rule::new(chain)
-        .expr(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 })
-        .expr(Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: bit.clone(), xor: vec![0; 4] })
-        .expr(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: bit })
-        .counter()
-        .accept()
-        .comment(COMMENT)
+    Rule::new(chain).has_mark_bits(MARK).counter().accept().comment(COMMENT)
 }
 
 /// Where the FORWARD chain of `family` stands: `None` when iptables-nft has
 /// no such chain here (nothing to open), `Some(true)` when our rule is in it.
-pub fn status(sock: &Socket, family: Family) -> netcore::Result<Option<bool>> {
+pub fn status(sock: &Socket, family: Family) -> kernel::Result<Option<bool>> {
     match sock.list_rules(&chain(family)?) {
         Ok(rules) => Ok(Some(rules.iter().any(|r| r.comment.as_deref() == Some(COMMENT)))),
         Err(e) if e.is_not_found() => Ok(None),
@@ -53,7 +46,7 @@ pub fn status(sock: &Socket, family: Family) -> netcore::Result<Option<bool>> {
 }
 
 /// The families whose FORWARD chain exists without our rule.
-pub fn missing(sock: &Socket) -> netcore::Result<Vec<Family>> {
+pub fn missing(sock: &Socket) -> kernel::Result<Vec<Family>> {
     let mut out = Vec::new();
     for f in FAMILIES {
         if status(sock, f)? == Some(false) {
@@ -64,7 +57,7 @@ pub fn missing(sock: &Socket) -> netcore::Result<Vec<Family>> {
 }
 
 /// Adds to `batch` our rule at the top of each of `families`' FORWARD.
-pub fn insert(batch: &mut Batch, families: &[Family]) -> netcore::Result<()> {
+pub fn insert(batch: &mut Batch, families: &[Family]) -> kernel::Result<()> {
     for f in families {
         batch.insert_rule(rule(&chain(*f)?));
     }

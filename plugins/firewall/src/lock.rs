@@ -1,6 +1,6 @@
-//! A host-wide lock around the one-time setup (the mark rules and the
-//! iptables-nft FORWARD rule), so concurrent first ADDs do not both insert
-//! a rule. Per-container work needs no lock: it is one atomic batch.
+//! A host-wide lock around inserting the iptables-nft FORWARD rule, so
+//! concurrent first ADDs do not both insert it (an insert is not
+//! idempotent; everything else an ADD writes is, and needs no lock).
 
 use cni::Error;
 use std::fs::{File, OpenOptions};

@@ -13,7 +13,7 @@ mod ruleset;
 
 use cni::error::code;
 use cni::{Context, Error};
-use netcore::nft::Socket;
+use kernel::nft::Socket;
 
 /// Ready when nf_tables answers in this namespace (and, for the
 /// firewalld backend, firewalld runs).

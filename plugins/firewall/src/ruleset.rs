@@ -26,11 +26,11 @@
 //! right after, so nothing later on the path sees it.
 
 use cni::Error;
-use netcore::claims::{self, Shared};
-use netcore::nft::{
-    priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, Rule, Set, Socket, Table, Value,
+use kernel::nft::{
+    priority, Batch, ChainType, CtState, DataType, Element, Family, Field, Hook, MarkOp, Rule, Set, Socket, Table,
+    Value,
 };
-use netcore::nft_mark::{self, MarkOp};
+use netcore::claims::{self, Shared};
 use netcore::owner::OwnerKey;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -50,13 +50,13 @@ pub struct Objects {
     /// The table.
     pub table: Table,
     /// Base chain, forward hook, before `filter`.
-    pub forward: netcore::nft::Chain,
+    pub forward: kernel::nft::Chain,
     /// Sets the mark; reached by `goto`.
-    pub admit: netcore::nft::Chain,
+    pub admit: kernel::nft::Chain,
     /// Base chain, forward hook, after `filter`: clears the mark.
-    pub unmark: netcore::nft::Chain,
+    pub unmark: kernel::nft::Chain,
     /// same-bridge checks, per family.
-    pub ingress: [netcore::nft::Chain; 2],
+    pub ingress: [kernel::nft::Chain; 2],
     /// Admitted addresses, per family.
     pub ctr: [Set; 2],
     /// same-bridge addresses, per family.
@@ -71,7 +71,7 @@ pub fn fam(ip: &IpAddr) -> usize {
 }
 
 /// The objects (names checked).
-pub fn objects() -> netcore::Result<Objects> {
+pub fn objects() -> kernel::Result<Objects> {
     let t = Table::new(Family::Inet, TABLE)?;
     Ok(Objects {
         forward: t.base_chain("forward", Hook::Forward, ChainType::Filter, priority::FILTER - 5)?,
@@ -91,16 +91,16 @@ pub fn objects() -> netcore::Result<Objects> {
 impl Objects {
     /// Every set, with its claims: two networks' containers may have one
     /// address, and each must keep its admission until its own DEL.
-    pub fn shared(&self) -> netcore::Result<Vec<Shared>> {
+    pub fn shared(&self) -> kernel::Result<Vec<Shared>> {
         self.ctr.iter().chain(&self.iso).chain(&self.own).map(|s| Shared::new(&self.table, s)).collect()
     }
 }
 
-/// Adds to `batch` the table, sets and chains, and rewrites the fixed
-/// rules of `forward` and `ingress*` (so repeating it is harmless and
-/// concurrent ADDs converge). The mark rules of `admit` and `unmark` are
-/// written once by [`ensure_mark_rules`].
-pub fn ensure(batch: &mut Batch, o: &Objects) -> netcore::Result<()> {
+/// Adds to `batch` the table, sets and chains, and the fixed rules of
+/// every chain as [`Batch::replace_rules`]: rules already in place are
+/// not rewritten (a repeated ADD deletes nothing, so it neither moves
+/// rule handles nor pays a grace period), and concurrent ADDs converge.
+pub fn ensure(batch: &mut Batch, o: &Objects) -> kernel::Result<()> {
     batch.add_table(&o.table);
     for s in o.shared()? {
         s.declare(batch);
@@ -109,44 +109,48 @@ pub fn ensure(batch: &mut Batch, o: &Objects) -> netcore::Result<()> {
     for c in &o.ingress {
         batch.add_chain(c);
     }
-    batch.add_chain(&o.forward).flush_chain(&o.forward);
+    batch.add_chain(&o.forward);
+    batch.replace_rules(&o.admit, [Rule::new(&o.admit).mark(MarkOp::Set(MARK)).comment(ADMIT_COMMENT)]);
+    batch.replace_rules(&o.unmark, [Rule::new(&o.unmark).mark(MarkOp::Clear(MARK)).comment(UNMARK_COMMENT)]);
     let fields = [(Field::Ip4Saddr, Field::Ip4Daddr), (Field::Ip6Saddr, Field::Ip6Daddr)];
+    let mut forward = Vec::new();
     for (i, (_, daddr)) in fields.into_iter().enumerate() {
-        batch.add_rule(Rule::new(&o.forward).in_set(&[daddr], &o.iso[i]).jump(&o.ingress[i]));
+        forward.push(Rule::new(&o.forward).in_set(&[daddr], &o.iso[i]).jump(&o.ingress[i]));
     }
     for (i, (saddr, daddr)) in fields.into_iter().enumerate() {
-        batch.add_rule(Rule::new(&o.forward).in_set(&[saddr], &o.ctr[i]).goto(&o.admit));
-        batch.add_rule(
+        forward.push(Rule::new(&o.forward).in_set(&[saddr], &o.ctr[i]).goto(&o.admit));
+        forward.push(
             Rule::new(&o.forward)
                 .in_set(&[daddr], &o.ctr[i])
                 .ct_state(CtState::ESTABLISHED | CtState::RELATED)
                 .goto(&o.admit),
         );
-        batch.add_rule(Rule::new(&o.forward).in_set(&[daddr], &o.ctr[i]).ct_status(CT_STATUS_DNAT).goto(&o.admit));
+        forward.push(Rule::new(&o.forward).in_set(&[daddr], &o.ctr[i]).ct_status(CT_STATUS_DNAT).goto(&o.admit));
         let ingress = &o.ingress[i];
-        batch.flush_chain(ingress);
-        batch.add_rule(Rule::new(ingress).in_set(&[daddr, Field::Iifname], &o.own[i]).ret());
-        batch.add_rule(Rule::new(ingress).ct_state(CtState::ESTABLISHED | CtState::RELATED).ret());
-        batch.add_rule(Rule::new(ingress).ct_status(CT_STATUS_DNAT).ret());
-        batch.add_rule(Rule::new(ingress).counter().drop().comment("ingressPolicy same-bridge"));
+        batch.replace_rules(
+            ingress,
+            [
+                Rule::new(ingress).in_set(&[daddr, Field::Iifname], &o.own[i]).ret(),
+                Rule::new(ingress).ct_state(CtState::ESTABLISHED | CtState::RELATED).ret(),
+                Rule::new(ingress).ct_status(CT_STATUS_DNAT).ret(),
+                Rule::new(ingress).counter().drop().comment("ingressPolicy same-bridge"),
+            ],
+        );
     }
+    batch.replace_rules(&o.forward, forward);
     Ok(())
 }
 
-/// The mark rules `admit` and `unmark` must hold.
-fn mark_rules() -> [(&'static str, MarkOp, &'static str); 2] {
-    [
-        ("admit", MarkOp::Set(MARK), "admitted by the CNI firewall plugin"),
-        ("unmark", MarkOp::Clear(MARK), "clear the admission mark"),
-    ]
-}
+/// The comment of the rule in `admit` that sets the mark.
+const ADMIT_COMMENT: &str = "admitted by the CNI firewall plugin";
+/// The comment of the rule in `unmark` that clears it.
+const UNMARK_COMMENT: &str = "clear the admission mark";
 
-/// Which mark rules are missing (a chain without rules).
-pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> netcore::Result<Vec<&'static str>> {
+/// Which of the mark chains (`admit`, `unmark`) have lost their rule.
+pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> kernel::Result<Vec<&'static str>> {
     let mut out = Vec::new();
-    for (chain, _, _) in mark_rules() {
-        let c = o.table.chain(chain)?;
-        let rules = match sock.list_rules(&c) {
+    for (chain, c) in [("admit", &o.admit), ("unmark", &o.unmark)] {
+        let rules = match sock.list_rules(c) {
             Ok(r) => r,
             Err(e) if e.is_not_found() => Vec::new(),
             Err(e) => return Err(e),
@@ -156,17 +160,6 @@ pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> netcore::Result<Vec<&'s
         }
     }
     Ok(out)
-}
-
-/// Writes the mark rules of the chains named in `missing` (the caller
-/// holds the setup lock and has just checked they are missing).
-pub fn ensure_mark_rules(o: &Objects, missing: &[&str]) -> netcore::Result<()> {
-    for (chain, op, comment) in mark_rules() {
-        if missing.contains(&chain) {
-            nft_mark::append(&o.table, chain, op, comment)?;
-        }
-    }
-    Ok(())
 }
 
 fn value(ip: IpAddr) -> Value {
@@ -182,7 +175,7 @@ pub fn add_attachment(
     owner: &OwnerKey,
     ips: &[IpAddr],
     bridge: Option<&str>,
-) -> netcore::Result<()> {
+) -> kernel::Result<()> {
     let shared = |s: &Set| Shared::new(&o.table, s);
     for ip in ips {
         let f = fam(ip);
@@ -199,7 +192,7 @@ pub fn add_attachment(
 /// Removes, in one transaction, the elements and claims of the owners
 /// `pick` selects (an address another owner claims stays, handed over to
 /// it); how many owners lost something.
-pub fn release(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> netcore::Result<usize> {
+pub fn release(sock: &Socket, o: &Objects, pick: &dyn Fn(&str) -> bool) -> kernel::Result<usize> {
     let mut batch = Batch::new();
     let gone = claims::release_into(sock, &mut batch, &o.shared()?, pick)?;
     if !batch.is_empty() {

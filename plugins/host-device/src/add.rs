@@ -9,8 +9,8 @@ use crate::saved::{self, Saved};
 use cni::error::code;
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
-use netcore::netlink::Handle;
-use netcore::netns::Netns;
+use kernel::netlink::Handle;
+use kernel::netns::Netns;
 use netcore::{ifconfig, ipam, sandbox};
 
 /// Runs ADD.
@@ -59,7 +59,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         }
         None => Saved::of(&dev, &tag),
     };
-    let moved = (|| -> netcore::Result<()> {
+    let moved = (|| -> kernel::Result<()> {
         host.set_down(dev.index)?;
         host.set_alias(dev.index, &saved.encode())?;
         host.move_to_netns(dev.index, &ns)

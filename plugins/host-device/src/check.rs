@@ -4,7 +4,7 @@
 
 use crate::saved::{tag, Saved};
 use cni::{Command, Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::{ifconfig, ipam, sandbox};
 
 /// Runs CHECK; prints nothing on success.

@@ -3,7 +3,7 @@
 //! takes `pciBusID`'s place), checked before the host is touched.
 
 use cni::{Context, Error};
-use netcore::netlink::{parse_mac, Mac};
+use kernel::netlink::{parse_mac, Mac};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]

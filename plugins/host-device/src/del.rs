@@ -7,8 +7,8 @@
 
 use crate::saved::{fallback_name, tag, Saved};
 use cni::{Command, Context, Error};
-use netcore::netlink::Handle;
-use netcore::netns::Netns;
+use kernel::netlink::Handle;
+use kernel::netns::Netns;
 use netcore::{ipam, sandbox};
 
 /// Runs DEL: every step is tried; the first failure is reported after.
@@ -61,7 +61,7 @@ fn from_container(ns: &Netns, host: &Handle, ifname: &str, tag: &str) -> Result<
         }
         // The reference keeps only the original name in the alias: move
         // such a device out under that name, down, as the reference does.
-        None if netcore::netlink::link::validate_ifname(&alias).is_ok() => {
+        None if kernel::netlink::link::validate_ifname(&alias).is_ok() => {
             Saved { tag: tag.to_string(), name: alias.clone(), mtu: link.mtu, up: false, alias }
         }
         None => {
@@ -76,7 +76,7 @@ fn from_container(ns: &Netns, host: &Handle, ifname: &str, tag: &str) -> Result<
 /// Moves link `index` from the container (`ctr`) to the host, under its
 /// original name, or a fallback naming the attachment when that name is
 /// taken in the host; then restores its MTU, alias and state.
-pub fn move_out(ctr: &Handle, host_ns: &Netns, host: &Handle, index: u32, saved: &Saved) -> netcore::Result<()> {
+pub fn move_out(ctr: &Handle, host_ns: &Netns, host: &Handle, index: u32, saved: &Saved) -> kernel::Result<()> {
     ctr.set_down(index)?;
     let fallback = fallback_name(&saved.tag);
     let mut name = saved.name.clone();
@@ -98,7 +98,7 @@ pub fn move_out(ctr: &Handle, host_ns: &Netns, host: &Handle, index: u32, saved:
 
 /// Restores the device called `name` in the host to its recorded state
 /// (renamed back when its original name is free).
-pub fn restore_on_host(host: &Handle, name: &str, saved: &Saved) -> netcore::Result<()> {
+pub fn restore_on_host(host: &Handle, name: &str, saved: &Saved) -> kernel::Result<()> {
     let link = host.link(name)?;
     if link.name != saved.name {
         host.set_down(link.index)?;

@@ -7,7 +7,7 @@
 use crate::config::Selector;
 use cni::error::code;
 use cni::Error;
-use netcore::netlink::{mac_to_string, Handle, Link};
+use kernel::netlink::{mac_to_string, Handle, Link};
 use std::path::{Path, PathBuf};
 
 /// Where sysfs is mounted (`/`, or a scratch tree in unit tests).

@@ -9,8 +9,8 @@
 //! Format: `cni-hd:<16 hex>:<name>:<mtu>:<u|d>:<original alias>`; a name
 //! cannot hold `:`. The original alias is cut to fit the kernel's 255 bytes.
 
+use kernel::netlink::Link;
 use netcore::naming::fnv1a64;
-use netcore::netlink::Link;
 
 const PREFIX: &str = "cni-hd:";
 const ALIAS_MAX: usize = 255;

@@ -3,7 +3,7 @@
 
 use cni::result::{Interface, IpConfig};
 use cni::{CniResult, Context, Error, Plugin};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::sandbox;
 
 /// The plugin; it has no options.

@@ -5,10 +5,10 @@
 use cni::error::code;
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
+use kernel::netlink::{Handle, Link, MacvlanSpec};
+use kernel::netns::Netns;
 use netcore::ifconfig;
 use netcore::ipam;
-use netcore::netlink::{Handle, Link, MacvlanSpec};
-use netcore::netns::Netns;
 use netcore::sandbox;
 
 use crate::config::MacvlanConf;

@@ -3,7 +3,7 @@
 //! the same MAC, and its addresses and routes.
 
 use cni::{Command, Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::{ifconfig, ipam, sandbox};
 
 use crate::add::KNOWN_ARGS;

@@ -4,7 +4,7 @@
 
 use cni::error::code;
 use cni::{Context, Error};
-use netcore::netlink::{mac_to_string, parse_mac, Mac, MacvlanMode};
+use kernel::netlink::{mac_to_string, parse_mac, Mac, MacvlanMode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 

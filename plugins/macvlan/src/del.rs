@@ -3,7 +3,7 @@
 //! at the master, so it works after the master is gone (plugins#953).
 
 use cni::{Command, Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::{ipam, sandbox};
 
 /// Runs DEL; idempotent.

@@ -3,7 +3,7 @@
 //! container. ADD and CHECK need it; DEL never looks (plugins#953).
 
 use cni::Error;
-use netcore::netlink::{Handle, Link};
+use kernel::netlink::{Handle, Link};
 
 use crate::config::MacvlanConf;
 

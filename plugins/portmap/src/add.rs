@@ -11,11 +11,11 @@ use crate::nft_maps::{self, describe_key, show_data, Layout, Plan};
 use cni::error::code;
 use cni::{CniResult, Context, Error};
 use ipnetwork::IpNetwork;
-use netcore::netlink::route::TABLE_MAIN;
-use netcore::netlink::{Family, Handle, RouteKind};
-use netcore::nft::{Batch, Element, Set, Socket};
+use kernel::netlink::route::TABLE_MAIN;
+use kernel::netlink::{Family, Handle, RouteKind};
+use kernel::nft::{Batch, Element, Set, Socket};
+use kernel::sysctl;
 use netcore::owner::{container_of, OwnerKey};
-use netcore::sysctl;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Runs ADD.

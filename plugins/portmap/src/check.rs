@@ -6,7 +6,7 @@ use crate::add::container_addrs;
 use crate::config;
 use crate::nft_maps::{self, describe_key, show_data, Layout};
 use cni::{Context, Error};
-use netcore::nft::{Chain, Socket};
+use kernel::nft::{Chain, Socket};
 use netcore::owner::{container_of, OwnerKey};
 
 fn failed(msg: String) -> Error {

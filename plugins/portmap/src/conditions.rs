@@ -15,7 +15,7 @@
 
 use cni::Error;
 use ipnetwork::IpNetwork;
-use netcore::nft::{CmpOp, Field, IpFamily, Rule, Value};
+use kernel::nft::{CmpOp, Field, IpFamily, Rule, Value};
 use std::fmt;
 
 /// One parsed match.

@@ -5,7 +5,7 @@
 use crate::conditions::{self, Condition};
 use cni::config::PortMapping;
 use cni::{Context, Error};
-use netcore::nft::{IpFamily, Value};
+use kernel::nft::{IpFamily, Value};
 use serde::Deserialize;
 use std::net::IpAddr;
 

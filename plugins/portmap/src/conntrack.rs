@@ -6,7 +6,7 @@
 //! entries after ADD; so do we, over ctnetlink, best effort.
 
 use crate::config::Mapping;
-use netcore::conntrack;
+use kernel::conntrack;
 
 /// `udp`.
 const UDP: u8 = 17;

@@ -14,7 +14,7 @@ use crate::add::container_addrs;
 use crate::config;
 use crate::nft_maps::{self, Layout};
 use cni::{Context, Error};
-use netcore::nft::{Batch, Chain, Element, Set, Socket};
+use kernel::nft::{Batch, Chain, Element, Set, Socket};
 use netcore::owner::{OwnerKey, Stale};
 use std::collections::BTreeSet;
 

@@ -12,7 +12,7 @@ mod nft_maps;
 
 use cni::error::code;
 use cni::{Context, Error};
-use netcore::nft::Socket;
+use kernel::nft::Socket;
 
 /// Ready when nf_tables answers: every mapping needs it.
 fn status(_ctx: &Context) -> Result<(), Error> {

@@ -42,11 +42,11 @@
 use crate::config::{HostIp, Mapping, PortmapConf};
 use cni::Error;
 use ipnetwork::IpNetwork;
-use netcore::naming::fnv1a64;
-use netcore::nft::{
+use kernel::nft::{
     priority, Batch, ChainType, CmpOp, DataType, Element, Family, Field, Hook, IpFamily, Rule, Set, Table, Value,
 };
-use netcore::nft::{Chain, ElemData, Verdict};
+use kernel::nft::{Chain, ElemData, Verdict};
+use netcore::naming::fnv1a64;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Our table's name.
@@ -101,7 +101,7 @@ fn addr_type(f: IpFamily) -> DataType {
     }
 }
 
-fn family_maps(t: &Table, f: IpFamily) -> netcore::Result<FamilyMaps> {
+fn family_maps(t: &Table, f: IpFamily) -> kernel::Result<FamilyMaps> {
     use DataType::{InetProto, InetService};
     let n = if f == IpFamily::V4 { "4" } else { "6" };
     let a = addr_type(f);
@@ -120,7 +120,7 @@ impl Layout {
         Ok(Layout::build()?)
     }
 
-    fn build() -> netcore::Result<Layout> {
+    fn build() -> kernel::Result<Layout> {
         let t = Table::new(Family::Inet, TABLE)?;
         Ok(Layout {
             prerouting: t.base_chain("prerouting", Hook::Prerouting, ChainType::Nat, priority::DSTNAT)?,

@@ -6,9 +6,9 @@
 use crate::config;
 use cni::result::Interface;
 use cni::{CniResult, Context, Error};
+use kernel::netlink::{BridgePortFlags, Handle};
+use kernel::nft::Batch;
 use netcore::attach::{detach_veth, VethAttach};
-use netcore::netlink::{BridgePortFlags, Handle};
-use netcore::nft::Batch;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, p2p, sandbox};
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 
 use crate::config;
 use cni::{Command, Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, p2p, sandbox};
 use std::net::IpAddr;

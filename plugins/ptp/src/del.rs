@@ -4,7 +4,7 @@
 //! is already gone and with no cached result.
 
 use cni::{Command, Context, Error};
-use netcore::nft::{Batch, Socket};
+use kernel::nft::{Batch, Socket};
 use netcore::owner::OwnerKey;
 use netcore::{attach, ipam, masq, p2p};
 
@@ -13,7 +13,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     let ip_masq = crate::config::load(ctx).map(|c| c.ip_masq).unwrap_or(ctx.conf.ip_masq);
     let owner = OwnerKey::of(ctx);
     let ipam_type = ipam::configured(ctx)?;
-    let remove = |sock: &Socket, batch: &mut Batch| -> netcore::Result<()> {
+    let remove = |sock: &Socket, batch: &mut Batch| -> kernel::Result<()> {
         masq::del_container_into(sock, batch, &owner).map(drop)
     };
     let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();

@@ -6,7 +6,7 @@ use crate::config::{self, KNOWN_ARGS};
 use crate::link::{self, Target};
 use crate::state::Store;
 use cni::{CniResult, Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::sandbox;
 
 /// Runs ADD.

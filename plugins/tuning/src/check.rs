@@ -3,7 +3,7 @@
 use crate::config::{self, KNOWN_ARGS};
 use crate::link::{self, Target};
 use cni::{Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::sandbox;
 
 /// Runs CHECK.

@@ -8,7 +8,7 @@
 //! stands for the container's interface name, as in the reference.
 
 use cni::{Context, Error};
-use netcore::netlink::{mac_to_string, parse_mac, Mac};
+use kernel::netlink::{mac_to_string, parse_mac, Mac};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -113,7 +113,7 @@ fn parse_data_dir(dir: &str) -> Result<PathBuf, Error> {
 
 /// Checks one sysctl key: a `net.` key in dotted form only. A `/` or an
 /// empty component (`..`) could walk out of `/proc/sys/net`, so both are
-/// refused outright, before netcore's own path check.
+/// refused outright, before the kernel crate's own path check.
 pub fn check_sysctl_key(key: &str) -> Result<(), Error> {
     let why = if key.contains('/') {
         Some("contains '/': keys are dotted (net.ipv4.conf.eth0.rp_filter), never paths")
@@ -127,7 +127,7 @@ pub fn check_sysctl_key(key: &str) -> Result<(), Error> {
     if let Some(why) = why {
         return Err(bad(format!("invalid sysctl key {key:?}: {why}")));
     }
-    netcore::sysctl::key_path(key).map_err(|e| bad(format!("invalid sysctl key {key:?}: {}", e.cause)))?;
+    kernel::sysctl::key_path(key).map_err(|e| bad(format!("invalid sysctl key {key:?}: {}", e.cause)))?;
     Ok(())
 }
 
@@ -144,7 +144,7 @@ fn with_ifname(key: &str, ifname: &str) -> Result<String, Error> {
         return Ok(key.to_string());
     }
     let out = key.replace(IFNAME_TOKEN, &ifname.replace('.', "/"));
-    netcore::sysctl::key_path(&out)
+    kernel::sysctl::key_path(&out)
         .map_err(|e| bad(format!("invalid sysctl key {key:?} for {ifname:?}: {}", e.cause)))?;
     Ok(out)
 }
@@ -278,7 +278,7 @@ mod tests {
         c.ifname = "net1.5".into();
         let k = keys(&c);
         assert_eq!(k[1], "net.ipv4.conf.net1/5.accept_redirects");
-        let path = netcore::sysctl::key_path(&k[1]).unwrap();
+        let path = kernel::sysctl::key_path(&k[1]).unwrap();
         assert!(path.ends_with("net/ipv4/conf/net1.5/accept_redirects"), "{path:?}");
     }
 

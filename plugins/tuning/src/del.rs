@@ -7,7 +7,7 @@ use crate::config;
 use crate::link::{self, Target};
 use crate::state::Store;
 use cni::{Context, Error};
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use netcore::sandbox;
 
 /// Runs DEL.

@@ -6,9 +6,9 @@
 use crate::config::TuningConf;
 use crate::state::Saved;
 use cni::Error;
-use netcore::netlink::{mac_to_string, parse_mac, Family, Handle, Link, Mac};
-use netcore::netns::Netns;
-use netcore::sysctl;
+use kernel::netlink::{mac_to_string, parse_mac, Family, Handle, Link, Mac};
+use kernel::netns::Netns;
+use kernel::sysctl;
 
 /// The container interface, with handles bound to its namespace.
 pub struct Target<'a> {
@@ -39,7 +39,7 @@ pub enum Step {
     TxQLen(u32),
 }
 
-fn err(e: netcore::Error) -> Error {
+fn err(e: kernel::Error) -> Error {
     Error::from(e).context("tuning")
 }
 
@@ -120,7 +120,7 @@ pub fn apply(t: &Target, step: &Step) -> Result<(), Error> {
         Step::Promisc(on) => h.set_promisc(t.index, *on).map_err(err),
         Step::Mtu(mtu) => h.set_mtu(t.index, *mtu).map_err(|e| {
             let c = match e.kind {
-                netcore::Kind::Invalid => cni::error::code::INVALID_CONFIG,
+                kernel::Kind::Invalid => cni::error::code::INVALID_CONFIG,
                 _ => Error::from(e.clone()).code,
             };
             Error::new(c, format!("tuning: MTU {mtu} refused for {:?}: {}", t.ifname, e.cause))
@@ -135,7 +135,7 @@ pub fn apply(t: &Target, step: &Step) -> Result<(), Error> {
 /// the kernel announces the new address (gratuitous ARP, unsolicited NA)
 /// and neighbours do not keep sending to the old one. Best effort, as the
 /// reference's gratuitous ARP.
-fn with_announcement(t: &Target, change: impl FnOnce() -> netcore::Result<()>) -> netcore::Result<()> {
+fn with_announcement(t: &Target, change: impl FnOnce() -> kernel::Result<()>) -> kernel::Result<()> {
     let keys =
         [sysctl::conf_key(Family::V4, t.ifname, "arp_notify"), sysctl::conf_key(Family::V6, t.ifname, "ndisc_notify")];
     let mut turned_on = Vec::new();

@@ -4,8 +4,8 @@
 
 use crate::{config, overlay, peers, underlay};
 use cni::{Command, Context, Error};
+use kernel::netlink::Handle;
 use netcore::attach::verify_veth;
-use netcore::netlink::Handle;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
 use std::net::IpAddr;

@@ -7,7 +7,7 @@
 
 use crate::config;
 use cni::{Command, Context, Error};
-use netcore::nft::{Batch, Socket};
+use kernel::nft::{Batch, Socket};
 use netcore::owner::{OwnerKey, Stale};
 use netcore::{attach, ipam, masq};
 

@@ -22,9 +22,9 @@ mod underlay;
 use cni::error::code;
 use cni::skel::Commands;
 use cni::{Command, Context, Error};
+use kernel::netlink::Handle;
 use netcore::attachment_lock::Locked;
 use netcore::ipam;
-use netcore::netlink::Handle;
 
 /// STATUS: not available (50) while the underlay or the peer table would
 /// make ADD fail; then IPAM's own STATUS.

@@ -25,14 +25,14 @@ use crate::peers::{Peer, Table};
 use crate::underlay::Underlay;
 use cni::Error;
 use ipnetwork::IpNetwork;
+use kernel::netlink::route::TABLE_MAIN;
+use kernel::netlink::{
+    mac_to_string, AddrScope, Family, FdbEntry, Handle, Link, Mac, Neigh, Route, RouteKind, VxlanInfo, VxlanSpec,
+};
+use kernel::sysctl;
 use netcore::attach::{ensure_bridge, BridgeOptions};
 use netcore::gateway;
 use netcore::naming::fnv1a64;
-use netcore::netlink::route::TABLE_MAIN;
-use netcore::netlink::{
-    mac_to_string, AddrScope, Family, FdbEntry, Handle, Link, Mac, Neigh, Route, RouteKind, VxlanInfo, VxlanSpec,
-};
-use netcore::sysctl;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
@@ -198,7 +198,7 @@ pub fn peer_route(index: u32, dst: IpNetwork, gw: IpAddr) -> Route {
 /// neighbours), then additions (neighbours, FDB, routes). Something
 /// already gone when removing is success.
 fn apply(h: &Handle, index: u32, p: &Plan) -> Result<(), Error> {
-    let gone_ok = |r: netcore::Result<()>| match r {
+    let gone_ok = |r: kernel::Result<()>| match r {
         Err(e) if !e.is_not_found() => Err(Error::from(e)),
         _ => Ok(()),
     };

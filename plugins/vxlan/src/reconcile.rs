@@ -12,7 +12,7 @@
 use crate::{config, lock, overlay, peers, underlay};
 use cni::version::CURRENT;
 use cni::Error;
-use netcore::netlink::Handle;
+use kernel::netlink::Handle;
 use serde_json::{json, Value};
 use std::io::Read;
 

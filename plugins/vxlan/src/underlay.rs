@@ -5,7 +5,7 @@
 
 use crate::config::{bad, VxConf};
 use cni::Error;
-use netcore::netlink::{AddrScope, Address, Handle, Link};
+use kernel::netlink::{AddrScope, Address, Handle, Link};
 use std::net::IpAddr;
 
 /// The VXLAN header overhead on an IPv4 underlay: outer IPv4 (20) + UDP

@@ -15,7 +15,7 @@ use crate::config::{EtcdConf, SUBNET_LEN_V6};
 use crate::overlay::vtep_mac;
 use crate::peers::Peer;
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
-use netcore::netlink::mac_to_string;
+use kernel::netlink::mac_to_string;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

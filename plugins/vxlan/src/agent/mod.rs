@@ -27,6 +27,7 @@ pub mod kernel;
 use crate::config::{self, EtcdConf};
 use crate::state::{self, AgentState, Status};
 use crate::{reconcile, underlay};
+use ::kernel::netlink::{mac_to_string, Handle};
 use entries::{Judge, Plan};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
@@ -34,7 +35,6 @@ use etcd_client::{
 };
 use ipnetwork::IpNetwork;
 use kernel::{Kernel, Update};
-use netcore::netlink::{mac_to_string, Handle};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

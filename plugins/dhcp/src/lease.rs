@@ -1,0 +1,481 @@
+//! One lease and the thread that keeps it: bound until T1, then renewing
+//! (unicast to the server) until T2, then rebinding (broadcast) until the
+//! lease expires, when it is lost. Each failed attempt is retried after
+//! half the time left in its phase (RFC 2131 4.4.5), at least 2 s and at
+//! most the daemon's `-resendmax`. Every
+//! change is written to the store before anything else sees it.
+
+use crate::client::{Answer, Granted, Params};
+use crate::proto::{LeaseRoute, LeaseView};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long one renewal or rebinding attempt waits for an answer.
+const ATTEMPT: Duration = Duration::from_secs(5);
+
+/// The shortest wait between two failed attempts.
+const RETRY_MIN_MS: u64 = 2_000;
+
+/// Where a lease is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Held; nothing to do before T1.
+    Bound,
+    /// Past T1: renewing with the server that granted it.
+    Renewing,
+    /// Past T2: asking any server.
+    Rebinding,
+    /// Expired or refused: the address is no longer ours.
+    Lost,
+}
+
+/// Everything known of a lease, as stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Network name.
+    pub network: String,
+    /// Container id.
+    pub container_id: String,
+    /// Interface in the container.
+    pub ifname: String,
+    /// The container's namespace path, as the daemon opens it.
+    pub netns: String,
+    /// Option 61 as sent.
+    pub client_id: Vec<u8>,
+    /// Parameter request list.
+    pub request: Vec<u8>,
+    /// Options sent.
+    pub provide: Vec<(u8, Vec<u8>)>,
+    /// Address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Server that granted (or last renewed) it.
+    pub server: Ipv4Addr,
+    /// Gateway for the result.
+    pub gateway: Option<Ipv4Addr>,
+    /// Routes for the result.
+    pub routes: Vec<LeaseRoute>,
+    /// Name servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain.
+    pub domain: String,
+    /// T1, T2 and expiry, in ms since the epoch; no expiry when infinite.
+    pub t1_ms: u64,
+    /// T2.
+    pub t2_ms: u64,
+    /// Expiry.
+    pub expiry_ms: Option<u64>,
+    /// State.
+    pub state: State,
+    /// Why the last attempt failed, until one succeeds.
+    pub problem: Option<String>,
+    /// Renewals so far (for logs and tests of the daemon's own view).
+    pub renewals: u64,
+}
+
+/// Now, in ms since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Record {
+    /// The client's parameters.
+    pub fn params(&self) -> Params {
+        Params { client_id: self.client_id.clone(), request: self.request.clone(), provide: self.provide.clone() }
+    }
+
+    /// Takes what a DHCPACK granted at `now`: address, options and timers
+    /// (T1 defaults to half the lease, T2 to 7/8, RFC 2131 4.4.5).
+    pub fn apply(&mut self, g: &Granted, now: u64) {
+        self.address = g.address;
+        self.prefix = g.prefix;
+        self.server = g.server;
+        self.gateway = g.gateway;
+        self.routes = g.routes.clone();
+        self.dns = g.dns.clone();
+        self.domain = g.domain.clone();
+        match g.lease {
+            None => {
+                self.t1_ms = u64::MAX;
+                self.t2_ms = u64::MAX;
+                self.expiry_ms = None;
+            }
+            Some(l) => {
+                let l = u64::from(l) * 1000;
+                let t2 = g.t2.map(|s| u64::from(s) * 1000).filter(|t| *t <= l).unwrap_or(l * 7 / 8);
+                let t1 = g.t1.map(|s| u64::from(s) * 1000).filter(|t| *t <= t2).unwrap_or(l / 2).min(t2);
+                self.t1_ms = now + t1;
+                self.t2_ms = now + t2;
+                self.expiry_ms = Some(now + l);
+            }
+        }
+        self.state = State::Bound;
+        self.problem = None;
+    }
+
+    /// What the plugin is told.
+    pub fn view(&self) -> LeaseView {
+        let state = match self.state {
+            State::Bound => "bound",
+            State::Renewing => "renewing",
+            State::Rebinding => "rebinding",
+            State::Lost => "lost",
+        };
+        LeaseView {
+            address: self.address,
+            prefix: self.prefix,
+            gateway: self.gateway,
+            routes: self.routes.clone(),
+            dns: self.dns.clone(),
+            domain: self.domain.clone(),
+            server: self.server,
+            state: state.into(),
+            problem: self.problem.clone(),
+            expires_in: self.expiry_ms.map_or(u64::MAX / 1000, |e| e.saturating_sub(now_ms()) / 1000),
+        }
+    }
+}
+
+/// What renews a lease: [`client::renew`], or a fake in unit tests.
+pub type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
+
+/// How a lease is kept: the store, the namespace prefix, the longest wait
+/// between failed attempts, and the renewal exchange.
+#[derive(Clone)]
+pub struct Keeper {
+    /// Where every change is written.
+    pub store: Store,
+    /// Prefix of the namespace path (`-hostprefix`).
+    pub host_prefix: String,
+    /// `-resendmax`.
+    pub retry_max: Duration,
+    /// The exchange.
+    pub renew: Renew,
+}
+
+struct Inner {
+    rec: Record,
+    stopping: bool,
+}
+
+/// A lease being kept.
+pub struct Lease {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Lease {
+    /// Starts keeping `rec` (already stored), with `host_prefix` before
+    /// the namespace path.
+    pub fn start(rec: Record, keeper: Keeper) -> Arc<Lease> {
+        let lease = Arc::new(Lease {
+            inner: Mutex::new(Inner { rec, stopping: false }),
+            wake: Condvar::new(),
+            thread: Mutex::new(None),
+        });
+        let this = Arc::clone(&lease);
+        let handle = std::thread::Builder::new()
+            .name("lease".into())
+            .spawn(move || this.keep(&keeper))
+            .expect("spawning a lease thread");
+        *lease.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        lease
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).rec.clone()
+    }
+
+    /// Stops the keeper and waits for it; the lease is then neither
+    /// renewed nor released (the caller releases it).
+    pub fn stop(&self) -> Record {
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            g.stopping = true;
+            self.wake.notify_all();
+        }
+        if let Some(h) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.record()
+    }
+
+    /// The keeper's loop.
+    fn keep(&self, k: &Keeper) {
+        let (store, host_prefix) = (&k.store, k.host_prefix.as_str());
+        let retry_max = (k.retry_max.as_millis() as u64).max(RETRY_MIN_MS);
+        let mut next_try: u64 = 0;
+        loop {
+            // Wait for the next event of the current state.
+            let (rec, due) = {
+                let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if g.stopping {
+                        return;
+                    }
+                    let now = now_ms();
+                    let r = &g.rec;
+                    let due = match r.state {
+                        State::Lost => None,
+                        State::Bound => Some(r.t1_ms),
+                        State::Renewing | State::Rebinding => Some(next_try.min(r.expiry_ms.unwrap_or(u64::MAX))),
+                    };
+                    match due {
+                        Some(d) if d <= now => break,
+                        Some(d) => {
+                            let wait = Duration::from_millis((d - now).min(3_600_000));
+                            g = self.wake.wait_timeout(g, wait).unwrap_or_else(|p| p.into_inner()).0;
+                        }
+                        None => g = self.wake.wait(g).unwrap_or_else(|p| p.into_inner()),
+                    }
+                }
+                (g.rec.clone(), now_ms())
+            };
+            let who = format!("{}/{}/{}", rec.network, rec.container_id, rec.ifname);
+            if rec.expiry_ms.is_some_and(|e| e <= due) {
+                log::warn!(
+                    "{who}: lease of {} expired, not renewed: {}",
+                    rec.address,
+                    rec.problem.as_deref().unwrap_or("-")
+                );
+                self.update(store, |r| {
+                    r.state = State::Lost;
+                    r.problem = Some(format!("lease expired: {}", r.problem.as_deref().unwrap_or("not renewed")));
+                });
+                continue;
+            }
+            let rebinding = due >= rec.t2_ms;
+            let server = (!rebinding).then_some(rec.server);
+            let netns = PathBuf::from(format!("{host_prefix}{}", rec.netns));
+            let deadline = Instant::now() + ATTEMPT;
+            let verb = if rebinding { "rebinding" } else { "renewing" };
+            log::info!("{who}: {verb} {}", rec.address);
+            let outcome = (k.renew)(&netns, &rec.ifname, &rec.params(), rec.address, server, deadline);
+            let now = now_ms();
+            match outcome {
+                Ok(Answer::Ack(g)) if g.address == rec.address => {
+                    log::info!("{who}: {} renewed by {} for {:?} s", g.address, g.server, g.lease);
+                    self.update(store, |r| {
+                        r.apply(&g, now);
+                        r.renewals += 1;
+                    });
+                }
+                Ok(Answer::Ack(g)) => {
+                    log::warn!("{who}: server answered {verb} of {} with {}: lease lost", rec.address, g.address);
+                    self.update(store, |r| {
+                        r.state = State::Lost;
+                        r.problem = Some(format!("server {} offered {} instead", g.server, g.address));
+                    });
+                }
+                Ok(Answer::Nak) => {
+                    log::warn!("{who}: server refused {verb} of {}: lease lost", rec.address);
+                    self.update(store, |r| {
+                        r.state = State::Lost;
+                        r.problem = Some("the server refused the renewal (DHCPNAK)".into());
+                    });
+                }
+                Err(e) => {
+                    let end = if rebinding { rec.expiry_ms.unwrap_or(u64::MAX) } else { rec.t2_ms };
+                    let wait = (end.saturating_sub(now) / 2).clamp(RETRY_MIN_MS, retry_max);
+                    next_try = now + wait;
+                    log::warn!("{who}: {verb} {} failed: {e}; next try in {} s", rec.address, wait / 1000);
+                    self.update(store, |r| {
+                        r.state = if rebinding { State::Rebinding } else { State::Renewing };
+                        r.problem = Some(format!("{verb} failed: {e}"));
+                    });
+                }
+            }
+        }
+    }
+
+    /// Changes the record and stores it, under the lock (a stop waits).
+    fn update(&self, store: &Store, f: impl FnOnce(&mut Record)) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g.rec);
+        if let Err(e) = store.save(&g.rec) {
+            log::error!("storing lease of {}: {e}", g.rec.address);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(lease: Option<u32>, t1: Option<u32>, t2: Option<u32>) -> Granted {
+        Granted {
+            address: Ipv4Addr::new(10, 0, 0, 5),
+            prefix: 24,
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            lease,
+            t1,
+            t2,
+        }
+    }
+
+    fn record() -> Record {
+        Record {
+            network: "n".into(),
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+            client_id: vec![0],
+            request: vec![1, 3],
+            provide: Vec::new(),
+            address: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            server: Ipv4Addr::UNSPECIFIED,
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            t1_ms: 0,
+            t2_ms: 0,
+            expiry_ms: None,
+            state: State::Lost,
+            problem: Some("old".into()),
+            renewals: 0,
+        }
+    }
+
+    #[test]
+    fn timers_default_to_half_and_seven_eighths() {
+        let mut r = record();
+        r.apply(&granted(Some(120), None, None), 1_000);
+        assert_eq!((r.t1_ms, r.t2_ms, r.expiry_ms), (61_000, 106_000, Some(121_000)));
+        assert_eq!((r.state, r.problem.as_deref()), (State::Bound, None));
+    }
+
+    #[test]
+    fn server_timers_are_used_when_ordered() {
+        let mut r = record();
+        r.apply(&granted(Some(120), Some(15), Some(25)), 0);
+        assert_eq!((r.t1_ms, r.t2_ms), (15_000, 25_000));
+        // T2 beyond the lease and T1 beyond T2 fall back to the defaults.
+        r.apply(&granted(Some(120), Some(110), Some(200)), 0);
+        assert_eq!((r.t1_ms, r.t2_ms), (60_000, 105_000));
+    }
+
+    #[test]
+    fn infinite_lease_is_never_renewed() {
+        let mut r = record();
+        r.apply(&granted(None, None, None), 0);
+        assert_eq!((r.t1_ms, r.expiry_ms), (u64::MAX, None));
+    }
+
+    /// Calls of the fake renewals: (address, unicast?).
+    static CALLS: Mutex<Vec<(Ipv4Addr, bool)>> = Mutex::new(Vec::new());
+
+    fn nobody_answers(
+        _: &std::path::Path,
+        _: &str,
+        _: &Params,
+        a: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        _: Instant,
+    ) -> Result<Answer, String> {
+        CALLS.lock().unwrap().push((a, server.is_some()));
+        Err("no answer".into())
+    }
+
+    fn server_acks(
+        _: &std::path::Path,
+        _: &str,
+        _: &Params,
+        a: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        _: Instant,
+    ) -> Result<Answer, String> {
+        CALLS.lock().unwrap().push((a, server.is_some()));
+        let mut g = granted(Some(120), None, None);
+        g.address = a;
+        Ok(Answer::Ack(g))
+    }
+
+    fn wait_until(what: &str, l: &Lease, f: impl Fn(&Record) -> bool) -> Record {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = l.record();
+            if f(&r) {
+                return r;
+            }
+            assert!(Instant::now() < end, "never {what}: {r:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn keeper(dir: &std::path::Path, renew: Renew) -> Keeper {
+        Keeper {
+            store: Store::open(dir).unwrap(),
+            host_prefix: String::new(),
+            retry_max: Duration::from_secs(2),
+            renew,
+        }
+    }
+
+    #[test]
+    fn unanswered_lease_goes_renewing_rebinding_lost_and_is_stored() {
+        let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-a", std::process::id()));
+        let mut r = record();
+        r.address = Ipv4Addr::new(10, 9, 9, 9);
+        let now = now_ms();
+        (r.state, r.problem) = (State::Bound, None);
+        (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 100, now + 2_200, Some(now + 4_500));
+        let k = keeper(&dir, nobody_answers);
+        let l = Lease::start(r.clone(), k.clone());
+        let renewing = wait_until("renewing", &l, |r| r.state == State::Renewing);
+        assert!(renewing.problem.as_deref().unwrap().contains("renewing failed: no answer"), "{renewing:?}");
+        let rebinding = wait_until("rebinding", &l, |r| r.state == State::Rebinding);
+        assert!(rebinding.problem.as_deref().unwrap().contains("rebinding failed"), "{rebinding:?}");
+        let lost = wait_until("lost", &l, |r| r.state == State::Lost);
+        assert!(lost.problem.as_deref().unwrap().starts_with("lease expired"), "{lost:?}");
+        // Unicast before T2, broadcast after.
+        let calls: Vec<bool> = CALLS.lock().unwrap().iter().filter(|(a, _)| *a == r.address).map(|(_, u)| *u).collect();
+        assert_eq!(calls.first(), Some(&true));
+        assert_eq!(calls.last(), Some(&false));
+        // What a restarted daemon would read.
+        let stored = k.store.load_all();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].state, State::Lost);
+        l.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn answered_renewal_moves_the_timers_and_stop_ends_the_keeper() {
+        let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-b", std::process::id()));
+        let mut r = record();
+        r.address = Ipv4Addr::new(10, 9, 9, 8);
+        let now = now_ms();
+        (r.state, r.problem) = (State::Bound, None);
+        (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 50, now + 1_000, Some(now + 2_000));
+        let l = Lease::start(r.clone(), keeper(&dir, server_acks));
+        let renewed = wait_until("renewed", &l, |r| r.renewals == 1);
+        assert_eq!(renewed.state, State::Bound);
+        assert!(renewed.t1_ms >= now + 60_000, "{renewed:?}");
+        let stopped = l.stop();
+        assert_eq!(stopped.renewals, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let mut r = record();
+        r.apply(&granted(Some(120), None, None), 5);
+        let back: Record = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}
