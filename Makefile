@@ -4,7 +4,7 @@
 PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
-PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dhcp
+PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device dhcp bandwidth
 TOOLS   := cnitool
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,

@@ -33,4 +33,5 @@ pub const PLUGINS: &[&str] = &[
     "ptp",
     "host-device",
     "dhcp",
+    "bandwidth",
 ];

@@ -62,6 +62,12 @@ fn bridge_and_loopback_examples_run_through_cnitool() {
         }
         assert!(host.veths().is_empty(), "{}: veths left", path.display());
         assert!(host.leases(&name).is_empty(), "{}: leases left", path.display());
+        assert_eq!(
+            witness::ip(&host.ns, &["link", "show", "type", "ifb"]),
+            serde_json::json!([]),
+            "{}: ifb left",
+            path.display()
+        );
         assert_eq!(witness::link_names(&ctr), vec!["lo"], "{}: container not clean", path.display());
     }
 }

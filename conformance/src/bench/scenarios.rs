@@ -8,7 +8,8 @@ use runtime::Attachment;
 use serde_json::{json, Value};
 
 /// Everything ours ships that a scenario may need.
-pub const PLUGINS: &[&str] = &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "ptp", "static"];
+pub const PLUGINS: &[&str] =
+    &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "ptp", "static", "bandwidth"];
 
 /// First host port of the portmap scenario (container k maps `BASE + k`).
 pub const PORT_BASE: usize = 20_000;
@@ -214,6 +215,26 @@ pub fn all() -> Vec<Scenario> {
             port_mappings: false,
             host_setup: setup_lo.clone(),
             participants: both(list("bench-static", json!([{ "type": "static", "ipam": static_ipam }]))),
+        },
+        Scenario {
+            name: "bandwidth",
+            title: "bridge + host-local + bandwidth (both directions shaped)",
+            network: "bench-bw",
+            plugins: vec!["bridge", "host-local", "bandwidth"],
+            timed_plugin: Some("bandwidth"),
+            ifname: "eth0",
+            port_mappings: false,
+            host_setup: setup_lo.clone(),
+            participants: both(list(
+                "bench-bw",
+                json!([
+                    bridge("10.93.0.0/16"),
+                    {
+                        "type": "bandwidth", "ingressRate": 10_000_000, "ingressBurst": 200_000,
+                        "egressRate": 20_000_000, "egressBurst": 400_000,
+                    },
+                ]),
+            )),
         },
         Scenario {
             name: "vxlan",

@@ -15,7 +15,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "bench: {msg}\nusage: bench [--quick] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,vxlan] \
+        "bench: {msg}\nusage: bench [--quick] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,bandwidth,vxlan] \
          [--out DIR] [--ours DIR] [--reference DIR]"
     );
     std::process::exit(2);

@@ -15,7 +15,7 @@ use crate::proto::LeaseRoute;
 use dhcproto::v4::{
     Decodable, Decoder, DhcpOption, Encodable, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
 };
-use netcore::netns::Netns;
+use kernel::netns::Netns;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;

@@ -365,7 +365,7 @@ impl Daemon {
         for rec in self.store.load_all() {
             let who = format!("{}/{}/{}", rec.network, rec.container_id, rec.ifname);
             let netns = format!("{}{}", self.opts.host_prefix, rec.netns);
-            if !netcore::netns::Netns::exists(&netns) {
+            if !kernel::netns::Netns::exists(&netns) {
                 log::info!("{who}: container namespace {netns} is gone; forgetting {}", rec.address);
                 let _ = self.store.remove(&rec.network, &rec.container_id, &rec.ifname);
                 continue;
@@ -380,7 +380,7 @@ impl Daemon {
 
 /// Checks that `netns` is a network namespace holding `ifname`.
 fn interface_exists(netns: &str, ifname: &str) -> Result<(), cni::Error> {
-    let ns = netcore::netns::Netns::open(netns).map_err(cni::Error::from)?;
+    let ns = kernel::netns::Netns::open(netns).map_err(cni::Error::from)?;
     let name = std::ffi::CString::new(ifname).map_err(|_| cni::Error::invalid_env("CNI_IFNAME contains NUL"))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string.
     let index = ns.enter(|| unsafe { libc::if_nametoindex(name.as_ptr()) }).map_err(cni::Error::from)?;

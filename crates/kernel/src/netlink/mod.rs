@@ -7,10 +7,12 @@
 pub mod addr;
 pub mod create;
 pub mod fake;
+pub mod ifb;
 pub mod link;
 pub mod neigh;
 pub mod port;
 pub mod route;
+pub mod tc;
 pub mod transport;
 pub mod vlan;
 
@@ -25,6 +27,7 @@ use crate::netns::Netns;
 
 pub use addr::{AddrScope, Address};
 pub use create::{BridgeSpec, MacvlanSpec, VethSpec, VxlanSpec};
+pub use ifb::IfbSpec;
 pub use link::{Link, LinkId, MacvlanMode, VxlanInfo};
 pub use neigh::{FdbEntry, Neigh};
 pub use port::{BridgePortFlags, BridgePortInfo};
