@@ -228,6 +228,19 @@ fn an_exhausted_cluster_cidr_is_named_with_its_host_count() {
     let e: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(e["code"], 11, "try again later: {e}");
     assert!(e["msg"].as_str().unwrap().contains("10.244.0.0/23"), "{e}");
+    // STATUS: not available (50) without a subnet, available with one.
+    let status = |n: usize| {
+        let mut c = lab.conf(n);
+        c["cniVersion"] = "1.1.0".into();
+        lab.run(n, "STATUS", "", "", &c)
+    };
+    let r = status(3);
+    assert_eq!(r.code, 1, "{r:?}");
+    let e: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(e["code"], 50, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("exhausted"), "{e}");
+    let r = status(1);
+    assert_eq!(r.code, 0, "{r:?}");
     // One host leaves: the waiting one gets its subnet.
     lab.stop_agent(1, libc::SIGTERM);
     lab.wait_running(3);

@@ -26,11 +26,11 @@ use kernel::netlink::Handle;
 use netcore::attachment_lock::Locked;
 use netcore::ipam;
 
-/// STATUS: not available (50) while the underlay or the peer table would
-/// make ADD fail; then IPAM's own STATUS.
+/// STATUS: not available (50) while the underlay, the peer table or (on
+/// etcd) the agent's state would make ADD fail; then IPAM's own STATUS.
 fn status(ctx: &Context) -> Result<(), Error> {
-    let conf = config::load(ctx)?;
     let unavailable = |e: Error| Error::new(code::NOT_AVAILABLE, e.msg).with_details(e.details);
+    let conf = config::load(ctx).map_err(|e| if e.code == code::INVALID_CONFIG { e } else { unavailable(e) })?;
     let host = Handle::new()?;
     let ul = underlay::resolve(&host, &conf).map_err(unavailable)?;
     peers::load(&conf, ul.ip).map_err(unavailable)?;
