@@ -21,7 +21,12 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # podman: the dnsname test runs real Podman (CNI backend) on our plugins.
 CRI_PACKAGES := containerd runc busybox-static podman
 
-.PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
+# The overlay's control plane tests (conformance/tests/vxlan_etcd.rs):
+# etcd 3.4 and etcdctl, started by the tests in namespaces they make;
+# openssl makes the TLS test's CA and certificates at run time.
+ETCD_PACKAGES := etcd-server etcd-client openssl
+
+.PHONY: all deps cri-deps etcd-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
@@ -42,6 +47,9 @@ deps:
 cri-deps:
 	$(call install-missing,$(CRI_PACKAGES))
 
+etcd-deps:
+	$(call install-missing,$(ETCD_PACKAGES))
+
 build: deps
 	$(CARGO) build --workspace --bins
 
@@ -55,10 +63,10 @@ install: release
 # Unit tests need no privileges; conformance tests need root (namespaces).
 # The reference plugins are installed too: compatibility tests run them;
 # and containerd, for the test of the kubelet's path.
-test: build bench-deps cri-deps
+test: build bench-deps cri-deps etcd-deps
 	$(CARGO) test --workspace
 
-demo: release
+demo: release etcd-deps
 	CNI_TEST_BIN_DIR=$(CURDIR)/target/release ./target/release/demo $(if $(SCENE),--scene $(SCENE),)
 
 # The reference plugins the bench compares against (binaries in /usr/lib/cni).
@@ -76,9 +84,10 @@ bench-deps: deps
 # Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
-bench: bench-deps release
+bench: bench-deps etcd-deps release
 	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
 	./target/release/bench-dns $(if $(QUICK),--n 100 --secs 2,) $(if $(N),--n $(N),)
+	$(if $(ONLY),,./target/release/bench_etcd $(if $(QUICK),2,5))
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every

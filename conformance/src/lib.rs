@@ -11,6 +11,7 @@ pub mod dhcp_lan;
 pub mod dns;
 pub mod fixture;
 pub mod netns;
+pub mod overlay_lab;
 pub mod scenes;
 pub mod tcp;
 pub mod topology;

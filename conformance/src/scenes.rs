@@ -62,6 +62,14 @@ pub const SCENES: &[Scene] = &[
                 a container on the default network (docker0's model) cannot resolve them.",
         run: dns,
     },
+    Scene {
+        name: "overlay-etcd",
+        title: "overlay on etcd: hosts join by starting their agent, leave by stopping it",
+        about:
+            "docker's \"cluster of hosts sharing a key-value store\": cni-conf/vxlan/etcd.conflist, the same file on \
+                every host; `vxlan agent` takes each host's subnet from etcd and programs the others.",
+        run: overlay_etcd,
+    },
 ];
 
 /// The addresses (without prefix) in a result, IPv4 first.
@@ -398,4 +406,184 @@ fn dns(d: &mut Demo) {
     t.link(nc, nw, "dnsnet: \"web\" resolves");
     t.link(no, nc, "cni-rs: no names");
     d.picture("dns", &t, "names: one server per network, on its gateway");
+}
+
+/// Processes a scene started, killed by PID when it ends (also on panic).
+struct Children(Vec<(String, std::process::Child)>);
+
+impl Children {
+    /// Sends `sig` to the child called `name` and waits for it.
+    fn stop(&mut self, name: &str, sig: i32) -> Option<std::process::ExitStatus> {
+        let i = self.0.iter().position(|(n, _)| n == name)?;
+        let (_, mut c) = self.0.remove(i);
+        // SAFETY: a signal to a process this scene started, by its PID.
+        unsafe { libc::kill(c.id() as i32, sig) };
+        c.wait().ok()
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
+
+fn overlay_etcd(d: &mut Demo) {
+    use std::process::{Command, Stdio};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo").join("cni-conf/vxlan");
+    let example: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("etcd.conflist")).expect("etcd.conflist"))
+            .expect("JSON");
+    let mut kids = Children(Vec::new());
+    let lab = d.ns("ove-lab");
+    d.get(lab).ok(&["ip", "link", "add", "ul0", "type", "bridge"]);
+    d.get(lab).ok(&["ip", "link", "set", "ul0", "up"]);
+    let lab_name = d.get(lab).name.clone();
+    let plug = |d: &Demo, ns: usize, leg: &str, ip: &str| {
+        d.get(ns).ok(&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", leg, "netns", &lab_name]);
+        d.get(ns).ok(&["ip", "addr", "add", ip, "dev", "eth0"]);
+        d.get(ns).ok(&["ip", "link", "set", "eth0", "up"]);
+        d.get(ns).ok(&["ip", "link", "set", "lo", "up"]);
+        d.get(lab).ok(&["ip", "link", "set", leg, "master", "ul0", "up"]);
+    };
+    // The store: one etcd member on the underlay (plain http in the demo;
+    // the example's TLS files are what a real cluster uses).
+    let store = d.ns("ove-etcd");
+    plug(d, store, "lege", "192.168.100.250/24");
+    let ep = "http://192.168.100.250:2379";
+    let etcd_log = std::fs::File::create(d.work.join("etcd.log")).expect("etcd log");
+    let etcd = Command::new("ip")
+        .args(["netns", "exec", &d.get(store).name, "etcd", "--name", "demo", "--data-dir"])
+        .arg(d.work.join("etcd"))
+        .args(["--listen-client-urls", ep, "--advertise-client-urls", ep])
+        .args(["--listen-peer-urls", "http://192.168.100.250:2380"])
+        .args(["--initial-advertise-peer-urls", "http://192.168.100.250:2380"])
+        .args(["--initial-cluster", "demo=http://192.168.100.250:2380"])
+        .stdin(Stdio::null())
+        .stdout(etcd_log.try_clone().expect("log"))
+        .stderr(etcd_log)
+        .spawn();
+    let Ok(etcd) = etcd else {
+        d.proof("etcd starts (Debian package etcd-server: make demo installs it)", false);
+        return;
+    };
+    kids.0.push(("etcd".into(), etcd));
+    let etcdctl = |d: &Demo, args: &[&str]| {
+        let mut argv = vec!["etcdctl", "--endpoints", ep];
+        argv.extend_from_slice(args);
+        d.get(store).exec(&argv)
+    };
+    let up = wait_until(20, || etcdctl(d, &["endpoint", "health"]).status.success());
+    d.proof("etcd 3.4 runs in its own namespace at 192.168.100.250", up);
+    if !up {
+        return;
+    }
+    let vx = d.bin_dir.join("vxlan").display().to_string();
+    let (mut hosts, mut ctrs, mut results, mut confs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 1..=3usize {
+        let host = d.ns(&format!("ove-host{i}"));
+        plug(d, host, &format!("leg{i}"), &format!("192.168.100.{i}/24"));
+        let mut conf = example.clone();
+        let p = &mut conf["plugins"][0];
+        p["etcd"] = serde_json::json!({"endpoints": [ep], "prefix": p["etcd"]["prefix"], "leaseTTL": 5});
+        p["stateDir"] = d.work.join(format!("state-{i}")).display().to_string().into();
+        // These hosts have no default route to find the underlay by.
+        p["underlayInterface"] = "eth0".into();
+        d.host_configs(host, &[("etcd.conflist", conf.clone())]);
+        let file = d.work.join(format!("net.d-{host}")).join("etcd.conflist");
+        println!("$ vxlan agent {}   (in {}, host {i})", file.display(), d.get(host).name);
+        let log = std::fs::File::create(d.work.join(format!("agent-{i}.log"))).expect("agent log");
+        let agent = Command::new("ip")
+            .args(["netns", "exec", &d.get(host).name, &vx, "agent"])
+            .arg(&file)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the agent");
+        kids.0.push((format!("agent{i}"), agent));
+        let state = d.work.join(format!("state-{i}")).join("overlay").join("state.json");
+        let running = wait_until(15, || {
+            std::fs::read(&state)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["status"] == "running")
+        });
+        let subnet = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["subnets"][0].as_str().map(String::from))
+            .unwrap_or_default();
+        d.proof(&format!("host {i}'s agent holds subnet {subnet} in etcd"), running);
+        let ctr = d.ns(&format!("ove-c{i}"));
+        let r = d.cnitool(host, "add", "overlay", ctr, "eth0", "");
+        d.proof(&format!("cnitool add overlay on host {i}"), r.is_some());
+        let a = result_ips(&r).into_iter().next().unwrap_or_default();
+        for (j, (&oc, or)) in ctrs.iter().zip(&results).enumerate() {
+            let b = result_ips(or).into_iter().next().unwrap_or_default();
+            let both = wait_until(3, || d.get(oc).ping(&a)) && d.get(ctr).ping(&b);
+            d.proof(&format!("host {i}'s container {a} and host {}'s {b} reach each other", j + 1), both);
+        }
+        hosts.push(host);
+        ctrs.push(ctr);
+        results.push(r);
+        confs.push(file);
+    }
+    d.show(hosts[0], &["ip", "route", "show", "dev", "vxlan.1"]);
+    d.show(hosts[0], &["bridge", "fdb", "show", "dev", "vxlan.1"]);
+    d.show(store, &["etcdctl", "--endpoints", ep, "get", "--prefix", "/cni-rs/overlay/", "--keys-only"]);
+    d.show(hosts[0], &[&vx, "status", &confs[0].display().to_string()]);
+    // Host 3 stops: its lease is revoked and the others forget it.
+    println!("$ kill -TERM <agent of host 3>");
+    let ok = kids.stop("agent3", libc::SIGTERM).is_some_and(|s| s.success());
+    d.proof("host 3's agent stops cleanly on SIGTERM", ok);
+    let gone = |d: &Demo, h: usize| {
+        !String::from_utf8_lossy(&d.get(h).exec(&["bridge", "fdb", "show", "dev", "vxlan.1"]).stdout)
+            .contains("192.168.100.3")
+    };
+    let dropped = wait_until(2, || gone(d, hosts[0]) && gone(d, hosts[1]));
+    d.proof("hosts 1 and 2 dropped host 3 from their tables at once", dropped);
+    d.show(hosts[0], &["ip", "route", "show", "dev", "vxlan.1"]);
+    let log = std::fs::read_to_string(d.work.join("agent-1.log")).unwrap_or_default();
+    println!("  host 1's agent said:");
+    for line in log.lines() {
+        println!("    {line}");
+    }
+    for (i, (host, ctr)) in hosts.iter().zip(&ctrs).enumerate() {
+        let ok = d.cnitool(*host, "del", "overlay", *ctr, "eth0", "").is_some();
+        d.proof(&format!("cnitool del on host {}", i + 1), ok);
+    }
+    let stopped = kids.stop("agent1", libc::SIGTERM).is_some() && kids.stop("agent2", libc::SIGTERM).is_some();
+    let keys = etcdctl(d, &["get", "--prefix", "/cni-rs/overlay/", "--keys-only"]);
+    let none = stopped && keys.status.success() && String::from_utf8_lossy(&keys.stdout).trim().is_empty();
+    d.proof("every agent stopped: no key is left in etcd", none);
+    kids.stop("etcd", libc::SIGKILL);
+    let mut t = Topology::default();
+    let e = t.node("etcd", vec!["192.168.100.250:2379".into()], None);
+    for (i, r) in results.iter().enumerate() {
+        let h = t.node(
+            &format!("host {}", i + 1),
+            vec![format!("eth0 192.168.100.{}", i + 1), "vxlan agent".into(), "vxlan.1 (VNI 1)".into()],
+            None,
+        );
+        t.node(&format!("container on host {}", i + 1), iface_lines(r, "eth0"), Some(h));
+        t.link(h, e, "lease + watch");
+    }
+    d.picture("overlay-etcd", &t, "overlay on etcd: three hosts, one store");
 }

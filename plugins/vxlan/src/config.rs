@@ -98,6 +98,60 @@ pub struct VxConf {
     pub enable_dad: bool,
     /// The IPAM delegate and its config.
     pub ipam: Ipam,
+    /// `etcd`: the host's subnet and the peers come from `vxlan agent`
+    /// (its state under `stateDir/<network>/`), not from the config.
+    pub etcd: Option<EtcdConf>,
+}
+
+/// The `etcd` object and the options that go with it (`subnetLen`,
+/// `stateDir`): where the overlay's control plane keeps its leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdConf {
+    /// Client URLs (`http://` or `https://`; a bare `host:port` is http).
+    pub endpoints: Vec<String>,
+    /// Key prefix without a trailing `/`; the network name goes below it.
+    pub prefix: String,
+    /// Lease TTL in seconds: how long a dead host stays in the others' tables.
+    pub lease_ttl: i64,
+    /// CA bundle that signs the servers' certificates (enables TLS).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// Client key (with `cert_file`).
+    pub key_file: Option<PathBuf>,
+    /// Seconds between full reconciles of the kernel's entries.
+    pub reconcile_interval: u64,
+    /// Prefix length of each host's IPv4 subnet (IPv6: /64).
+    pub subnet_len: u8,
+    /// `stateDir/<network>`: the agent's state, read by the plugin.
+    pub state_dir: PathBuf,
+    /// The network's name (a path component and a key component).
+    pub network: String,
+}
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "/cni-rs/overlay";
+/// Default lease TTL (seconds).
+pub const DEFAULT_LEASE_TTL: i64 = 30;
+/// Default IPv4 subnet length per host.
+pub const DEFAULT_SUBNET_LEN: u8 = 24;
+/// Default IPv6 subnet length per host.
+pub const SUBNET_LEN_V6: u8 = 64;
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/run/cni/vxlan";
+/// Default seconds between full reconciles.
+pub const DEFAULT_RECONCILE: u64 = 60;
+
+impl EtcdConf {
+    /// The network's directory in the store: `<prefix>/<network>/`.
+    pub fn network_prefix(&self) -> String {
+        format!("{}/{}/", self.prefix, self.network)
+    }
+
+    /// Where the subnet leases live: `<prefix>/<network>/subnets/`.
+    pub fn subnets_prefix(&self) -> String {
+        format!("{}subnets/", self.network_prefix())
+    }
 }
 
 impl VxConf {
@@ -296,8 +350,186 @@ fn host_subnets(raw: &Value) -> Result<(Vec<HostSubnet>, Map<String, Value>), Er
 }
 
 /// Reads and validates the options of a config (a plugin request, or the
-/// vxlan entry of a conflist for `vxlan reconcile`).
+/// vxlan entry of a conflist for `vxlan reconcile`). With `etcd`, this
+/// host's subnet comes from the agent's state; without one yet, the error
+/// names the agent.
 pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
+    match etcd_options(raw)? {
+        None => from_raw_static(raw),
+        Some(e) => {
+            let subnets = crate::state::subnets_for_plugin(&e)?;
+            with_subnets(raw, e, &subnets)
+        }
+    }
+}
+
+/// As [`from_raw`], for DEL and GC, which must work with the agent gone:
+/// with `etcd` and no state, the IPAM config spans the cluster CIDR (host-local
+/// releases by container, whatever the range).
+pub fn from_raw_for_release(raw: &Value) -> Result<VxConf, Error> {
+    match etcd_options(raw)? {
+        None => from_raw_static(raw),
+        Some(e) => {
+            let subnets = match crate::state::read(&e.state_dir) {
+                Ok(Some(st)) if !st.subnets.is_empty() => st.subnets,
+                _ => cluster_of(raw)?.into_iter().filter(IpNetwork::is_ipv4).take(1).collect(),
+            };
+            with_subnets(raw, e, &subnets)
+        }
+    }
+}
+
+fn cluster_of(raw: &Value) -> Result<Vec<IpNetwork>, Error> {
+    match cni::gojson::get(raw, "clusterCIDR") {
+        None | Some(Value::Null) => Err(bad("clusterCIDR", "missing: give the CIDR all hosts' subnets are in")),
+        Some(v) => parse_nets("clusterCIDR", v),
+    }
+}
+
+/// The config of an `etcd` network with this host's `subnets` (from the
+/// agent's state, or being acquired by the agent): the peers come from the
+/// agent's peers file.
+pub fn with_subnets(raw: &Value, etcd: EtcdConf, subnets: &[IpNetwork]) -> Result<VxConf, Error> {
+    let mut r = raw.clone();
+    let list: Vec<Value> = subnets.iter().map(|s| Value::String(s.to_string())).collect();
+    r["subnet"] = Value::Array(list);
+    r["peersFile"] = Value::String(crate::state::peers_path(&etcd.state_dir).display().to_string());
+    let mut c = from_raw_static(&r)?;
+    c.etcd = Some(etcd);
+    Ok(c)
+}
+
+/// Parses `etcd`, `subnetLen` and `stateDir`; `None` without `etcd`.
+/// Giving `etcd` together with `subnet`, `peers` or `peersFile` is code 7
+/// naming them: the agent owns the subnet and the peer table.
+pub fn etcd_options(raw: &Value) -> Result<Option<EtcdConf>, Error> {
+    let e = match cni::gojson::get(raw, "etcd") {
+        None | Some(Value::Null) => {
+            for k in ["subnetLen", "stateDir"] {
+                if cni::gojson::get(raw, k).is_some_and(|v| !v.is_null()) {
+                    return Err(bad(k, "only applies with \"etcd\" (the agent's subnet size and state)"));
+                }
+            }
+            return Ok(None);
+        }
+        Some(Value::Object(_)) => cni::gojson::get(raw, "etcd").unwrap().clone(),
+        Some(other) => return Err(bad("etcd", format!("{other} is not an object"))),
+    };
+    for k in ["subnet", "peers", "peersFile"] {
+        if cni::gojson::get(raw, k).is_some_and(|v| !v.is_null()) {
+            return Err(bad(
+                k,
+                format!("can't be given with \"etcd\": {k} and etcd are two ways to say the same (give one)"),
+            ));
+        }
+    }
+    let endpoints = match field::<Vec<String>>(&e, "endpoints").map_err(|x| renamed(x, "etcd.endpoints"))? {
+        Some(v) if !v.is_empty() && v.len() <= 16 => v,
+        _ => return Err(bad("etcd.endpoints", "give 1 to 16 client URLs (e.g. [\"http://192.168.100.250:2379\"])")),
+    };
+    for (i, ep) in endpoints.iter().enumerate() {
+        let rest = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")).unwrap_or(ep);
+        let ok = !rest.is_empty()
+            && rest.len() < 256
+            && rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            && !rest.contains(['/', ' ', '?', '#']);
+        if !ok {
+            return Err(bad(&format!("etcd.endpoints[{i}]"), format!("{ep:?} is not a URL like http://host:2379")));
+        }
+    }
+    let prefix = field::<String>(&e, "prefix").map_err(|x| renamed(x, "etcd.prefix"))?.unwrap_or_default();
+    let prefix = if prefix.is_empty() { DEFAULT_PREFIX.to_string() } else { prefix.trim_end_matches('/').to_string() };
+    if !prefix.starts_with('/') || prefix.len() > 200 || prefix.chars().any(|c| c.is_control()) {
+        return Err(bad("etcd.prefix", format!("{prefix:?} must be a key path starting with '/' (at most 200 bytes)")));
+    }
+    let lease_ttl = match field::<i64>(&e, "leaseTTL").map_err(|x| renamed(x, "etcd.leaseTTL"))? {
+        None | Some(0) => DEFAULT_LEASE_TTL,
+        Some(t) if (2..=86_400).contains(&t) => t,
+        Some(t) => return Err(bad("etcd.leaseTTL", format!("{t} is outside 2-86400 seconds"))),
+    };
+    let reconcile_interval =
+        match field::<i64>(&e, "reconcileInterval").map_err(|x| renamed(x, "etcd.reconcileInterval"))? {
+            None | Some(0) => DEFAULT_RECONCILE,
+            Some(t) if (1..=86_400).contains(&t) => t as u64,
+            Some(t) => return Err(bad("etcd.reconcileInterval", format!("{t} is outside 1-86400 seconds"))),
+        };
+    let path = |k: &str| -> Result<Option<PathBuf>, Error> {
+        let name = format!("etcd.{k}");
+        match field::<String>(&e, k).map_err(|x| renamed(x, &name))? {
+            None => Ok(None),
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) if s.starts_with('/') => Ok(Some(PathBuf::from(s))),
+            Some(s) => Err(bad(&name, format!("{s:?} is not an absolute path"))),
+        }
+    };
+    let (ca_file, cert_file, key_file) = (path("caFile")?, path("certFile")?, path("keyFile")?);
+    if cert_file.is_some() != key_file.is_some() {
+        return Err(bad("etcd.certFile", "certFile and keyFile go together (the client's certificate and its key)"));
+    }
+    if cert_file.is_some() && ca_file.is_none() {
+        return Err(bad("etcd.caFile", "missing: TLS with a client certificate needs the CA of the servers"));
+    }
+    if ca_file.is_none() && endpoints.iter().any(|e| e.starts_with("https://")) {
+        return Err(bad("etcd.caFile", "missing: https endpoints need the CA that signed the servers' certificates"));
+    }
+    let cluster = cluster_of(raw)?;
+    let v4 = cluster.iter().find(|c| c.is_ipv4()).ok_or_else(|| bad("clusterCIDR", "needs an IPv4 CIDR"))?;
+    let subnet_len = match field::<i64>(raw, "subnetLen")? {
+        None | Some(0) => DEFAULT_SUBNET_LEN.max(v4.prefix()),
+        Some(n) if (1..=30).contains(&n) => n as u8,
+        Some(n) => {
+            return Err(bad("subnetLen", format!("{n} is outside 1-30 (an IPv4 prefix length with room for hosts)")))
+        }
+    };
+    if subnet_len < v4.prefix() {
+        return Err(bad("subnetLen", format!("/{subnet_len} is larger than the cluster CIDR {v4}")));
+    }
+    if let Some(v6) = cluster.iter().find(|c| !c.is_ipv4()) {
+        if v6.prefix() > SUBNET_LEN_V6 || (SUBNET_LEN_V6 - v6.prefix()) < (subnet_len - v4.prefix()).min(63) {
+            return Err(bad(
+                "clusterCIDR",
+                format!("the IPv6 CIDR {v6} must hold as many /64 subnets as {v4} holds /{subnet_len} subnets"),
+            ));
+        }
+    }
+    let network = match cni::gojson::get(raw, "name").and_then(Value::as_str) {
+        Some(n) => {
+            cni::validate::network_name(n)?;
+            if n.contains('/') || n.starts_with('.') {
+                return Err(bad("name", format!("{n:?} can't be a path or key component")));
+            }
+            n.to_string()
+        }
+        None => return Err(Error::invalid_config("missing network name")),
+    };
+    let state_root = match field::<String>(raw, "stateDir")? {
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+        Some(s) if s.is_empty() => PathBuf::from(DEFAULT_STATE_DIR),
+        Some(s) if s.starts_with('/') => PathBuf::from(s),
+        Some(s) => return Err(bad("stateDir", format!("{s:?} is not an absolute path"))),
+    };
+    Ok(Some(EtcdConf {
+        endpoints,
+        prefix,
+        lease_ttl,
+        ca_file,
+        cert_file,
+        key_file,
+        reconcile_interval,
+        subnet_len,
+        state_dir: state_root.join(&network),
+        network,
+    }))
+}
+
+/// Renames the field an error names (a key of a nested object).
+fn renamed(e: Error, full: &str) -> Error {
+    let short = full.rsplit('.').next().unwrap_or(full);
+    Error::invalid_config(e.msg.replacen(&format!("field {short:?}"), &format!("field {full:?}"), 1))
+}
+
+/// The static (no `etcd`) config.
+fn from_raw_static(raw: &Value) -> Result<VxConf, Error> {
     let vni = match field::<i64>(raw, "vni")? {
         None => 1,
         Some(v) if (1..=MAX_VNI).contains(&v) => v as u32,
@@ -371,6 +603,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
         hairpin_mode: field(raw, "hairpinMode")?.unwrap_or(false),
         enable_dad: field(raw, "enabledad")?.unwrap_or(false),
         ipam: Ipam { plugin, stdin: stdin_conf.to_string().into_bytes() },
+        etcd: None,
     })
 }
 
@@ -378,6 +611,12 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
 pub fn load(ctx: &Context) -> Result<VxConf, Error> {
     ctx.args.check_known(&["IP"])?;
     from_raw(&ctx.raw)
+}
+
+/// As [`load`], for DEL and GC (see [`from_raw_for_release`]).
+pub fn load_for_release(ctx: &Context) -> Result<VxConf, Error> {
+    ctx.args.check_known(&["IP"])?;
+    from_raw_for_release(&ctx.raw)
 }
 
 /// CIDRs for messages.
@@ -494,6 +733,53 @@ mod tests {
         assert!(c.in_cluster(&"10.244.9.0/24".parse().unwrap()));
         assert!(!c.in_cluster(&"0.0.0.0/0".parse().unwrap()));
         assert!(!c.in_cluster(&"fd00::/64".parse().unwrap()));
+    }
+
+    #[test]
+    fn etcd_options_and_their_errors() {
+        let base = json!({"subnet": null, "etcd": {"endpoints": ["http://192.168.100.250:2379"]}});
+        let e = etcd_options(&conf(base.clone())).unwrap().unwrap();
+        assert_eq!((e.prefix.as_str(), e.lease_ttl, e.subnet_len), ("/cni-rs/overlay", 30, 24));
+        assert_eq!(e.state_dir, PathBuf::from("/run/cni/vxlan/ov"));
+        assert_eq!(e.subnets_prefix(), "/cni-rs/overlay/ov/subnets/");
+        let merged = |extra: Value| {
+            let mut c = base.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c
+        };
+        for (extra, field) in [
+            (json!({"subnet": "10.244.1.0/24"}), "\"subnet\""),
+            (json!({"peers": []}), "\"peers\""),
+            (json!({"peersFile": "/x"}), "\"peersFile\""),
+            (json!({"etcd": {"endpoints": []}}), "etcd.endpoints"),
+            (json!({"etcd": {"endpoints": ["ftp://x"]}}), "etcd.endpoints[0]"),
+            (json!({"etcd": {"endpoints": ["http://a:1"], "leaseTTL": 1}}), "etcd.leaseTTL"),
+            (json!({"etcd": {"endpoints": ["http://a:1"], "leaseTTL": "x"}}), "etcd.leaseTTL"),
+            (json!({"etcd": {"endpoints": ["http://a:1"], "prefix": "rel"}}), "etcd.prefix"),
+            (json!({"etcd": {"endpoints": ["https://a:1"]}}), "etcd.caFile"),
+            (json!({"etcd": {"endpoints": ["http://a:1"], "certFile": "/c"}}), "etcd.certFile"),
+            (json!({"etcd": {"endpoints": ["http://a:1"], "caFile": "c"}}), "etcd.caFile"),
+            (json!({"etcd": 3}), "\"etcd\""),
+            (json!({"subnetLen": 8}), "subnetLen"),
+            (json!({"subnetLen": 31}), "subnetLen"),
+            (json!({"stateDir": "rel"}), "stateDir"),
+        ] {
+            let e = etcd_options(&conf(merged(extra.clone()))).unwrap_err();
+            assert_eq!(e.code, 7, "{extra}: {e:?}");
+            assert!(e.msg.contains(field), "{extra}: {}", e.msg);
+        }
+        let e = etcd_options(&conf(json!({"stateDir": "/x"}))).unwrap_err();
+        assert!(e.msg.contains("stateDir"), "{e:?}");
+        // With the agent's subnet, the rest of the config is the static one.
+        let c = with_subnets(&conf(base), e_conf(), &["10.244.9.0/24".parse().unwrap()]).unwrap();
+        assert_eq!(c.subnets[0].net.to_string(), "10.244.9.0/24");
+        assert_eq!(c.peers, PeerSource::File(PathBuf::from("/run/cni/vxlan/ov/peers.json")));
+    }
+
+    fn e_conf() -> EtcdConf {
+        etcd_options(&conf(json!({"subnet": null, "etcd": {"endpoints": ["http://a:1"]}}))).unwrap().unwrap()
     }
 
     /// Our own options decode like every other plugin's: keys in any case.

@@ -13,7 +13,7 @@ use netcore::{attach, ipam, masq};
 
 /// Runs DEL: every step is tried; the first failure is reported after.
 pub fn del(ctx: &Context) -> Result<(), Error> {
-    let conf = config::load(ctx)?;
+    let conf = config::load_for_release(ctx)?;
     // Also when ipMasq is off now: it may have been on at ADD.
     let owner = OwnerKey::of(ctx);
     let remove = |sock: &Socket, batch: &mut Batch| masq::del_container_into(sock, batch, &owner).map(drop);
@@ -30,7 +30,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
 /// network that no valid attachment owns. A missing valid list removes
 /// nothing. The overlay is host state, not an attachment's: it stays.
 pub fn gc(ctx: &Context) -> Result<(), Error> {
-    let conf = config::load(ctx)?;
+    let conf = config::load_for_release(ctx)?;
     let Some(valid) = ctx.valid_attachments()? else {
         return Ok(());
     };

@@ -339,8 +339,38 @@ pub fn table_applied(h: &Handle, conf: &VxConf, table: &Table<'_>) -> Result<boo
     Ok(Applied::of(&vtep.name, vtep.index).is_some_and(|a| a.matches(&table.digest)))
 }
 
+/// The kernel's entries as they are after `d` was applied to the VTEP
+/// `index` (what [`current`] would read then), without reading them.
+pub fn assumed(d: &Desired, index: u32) -> Current {
+    Current {
+        neighs: d
+            .neighs
+            .iter()
+            .map(|(ip, mac)| Neigh { index, ip: *ip, mac: Some(*mac), permanent: true, state: 0x80 })
+            .collect(),
+        fdb: d
+            .fdb
+            .iter()
+            .map(|(mac, dst)| FdbEntry {
+                index,
+                mac: *mac,
+                dst: Some(*dst),
+                permanent: true,
+                is_self: true,
+                master: None,
+            })
+            .collect(),
+        routes: d.routes.iter().map(|(dst, gw)| peer_route(index, *dst, *gw)).collect(),
+    }
+}
+
 /// How [`ensure`] treats the peer entries.
 pub enum Peers<'a> {
+    /// Write only the difference between two peer sets, without reading
+    /// the kernel's entries (the agent, on each change; its periodic
+    /// [`Peers::Reconcile`] repairs whatever else changed): `table` is the
+    /// file holding `after`, recorded as applied.
+    Diff { table: &'a Table<'a>, before: &'a [Peer], after: &'a [Peer] },
     /// Compare every entry with the kernel and repair (`vxlan reconcile`):
     /// `table` parsed into the given peers.
     Reconcile(&'a Table<'a>, &'a [Peer]),
@@ -362,6 +392,18 @@ pub fn ensure(h: &Handle, conf: &VxConf, ul: &Underlay, peers: Peers<'_>) -> Res
     }
     let applied = Applied::of(&vtep.name, vtep.index);
     let (list, digest) = match peers {
+        Peers::Diff { table, before, after } if !created => {
+            if let Some(a) = &applied {
+                a.forget();
+            }
+            let p = plan(&desired(after), &assumed(&desired(before), vtep.index));
+            apply(h, vtep.index, &p)?;
+            if let Some(a) = &applied {
+                a.record(&table.digest);
+            }
+            return Ok(HostSide { vtep, bridge, added: p.added(), removed: p.removed() });
+        }
+        Peers::Diff { table, after, .. } => (std::borrow::Cow::Borrowed(after), Some(table.digest.clone())),
         Peers::Reconcile(table, list) => (std::borrow::Cow::Borrowed(list), Some(table.digest.clone())),
         Peers::IfChanged { table, parsed } => {
             if !created && applied.as_ref().is_some_and(|a| a.matches(&table.digest)) {
@@ -488,26 +530,7 @@ mod tests {
     }
 
     fn current_of(d: &Desired, index: u32) -> Current {
-        Current {
-            neighs: d
-                .neighs
-                .iter()
-                .map(|(ip, mac)| Neigh { index, ip: *ip, mac: Some(*mac), permanent: true, state: 0x80 })
-                .collect(),
-            fdb: d
-                .fdb
-                .iter()
-                .map(|(mac, dst)| FdbEntry {
-                    index,
-                    mac: *mac,
-                    dst: Some(*dst),
-                    permanent: true,
-                    is_self: true,
-                    master: None,
-                })
-                .collect(),
-            routes: d.routes.iter().map(|(dst, gw)| peer_route(index, *dst, *gw)).collect(),
-        }
+        assumed(d, index)
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::io::Read;
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Reads the config at `path` (`-` for stdin).
-fn read(path: &str) -> Result<Value, Error> {
+pub fn read(path: &str) -> Result<Value, Error> {
     let mut buf = Vec::new();
     let res = if path == "-" {
         std::io::stdin().lock().take(MAX_CONFIG + 1).read_to_end(&mut buf)
@@ -54,18 +54,28 @@ pub fn plugin_conf(v: &Value) -> Result<Value, Error> {
     Ok(p)
 }
 
-fn reconcile(path: &str) -> Result<Value, Error> {
+/// The vxlan entry of the config file at `path`, with its name checked.
+pub fn load(path: &str) -> Result<Value, Error> {
     let raw = plugin_conf(&read(path)?)?;
     if let Some(name) = raw.get("name").and_then(Value::as_str) {
         cni::validate::network_name(name)?;
     }
-    let conf = config::from_raw(&raw)?;
+    Ok(raw)
+}
+
+fn reconcile(path: &str) -> Result<Value, Error> {
+    apply(&config::from_raw(&load(path)?)?)
+}
+
+/// Brings this namespace's host side in line with `conf` and its peer
+/// table, comparing every entry (also what the agent runs on each change).
+pub fn apply(conf: &config::VxConf) -> Result<Value, Error> {
     let host = Handle::new()?;
-    let ul = underlay::resolve(&host, &conf)?;
-    let table = peers::read(&conf, ul.ip)?;
+    let ul = underlay::resolve(&host, conf)?;
+    let table = peers::read(conf, ul.ip)?;
     let peers = table.parse()?;
     let _held = lock::lock()?;
-    let side = overlay::ensure(&host, &conf, &ul, overlay::Peers::Reconcile(&table, &peers))?;
+    let side = overlay::ensure(&host, conf, &ul, overlay::Peers::Reconcile(&table, &peers))?;
     Ok(json!({
         "vtep": side.vtep.name,
         "bridge": side.bridge.name,
@@ -74,6 +84,19 @@ fn reconcile(path: &str) -> Result<Value, Error> {
         "added": side.added,
         "removed": side.removed,
     }))
+}
+
+/// Writes only the difference between the peer sets `before` and `after`
+/// (already checked; `after` is what `conf`'s peers file holds), without
+/// reading the kernel's entries: the agent's path for one change among
+/// thousands of peers. A VTEP that had to be (re)created gets everything.
+pub fn apply_diff(conf: &config::VxConf, before: &[peers::Peer], after: &[peers::Peer]) -> Result<Value, Error> {
+    let host = Handle::new()?;
+    let ul = underlay::resolve(&host, conf)?;
+    let table = peers::read(conf, ul.ip)?;
+    let _held = lock::lock()?;
+    let side = overlay::ensure(&host, conf, &ul, overlay::Peers::Diff { table: &table, before, after })?;
+    Ok(json!({"peers": after.len(), "added": side.added, "removed": side.removed}))
 }
 
 /// Runs the mode with the arguments after `reconcile`; returns the exit code.
