@@ -5,7 +5,7 @@ PREFIX  ?= /opt/cni/bin
 DESTDIR ?=
 CARGO   ?= cargo
 PLUGINS := loopback host-local bridge portmap macvlan vxlan firewall tuning static ptp host-device
-TOOLS   := cnitool
+TOOLS   := cnitool cni-install
 
 # Build and run-time packages: libnftnl/libmnl for nftables over netlink,
 # iproute2/nftables/iptables as test witnesses (iptables also for the
@@ -19,7 +19,7 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # the test builds its pause image (no registry is reachable).
 CRI_PACKAGES := containerd runc busybox-static
 
-.PHONY: all deps cri-deps build release install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
+.PHONY: all deps cri-deps build release dist deb install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
@@ -43,12 +43,35 @@ cri-deps:
 build: deps
 	$(CARGO) build --workspace --bins
 
-release: deps
-	$(CARGO) build --release --workspace --bins
+# Release binaries are self-contained: statically linked (glibc crt-static,
+# libnftnl.a, and packaging/libmnl/mnl.c, our own libmnl, since Debian ships
+# no libmnl.a), so a node needs none of libnftnl, libmnl, libgcc_s. The
+# explicit --target keeps crt-static off build scripts and proc-macros, and
+# puts them in target/$(STATIC_TARGET)/release, apart from target/debug.
+# Every binary names the version and the git commit it was built from.
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_DIR    := target/$(STATIC_TARGET)/release
+STATIC_LIBS   := target/static-libs
+NFTNL_A       := /usr/lib/x86_64-linux-gnu/libnftnl.a
+VERSION       := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+GIT_COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+STATIC_CARGO  := CNIRS_GIT_COMMIT=$(GIT_COMMIT) \
+	LIBMNL_LIB_DIR=$(CURDIR)/$(STATIC_LIBS) LIBNFTNL_LIB_DIR=$(CURDIR)/$(STATIC_LIBS) \
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+	$(CARGO) build --release --target $(STATIC_TARGET)
+
+$(STATIC_LIBS)/libmnl.a: packaging/libmnl/mnl.c
+	@mkdir -p $(STATIC_LIBS)
+	$(CC) -O2 -fPIE -Wall -Wextra -Werror -c $< -o $(STATIC_LIBS)/mnl.o
+	rm -f $@ && ar rcs $@ $(STATIC_LIBS)/mnl.o
+	ln -sf $(NFTNL_A) $(STATIC_LIBS)/libnftnl.a
+
+release: deps $(STATIC_LIBS)/libmnl.a
+	$(STATIC_CARGO) $(addprefix --bin ,$(PLUGINS) $(TOOLS))
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)
-	for b in $(PLUGINS) $(TOOLS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/$$b; done
+	for b in $(PLUGINS) $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$b $(DESTDIR)$(PREFIX)/$$b; done
 
 # Unit tests need no privileges; conformance tests need root (namespaces).
 # The reference plugins are installed too: compatibility tests run them;
@@ -57,7 +80,8 @@ test: build bench-deps cri-deps
 	$(CARGO) test --workspace
 
 demo: release
-	CNI_TEST_BIN_DIR=$(CURDIR)/target/release ./target/release/demo $(if $(SCENE),--scene $(SCENE),)
+	$(STATIC_CARGO) --bin demo
+	CNI_TEST_BIN_DIR=$(CURDIR)/$(STATIC_DIR) ./$(STATIC_DIR)/demo $(if $(SCENE),--scene $(SCENE),)
 
 # The reference plugins the bench compares against (binaries in /usr/lib/cni).
 REF_PACKAGE := containernetworking-plugins
@@ -72,7 +96,8 @@ bench-deps: deps
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
 bench: bench-deps release
-	./target/release/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+	$(STATIC_CARGO) --bin bench
+	./$(STATIC_DIR)/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every
