@@ -69,6 +69,45 @@ $(STATIC_LIBS)/libmnl.a: packaging/libmnl/mnl.c
 release: deps $(STATIC_LIBS)/libmnl.a
 	$(STATIC_CARGO) $(addprefix --bin ,$(PLUGINS) $(TOOLS))
 
+# The release tarball, laid out as upstream's (every binary at the top
+# level, so existing install scripts work), with LICENSE, INSTALL and
+# .sha256/.sha512 files: dist/cni-rs-linux-amd64-v$(VERSION).tgz.
+DIST_NAME := cni-rs-linux-amd64-v$(VERSION)
+DIST_TGZ  := dist/$(DIST_NAME).tgz
+LICENSE_TEXT := /usr/share/common-licenses/Apache-2.0
+fill = sed -e 's/@VERSION@/$(VERSION)/g' -e 's/@COMMIT@/$(GIT_COMMIT)/g' -e 's/@PLUGINS@/$(PLUGINS)/g'
+
+dist: release
+	rm -rf dist/stage && mkdir -p dist/stage
+	for b in $(PLUGINS) $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$b dist/stage/$$b; done
+	install -m 0644 $(LICENSE_TEXT) dist/stage/LICENSE
+	$(fill) packaging/INSTALL > dist/stage/INSTALL && chmod 0644 dist/stage/INSTALL
+	tar --sort=name --owner=0 --group=0 --numeric-owner -C dist/stage -czf $(DIST_TGZ) .
+	cd dist && sha256sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha256 && sha512sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha512
+	rm -rf dist/stage
+	@ls -l $(DIST_TGZ)
+
+# The Debian package (dpkg-deb, nothing downloaded): plugins in /usr/lib/cni,
+# tools in /usr/bin, README, INSTALL and cni-conf/ under /usr/share/doc;
+# replaces and conflicts with containernetworking-plugins; /opt/cni/bin
+# links made by postinst only when that directory holds no other plugins.
+DEB := dist/cni-rs_$(VERSION)_amd64.deb
+DOC := usr/share/doc/cni-rs
+
+deb: release
+	rm -rf dist/deb && mkdir -p dist/deb/DEBIAN dist/deb/usr/lib/cni dist/deb/usr/bin dist/deb/$(DOC)/examples
+	for p in $(PLUGINS); do install -m 0755 $(STATIC_DIR)/$$p dist/deb/usr/lib/cni/$$p; done
+	for t in $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$t dist/deb/usr/bin/$$t; done
+	cp -r cni-conf/. dist/deb/$(DOC)/examples/
+	cp README.md packaging/deb/copyright dist/deb/$(DOC)/
+	$(fill) packaging/INSTALL > dist/deb/$(DOC)/INSTALL
+	for s in postinst prerm; do $(fill) packaging/deb/$$s.in > dist/deb/DEBIAN/$$s; done
+	$(fill) -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN dist/deb | cut -f1)/" packaging/deb/control.in > dist/deb/DEBIAN/control
+	chmod -R u=rwX,go=rX dist/deb && chmod 0755 dist/deb/DEBIAN/postinst dist/deb/DEBIAN/prerm
+	dpkg-deb --root-owner-group -Zxz --build dist/deb $(DEB)
+	rm -rf dist/deb
+	@ls -l $(DEB)
+
 install: release
 	install -d $(DESTDIR)$(PREFIX)
 	for b in $(PLUGINS) $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$b $(DESTDIR)$(PREFIX)/$$b; done

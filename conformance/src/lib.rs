@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod demo;
 pub mod fixture;
 pub mod netns;
+pub mod release;
 pub mod scenes;
 pub mod tcp;
 pub mod topology;
