@@ -50,7 +50,8 @@ build: deps
 # puts them in target/$(STATIC_TARGET)/release, apart from target/debug.
 # Every binary names the version and the git commit it was built from.
 STATIC_TARGET := x86_64-unknown-linux-gnu
-STATIC_DIR    := target/$(STATIC_TARGET)/release
+RELEASE_PROFILE ?= release
+STATIC_DIR    := target/$(STATIC_TARGET)/$(RELEASE_PROFILE)
 STATIC_LIBS   := target/static-libs
 NFTNL_A       := /usr/lib/x86_64-linux-gnu/libnftnl.a
 VERSION       := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
@@ -58,7 +59,7 @@ GIT_COMMIT    := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unkno
 STATIC_CARGO  := CNIRS_GIT_COMMIT=$(GIT_COMMIT) \
 	LIBMNL_LIB_DIR=$(CURDIR)/$(STATIC_LIBS) LIBNFTNL_LIB_DIR=$(CURDIR)/$(STATIC_LIBS) \
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-	$(CARGO) build --release --target $(STATIC_TARGET)
+	$(CARGO) build --profile $(RELEASE_PROFILE) --target $(STATIC_TARGET)
 
 $(STATIC_LIBS)/libmnl.a: packaging/libmnl/mnl.c
 	@mkdir -p $(STATIC_LIBS)
@@ -71,41 +72,42 @@ release: deps $(STATIC_LIBS)/libmnl.a
 
 # The release tarball, laid out as upstream's (every binary at the top
 # level, so existing install scripts work), with LICENSE, INSTALL and
-# .sha256/.sha512 files: dist/cni-rs-linux-amd64-v$(VERSION).tgz.
+# .sha256/.sha512 files: $(DIST_DIR)/cni-rs-linux-amd64-v$(VERSION).tgz.
+DIST_DIR  ?= dist
 DIST_NAME := cni-rs-linux-amd64-v$(VERSION)
-DIST_TGZ  := dist/$(DIST_NAME).tgz
+DIST_TGZ  := $(DIST_DIR)/$(DIST_NAME).tgz
 LICENSE_TEXT := /usr/share/common-licenses/Apache-2.0
 fill = sed -e 's/@VERSION@/$(VERSION)/g' -e 's/@COMMIT@/$(GIT_COMMIT)/g' -e 's/@PLUGINS@/$(PLUGINS)/g'
 
 dist: release
-	rm -rf dist/stage && mkdir -p dist/stage
-	for b in $(PLUGINS) $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$b dist/stage/$$b; done
-	install -m 0644 $(LICENSE_TEXT) dist/stage/LICENSE
-	$(fill) packaging/INSTALL > dist/stage/INSTALL && chmod 0644 dist/stage/INSTALL
-	tar --sort=name --owner=0 --group=0 --numeric-owner -C dist/stage -czf $(DIST_TGZ) .
-	cd dist && sha256sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha256 && sha512sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha512
-	rm -rf dist/stage
+	rm -rf $(DIST_DIR)/stage && mkdir -p $(DIST_DIR)/stage
+	for b in $(PLUGINS) $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$b $(DIST_DIR)/stage/$$b; done
+	install -m 0644 $(LICENSE_TEXT) $(DIST_DIR)/stage/LICENSE
+	$(fill) packaging/INSTALL > $(DIST_DIR)/stage/INSTALL && chmod 0644 $(DIST_DIR)/stage/INSTALL
+	tar --sort=name --owner=0 --group=0 --numeric-owner -C $(DIST_DIR)/stage -czf $(DIST_TGZ) .
+	cd $(DIST_DIR) && sha256sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha256 && sha512sum $(DIST_NAME).tgz > $(DIST_NAME).tgz.sha512
+	rm -rf $(DIST_DIR)/stage
 	@ls -l $(DIST_TGZ)
 
 # The Debian package (dpkg-deb, nothing downloaded): plugins in /usr/lib/cni,
 # tools in /usr/bin, README, INSTALL and cni-conf/ under /usr/share/doc;
 # replaces and conflicts with containernetworking-plugins; /opt/cni/bin
 # links made by postinst only when that directory holds no other plugins.
-DEB := dist/cni-rs_$(VERSION)_amd64.deb
+DEB := $(DIST_DIR)/cni-rs_$(VERSION)_amd64.deb
 DOC := usr/share/doc/cni-rs
 
 deb: release
-	rm -rf dist/deb && mkdir -p dist/deb/DEBIAN dist/deb/usr/lib/cni dist/deb/usr/bin dist/deb/$(DOC)/examples
-	for p in $(PLUGINS); do install -m 0755 $(STATIC_DIR)/$$p dist/deb/usr/lib/cni/$$p; done
-	for t in $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$t dist/deb/usr/bin/$$t; done
-	cp -r cni-conf/. dist/deb/$(DOC)/examples/
-	cp README.md packaging/deb/copyright dist/deb/$(DOC)/
-	$(fill) packaging/INSTALL > dist/deb/$(DOC)/INSTALL
-	for s in postinst prerm; do $(fill) packaging/deb/$$s.in > dist/deb/DEBIAN/$$s; done
-	$(fill) -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN dist/deb | cut -f1)/" packaging/deb/control.in > dist/deb/DEBIAN/control
-	chmod -R u=rwX,go=rX dist/deb && chmod 0755 dist/deb/DEBIAN/postinst dist/deb/DEBIAN/prerm
-	dpkg-deb --root-owner-group -Zxz --build dist/deb $(DEB)
-	rm -rf dist/deb
+	rm -rf $(DIST_DIR)/deb && mkdir -p $(DIST_DIR)/deb/DEBIAN $(DIST_DIR)/deb/usr/lib/cni $(DIST_DIR)/deb/usr/bin $(DIST_DIR)/deb/$(DOC)/examples
+	for p in $(PLUGINS); do install -m 0755 $(STATIC_DIR)/$$p $(DIST_DIR)/deb/usr/lib/cni/$$p; done
+	for t in $(TOOLS); do install -m 0755 $(STATIC_DIR)/$$t $(DIST_DIR)/deb/usr/bin/$$t; done
+	cp -r cni-conf/. $(DIST_DIR)/deb/$(DOC)/examples/
+	cp README.md packaging/deb/copyright $(DIST_DIR)/deb/$(DOC)/
+	$(fill) packaging/INSTALL > $(DIST_DIR)/deb/$(DOC)/INSTALL
+	for s in postinst prerm; do $(fill) packaging/deb/$$s.in > $(DIST_DIR)/deb/DEBIAN/$$s; done
+	$(fill) -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DIST_DIR)/deb | cut -f1)/" packaging/deb/control.in > $(DIST_DIR)/deb/DEBIAN/control
+	chmod -R u=rwX,go=rX $(DIST_DIR)/deb && chmod 0755 $(DIST_DIR)/deb/DEBIAN/postinst $(DIST_DIR)/deb/DEBIAN/prerm
+	dpkg-deb --root-owner-group -Zxz --build $(DIST_DIR)/deb $(DEB)
+	rm -rf $(DIST_DIR)/deb
 	@ls -l $(DEB)
 
 install: release
@@ -116,7 +118,8 @@ install: release
 # The reference plugins are installed too: compatibility tests run them;
 # and containerd, for the test of the kubelet's path.
 test: build bench-deps cri-deps
-	$(CARGO) test --workspace
+	$(MAKE) dist deb RELEASE_PROFILE=pkgtest DIST_DIR=target/pkgtest-dist
+	CNIRS_DIST_DIR=$(CURDIR)/target/pkgtest-dist $(CARGO) test --workspace
 
 demo: release
 	$(STATIC_CARGO) --bin demo
