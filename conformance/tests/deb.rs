@@ -19,8 +19,10 @@ use std::process::{Child, Command, Output, Stdio};
 const OVERLAID: [&str; 4] = ["usr", "var", "etc", "opt"];
 
 /// A process holding a private mount namespace with the overlays; commands
-/// run in it through `nsenter`. Killed (by its pid) on drop, which takes
-/// the namespace and its mounts with it.
+/// run in it through `nsenter`. Its mounts are slaves of the machine's, so
+/// the namespaces the tests make under /run/netns afterwards are seen
+/// inside, and nothing mounted inside is seen outside. Killed (by its pid)
+/// on drop, which takes the namespace and its mounts with it.
 struct Sandbox {
     child: Child,
     scratch: tempfile::TempDir,
@@ -40,7 +42,7 @@ impl Sandbox {
         // A bounded life: the test kills it long before.
         script.push_str("echo ready\nexec sleep 900\n");
         let mut child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .args(["--mount", "--propagation", "slave", "sh", "-c", &script])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -111,6 +113,15 @@ impl Drop for Sandbox {
     }
 }
 
+/// `dpkg -r cni-rs`. Podman's `golang-github-containers-common` depends on
+/// `container-network-stack`, which we provide as the reference package
+/// does: with Podman installed dpkg refuses to remove the last provider
+/// unless told (`apt-get install containernetworking-plugins` is the way
+/// back on a real node; the test has no package mirror to use).
+fn remove() -> [&'static str; 4] {
+    ["dpkg", "--force-depends", "-r", "cni-rs"]
+}
+
 fn deb() -> PathBuf {
     dist_file(&format!("cni-rs_{VERSION}_amd64.deb"))
 }
@@ -152,7 +163,7 @@ fn dpkg_install_then_remove_with_podman_and_cnitool_flows_in_between_leaves_noth
         &Flow { wrap: &wrap, cnitool: &cnitool, cni_path: Path::new("/opt/cni/bin") },
     );
 
-    let log = sb.ok(&["dpkg", "-r", "cni-rs"]);
+    let log = sb.ok(&remove());
     assert!(!sb.status("cni-rs").contains("installed") || sb.status("cni-rs").contains("not-installed"), "{log}");
     for path in ["/usr/lib/cni/bridge", "/usr/bin/cnitool", "/usr/share/doc/cni-rs", "/opt/cni", "/var/lib/cni-rs"] {
         assert!(!sb.exists(path), "{path} is left after dpkg -r");
@@ -170,7 +181,7 @@ fn opt_cni_bin_holding_other_plugins_is_left_alone() {
     assert!(log.contains("holds other plugins"), "{log}");
     assert!(!sb.exists("/opt/cni/bin/bridge"), "no link beside another vendor's plugins");
     assert!(sb.exists("/usr/lib/cni/bridge"));
-    sb.ok(&["dpkg", "-r", "cni-rs"]);
+    sb.ok(&remove());
     assert_eq!(sb.ok(&["cat", "/opt/cni/bin/flannel"]).trim(), "theirs");
     assert!(!sb.exists("/var/lib/cni-rs"));
 }

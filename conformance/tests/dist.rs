@@ -83,8 +83,10 @@ fn the_checksum_files_verify_the_tarball_and_catch_a_changed_byte() {
 }
 
 /// Runs `/<name>` in a chroot holding only that binary (and, when `netns`
-/// is given, that namespace bind-mounted at `/netns`), from a private
-/// mount namespace of the child, so nothing is mounted on the host.
+/// is given, that namespace bind-mounted at `/netns` and the kernel's
+/// `/proc`, which every node has and the plugins use to reopen a netns),
+/// from a private mount namespace of the child, so nothing is mounted on
+/// the host.
 fn run_alone(bin: &Path, args: &[&str], env: &[(&str, &str)], netns: Option<&str>, stdin: &str) -> Output {
     let root = tempfile::Builder::new().prefix("cnirs-chroot-").tempdir().unwrap();
     let name = bin.file_name().unwrap().to_str().unwrap().to_string();
@@ -92,9 +94,12 @@ fn run_alone(bin: &Path, args: &[&str], env: &[(&str, &str)], netns: Option<&str
     let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "the chroot holds one file");
     let target = root.path().join("netns");
+    let proc_dir = root.path().join("proc");
     if netns.is_some() {
         std::fs::write(&target, "").unwrap();
+        std::fs::create_dir(&proc_dir).unwrap();
     }
+    let c_proc = CString::new(proc_dir.as_os_str().as_bytes()).unwrap();
     let c_root = CString::new(root.path().as_os_str().as_bytes()).unwrap();
     let c_target = CString::new(target.as_os_str().as_bytes()).unwrap();
     let c_ns = netns.map(|p| CString::new(p).unwrap());
@@ -115,6 +120,7 @@ fn run_alone(bin: &Path, args: &[&str], env: &[(&str, &str)], netns: Option<&str
             ))?;
             if let Some(ns) = &c_ns {
                 check(libc::mount(ns.as_ptr(), c_target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()))?;
+                check(libc::mount(c"proc".as_ptr(), c_proc.as_ptr(), c"proc".as_ptr(), 0, std::ptr::null()))?;
             }
             check(libc::chroot(c_root.as_ptr()))?;
             check(libc::chdir(c"/".as_ptr()))
