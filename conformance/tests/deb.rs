@@ -1,6 +1,7 @@
 //! The Debian package (`make deb`) installed and removed with dpkg, with
-//! Podman's conflist and a cnitool flow run through the installed binaries
-//! in between, and nothing left after `dpkg -r`.
+//! Podman (its conflist through cnitool, and Podman itself running a
+//! container) and a cnitool flow through the installed binaries in
+//! between, and nothing left after `dpkg -r`.
 //!
 //! This machine has Debian's containernetworking-plugins installed, and
 //! other tests run its binaries from /usr/lib/cni at the same time. So the
@@ -120,6 +121,39 @@ impl Drop for Sandbox {
 /// back on a real node; the test has no package mirror to use).
 fn remove() -> [&'static str; 4] {
     ["dpkg", "--force-depends", "-r", "cni-rs"]
+}
+
+/// Podman itself (4.x, its CNI backend, plugins from /usr/lib/cni) runs a
+/// container on a network it creates, from an image imported from
+/// busybox-static (no registry here), in `host`'s network namespace; its
+/// storage, state and network configs in `dir`. The container sees its
+/// address on eth0; after `podman run --rm` no veth is left.
+fn podman_run(sb: &Sandbox, host: &conformance::TestNs, dir: &Path) {
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(
+        dir.join("containers.conf"),
+        "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"/usr/lib/cni\"]\n",
+    )
+    .unwrap();
+    let podman = format!(
+        "export CONTAINERS_CONF={d}/containers.conf TMPDIR={d}; \
+         podman() {{ command podman --root {d}/graph --runroot {d}/run --storage-driver vfs \
+           --network-config-dir {d}/net.d \"$@\"; }}; "
+    );
+    let script = format!(
+        "{podman} set -e; mkdir -p {d}/net.d; \
+         tar -C {d}/rootfs -c . | podman import - localhost/cnirs-bb:1 >/dev/null; \
+         podman network create --subnet 10.89.79.0/24 cnirs-deb >/dev/null; \
+         podman run --rm --network cnirs-deb --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+           localhost/cnirs-bb:1 /bin/busybox ip -4 -o addr show eth0; \
+         podman network rm cnirs-deb >/dev/null; podman rmi -a >/dev/null"
+    );
+    let out = sb.ok(&["ip", "netns", "exec", &host.name, "sh", "-c", &script]);
+    assert!(out.contains("inet 10.89.79."), "the container has its address: {out}");
+    let veths = host.ok(&["ip", "-o", "link", "show", "type", "veth"]);
+    assert!(veths.trim().is_empty(), "podman run --rm left a veth: {veths}");
 }
 
 fn deb() -> PathBuf {
