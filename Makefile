@@ -19,7 +19,11 @@ DEB_PACKAGES := pkg-config libnftnl-dev libmnl-dev iproute2 nftables iptables ip
 # the test builds its pause image (no registry is reachable).
 CRI_PACKAGES := containerd runc busybox-static
 
-.PHONY: all deps cri-deps build release dist deb install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
+# The .deb test (conformance/tests/deb.rs) runs Podman with the package's
+# plugins (its image is built from busybox-static; runc from CRI_PACKAGES).
+PKG_TEST_PACKAGES := podman
+
+.PHONY: all deps cri-deps pkg-test-deps build release dist deb install test unit conformance demo bench bench-deps chaos fuzz lint fmt clean
 
 all: build
 
@@ -39,6 +43,9 @@ deps:
 
 cri-deps:
 	$(call install-missing,$(CRI_PACKAGES))
+
+pkg-test-deps: bench-deps cri-deps
+	$(call install-missing,$(PKG_TEST_PACKAGES))
 
 build: deps
 	$(CARGO) build --workspace --bins
@@ -117,7 +124,7 @@ install: release
 # Unit tests need no privileges; conformance tests need root (namespaces).
 # The reference plugins are installed too: compatibility tests run them;
 # and containerd, for the test of the kubelet's path.
-test: build bench-deps cri-deps
+test: build bench-deps cri-deps pkg-test-deps
 	$(MAKE) dist deb RELEASE_PROFILE=pkgtest DIST_DIR=target/pkgtest-dist
 	CNIRS_DIST_DIR=$(CURDIR)/target/pkgtest-dist $(CARGO) test --workspace
 
