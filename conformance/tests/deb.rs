@@ -191,6 +191,12 @@ fn dpkg_install_then_remove_with_podman_and_cnitool_flows_in_between_leaves_noth
     }
     assert!(sb.exists("/usr/share/doc/cni-rs/examples/87-podman.conflist"));
     assert!(sb.exists("/usr/share/doc/cni-rs/copyright"));
+    // Installing again (what an upgrade runs: old prerm, new postinst) keeps
+    // the links, and the package still counts them as its own.
+    sb.ok(&["dpkg", "-i", &deb]);
+    assert_eq!(sb.status("cni-rs"), "install ok installed");
+    let again = sb.ok(&["readlink", "/opt/cni/bin/bridge"]);
+    assert_eq!(again.trim(), "/usr/lib/cni/bridge", "links kept over a reinstall");
 
     // Podman's conflist from Podman's directory; a flow through the links
     // containerd and the kubelet use.
