@@ -26,12 +26,12 @@ pub fn not_regular(path: &Path) -> io::Error {
 /// never through a symlink; a name that is not a regular file is
 /// [`not_regular`].
 pub fn open(path: &Path) -> io::Result<File> {
+    // Read-only: a lock needs no write access (std's `create` would ask
+    // for it, so O_CREAT goes in as a flag; the mode is passed regardless).
     let file = OpenOptions::new()
         .read(true)
-        .create(true)
-        .append(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| if e.raw_os_error() == Some(libc::ELOOP) { not_regular(path) } else { e })?;
     if !file.metadata()?.is_file() {
@@ -87,6 +87,10 @@ mod tests {
         let p = d.join("lock");
         let held = open_locked(&p).unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // Opened read-only: no write access is asked for.
+        // SAFETY: F_GETFL on a descriptor we own.
+        let fl = unsafe { libc::fcntl(held.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
         assert!(busy(&p), "a second open file description must not get the lock");
         drop(held);
         assert!(!busy(&p));
