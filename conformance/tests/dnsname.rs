@@ -531,6 +531,12 @@ fn bad_input_is_a_code_7_error_and_writes_nothing() {
     assert!(!data.exists(), "bad input wrote {:?}", std::fs::read_dir(&data).map(|d| d.count()));
     // DEL of what was never added, STATUS of a good and a bad config.
     host.run("dnsname", "DEL", "", "ctr-bad", "eth0", &plain).ok();
+    // CHECK of what was never added says so, and creates nothing either.
+    let e =
+        host.run_env("dnsname", "CHECK", &ctr.path(), "ctr-bad", "eth0", &plain, &[("CNI_ARGS", "K8S_POD_NAME=web")]);
+    let e = e.err(100);
+    assert!(e["msg"].as_str().unwrap().contains("no record"), "{e}");
+    assert!(!data.exists(), "CHECK wrote {:?}", std::fs::read_dir(&data).map(|d| d.count()));
     let v11 = |extra: Value| {
         let mut v: Value = serde_json::from_str(&direct(&data, extra)).unwrap();
         v["cniVersion"] = json!("1.1.0");

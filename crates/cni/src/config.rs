@@ -176,9 +176,11 @@ pub struct RuntimeConfig {
     /// `bandwidth`.
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
-    /// `aliases`: names for DNS plugins.
-    #[serde(default)]
-    pub aliases: Vec<String>,
+    /// `aliases`: names for DNS plugins, per network, as Podman and
+    /// containers/dnsname send them (`{"<network>": ["alias", ...]}`); a
+    /// network mapped to `null` has none (Go decodes it to a nil slice).
+    #[serde(default, deserialize_with = "aliases_map")]
+    pub aliases: BTreeMap<String, Vec<String>>,
     /// `cgroupPath`.
     #[serde(rename = "cgroupPath", default)]
     pub cgroup_path: Option<String>,
@@ -188,6 +190,13 @@ pub struct RuntimeConfig {
     /// `infinibandGUID`.
     #[serde(rename = "infinibandGUID", default)]
     pub infiniband_guid: Option<String>,
+}
+
+/// `runtimeConfig.aliases`: a map of network to list, where `null` (for
+/// the whole map or one network) means none, as Go's decoder reads it.
+fn aliases_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    let raw: Option<BTreeMap<String, Option<Vec<String>>>> = Deserialize::deserialize(d)?;
+    Ok(raw.unwrap_or_default().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 
 /// The conventional `args.cni` object.
@@ -350,6 +359,23 @@ mod tests {
         assert_eq!(rc.ips, vec!["10.0.0.5/24"]);
         assert_eq!(rc.mac.as_deref(), Some("c2:11:22:33:44:55"));
         assert_eq!(rc.ip_ranges[0][0].subnet.to_string(), "10.9.0.0/24");
+    }
+
+    #[test]
+    fn aliases_are_a_map_per_network() {
+        let conf = |rc: Value| -> NetConf {
+            serde_json::from_value(serde_json::json!({"name": "n", "type": "dnsname", "runtimeConfig": rc})).unwrap()
+        };
+        let rc = conf(serde_json::json!({"aliases": {"n": ["web", "www"], "other": ["db"], "none": null}}))
+            .runtime_config()
+            .unwrap();
+        assert_eq!(rc.aliases["n"], vec!["web", "www"]);
+        assert_eq!(rc.aliases["other"], vec!["db"]);
+        assert!(rc.aliases["none"].is_empty());
+        assert!(conf(serde_json::json!({"aliases": null})).runtime_config().unwrap().aliases.is_empty());
+        let e = conf(serde_json::json!({"aliases": {"n": "web"}})).runtime_config().unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("aliases"), "{e}");
     }
 
     #[test]

@@ -131,3 +131,14 @@ proptest! {
         prop_assert_eq!(decoded(&folded), decoded(&plain));
     }
 }
+
+#[test]
+fn podmans_aliases_map_does_not_break_the_other_capabilities() {
+    // Podman sends `aliases` as a map of network to names; a plugin that
+    // reads another capability (here the MAC) must still get it.
+    let conf = json!({"cniVersion": "1.0.0", "name": "podman", "type": "bridge",
+        "runtimeConfig": {"aliases": {"podman": ["web", "www"]}, "mac": "c2:11:22:33:44:55"}});
+    let c = ctx(&conf, Command::Add);
+    assert_eq!(c.requested_mac().unwrap(), Some(("runtimeConfig.mac", "c2:11:22:33:44:55".to_string())));
+    assert_eq!(c.conf.runtime_config().unwrap().aliases["podman"], vec!["web", "www"]);
+}

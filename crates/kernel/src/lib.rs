@@ -8,6 +8,7 @@
 
 pub mod conntrack;
 pub mod error;
+pub mod flock;
 pub mod netlink;
 pub mod netns;
 pub mod nfnetlink;

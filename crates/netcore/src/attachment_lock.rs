@@ -75,28 +75,9 @@ pub fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> R
         .map_err(|e| io_error("creating the directory of", &net_dir, e))?;
     let path = lock_path(dir, network, container_id, ifname);
     loop {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| io_error("opening", &path, e))?;
+        let file = kernel::flock::open(&path).map_err(|e| io_error("opening", &path, e))?;
         let held = file.metadata().map_err(|e| io_error("inspecting", &path, e))?;
-        if !held.is_file() {
-            return Err(io_error("using", &path, io::Error::other("not a regular file")));
-        }
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(io_error("locking", &path, e));
-            }
-        }
+        kernel::flock::lock(&file).map_err(|e| io_error("locking", &path, e))?;
         // A DEL that held it before us may have removed the file: then the
         // lock we hold protects nothing, and the name leads elsewhere.
         match fs::symlink_metadata(&path) {

@@ -69,7 +69,8 @@ fn duration(s: &str) -> Option<Duration> {
         rest = &rest[u..];
         total += value * unit;
     }
-    Some(Duration::from_secs_f64(total))
+    // A value beyond what a Duration holds is invalid, not a panic.
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Parses the flags after `daemon`.
@@ -576,6 +577,13 @@ mod tests {
         assert!(parse(&s(&["-timeout", "ten"])).is_err());
         assert_eq!(duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(duration("500ms"), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_duration_too_long_is_an_error_not_a_panic() {
+        assert_eq!(duration("99999999999999999999999999999h"), None);
+        let e = parse(&s(&["-timeout", "99999999999999999999999999999h"])).unwrap_err();
+        assert!(e.contains("-timeout"), "{e}");
     }
 
     #[test]

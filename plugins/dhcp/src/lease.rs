@@ -352,6 +352,30 @@ mod tests {
     }
 
     #[test]
+    fn store_never_writes_through_a_link_at_its_temporary_name() {
+        let dir = std::env::temp_dir().join(format!("dhcp-store-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let victim = std::env::temp_dir().join(format!("dhcp-store-victim-{}", std::process::id()));
+        std::fs::write(&victim, b"precious").unwrap();
+        let mut rec = record();
+        store.save(&rec).unwrap();
+        // Plant a link at the temporary name the next save uses.
+        let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        rec.renewals = 7;
+        store.save(&rec).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "the link's target is untouched");
+        let stored = store.load_all();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].renewals, 7);
+        assert!(!tmp.exists() && std::fs::symlink_metadata(&tmp).is_err(), "no temporary name is left");
+        let _ = std::fs::remove_file(&victim);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn timers_default_to_half_and_seven_eighths() {
         let mut r = record();
         r.apply(&granted(Some(120), None, None), 1_000);

@@ -28,12 +28,28 @@ impl Store {
         self.dir.join(format!("{h:016x}.json"))
     }
 
-    /// Writes `rec` atomically.
+    /// Writes `rec` atomically. The temporary file is created new and never
+    /// through a symlink: a name left at it (a crash, or planted) is
+    /// unlinked first, so nothing outside the directory is written.
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
         let path = self.path(&rec.network, &rec.container_id, &rec.ifname);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let bytes = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let create = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)
+        };
+        let mut f = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+                create()?
+            }
+            r => r?,
+        };
         f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, &path)

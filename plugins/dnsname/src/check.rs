@@ -15,12 +15,21 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     let result = ctx.require_prev_result()?;
     let attached = crate::add::network_of(&result, &ctx.ifname)?;
     let net = NetDir::new(&conf.data_dir, &ctx.conf.name)?;
-    let _lock = net.lock()?;
-    let Some(rec) = net.load_file(&record_file(&ctx.container_id, &ctx.ifname)?) else {
-        return Err(Error::plugin(format!(
+    let file = record_file(&ctx.container_id, &ctx.ifname)?;
+    let missing = || {
+        Error::plugin(format!(
             "dnsname: no record for container {} ({}) on network {}",
             ctx.container_id, ctx.ifname, ctx.conf.name
-        )));
+        ))
+    };
+    // A network never added has nothing to check, and CHECK creates nothing
+    // (taking the lock would make its directory).
+    if !net.dir.exists() {
+        return Err(missing());
+    }
+    let _lock = net.lock()?;
+    let Some(rec) = net.load_file(&file) else {
+        return Err(missing());
     };
     if rec.name != name || rec.ips != attached.ips {
         return Err(Error::plugin(format!(

@@ -12,7 +12,6 @@
 use crate::names;
 use cni::{Context, Error};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The domain names are answered under when the config names none
@@ -45,14 +44,6 @@ struct Raw {
     data_dir: Option<String>,
     #[serde(rename = "upstreamResolvConf", default)]
     upstream_resolv_conf: Option<String>,
-    #[serde(rename = "runtimeConfig", default)]
-    runtime_config: Option<RawRuntime>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawRuntime {
-    #[serde(default)]
-    aliases: Option<BTreeMap<String, Option<Vec<String>>>>,
 }
 
 fn bad(msg: String) -> Error {
@@ -119,11 +110,7 @@ pub fn container_name(ctx: &Context) -> Result<String, Error> {
 /// starts, and no record can leave `domainName`); aliases for other
 /// networks are theirs. More than [`MAX_ALIASES`] is a code-7 error.
 pub fn aliases(ctx: &Context) -> Result<Vec<String>, Error> {
-    let raw: Raw = ctx.config()?;
-    let Some(map) = raw.runtime_config.and_then(|r| r.aliases) else {
-        return Ok(Vec::new());
-    };
-    let mine = map.get(&ctx.conf.name).cloned().flatten().unwrap_or_default();
+    let mine = ctx.conf.runtime_config()?.aliases.remove(&ctx.conf.name).unwrap_or_default();
     if mine.len() > MAX_ALIASES {
         return Err(bad(format!(
             "runtimeConfig.aliases[{:?}] has {} aliases (at most {MAX_ALIASES})",

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -188,25 +187,9 @@ impl NetDir {
     pub fn lock(&self) -> Result<NetLock, Error> {
         real_dir(&self.dir)?;
         let path = self.dir.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| io_err(format!("opening {}", path.display()), &e))?;
-        loop {
-            // SAFETY: flock on a file we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(NetLock { _file: file });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != ErrorKind::Interrupted {
-                return Err(io_err(format!("locking {}", path.display()), &e));
-            }
-        }
+        let file = kernel::flock::open(&path).map_err(|e| io_err(format!("opening {}", path.display()), &e))?;
+        kernel::flock::lock(&file).map_err(|e| io_err(format!("locking {}", path.display()), &e))?;
+        Ok(NetLock { _file: file })
     }
 
     /// Writes an attachment's record atomically.

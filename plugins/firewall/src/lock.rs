@@ -3,9 +3,7 @@
 //! idempotent; everything else an ADD writes is, and needs no lock).
 
 use cni::Error;
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::Path;
 
 /// The lock file (on tmpfs: a reboot leaves no stale lock).
@@ -23,24 +21,10 @@ pub fn lock() -> Result<SetupLock, Error> {
 }
 
 fn lock_at(path: &Path) -> Result<SetupLock, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(format!("firewall: opening lock {}: {e}", path.display())))?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(SetupLock { _file: file });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::io(format!("firewall: locking {}: {e}", path.display())));
-        }
-    }
+    let file =
+        kernel::flock::open(path).map_err(|e| Error::io(format!("firewall: opening lock {}: {e}", path.display())))?;
+    kernel::flock::lock(&file).map_err(|e| Error::io(format!("firewall: locking {}: {e}", path.display())))?;
+    Ok(SetupLock { _file: file })
 }
 
 #[cfg(test)]

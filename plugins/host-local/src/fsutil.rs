@@ -167,10 +167,9 @@ pub fn backdate_mtime(path: &Path) -> io::Result<()> {
 }
 
 /// The error for a name that is not a regular file (a planted symlink, a
-/// directory, a FIFO): never followed, never trusted.
-pub fn not_regular(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display()))
-}
+/// directory, a FIFO): never followed, never trusted. The lock files'
+/// module says it the same way.
+pub use kernel::flock::not_regular;
 
 /// Whether `e` says the name is not a regular file ([`not_regular`], or
 /// `ELOOP` from `O_NOFOLLOW` on a symlink).

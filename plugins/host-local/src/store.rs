@@ -38,7 +38,6 @@ use std::cell::Cell;
 use std::fs::{self, File};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -409,21 +408,7 @@ pub fn lease_name(name: &[u8]) -> Option<IpAddr> {
 
 /// Opens the lock file (creating it mode 0600, never through a symlink).
 pub fn open_lock(path: &Path) -> io::Result<File> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let flags = libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    // SAFETY: `c` is a valid NUL-terminated path; the fd is owned by `File`.
-    let fd = unsafe { libc::open(c.as_ptr(), flags, FILE_MODE as libc::c_uint) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::ELOOP) { fsutil::not_regular(path) } else { e });
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    let file = unsafe { File::from_raw_fd(fd) };
-    if !file.metadata()?.is_file() {
-        return Err(fsutil::not_regular(path));
-    }
-    Ok(file)
+    kernel::flock::open(path)
 }
 
 /// Opens and flocks the lock file. A lock that is a symlink (or not a
@@ -438,16 +423,8 @@ fn lock(path: &Path) -> Result<File, Error> {
             err
         }
     })?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(io_error(format!("locking {}", path.display()), e));
-        }
-    }
+    kernel::flock::lock(&file).map_err(|e| io_error(format!("locking {}", path.display()), e))?;
+    Ok(file)
 }
 
 #[cfg(test)]

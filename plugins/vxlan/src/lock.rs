@@ -11,7 +11,6 @@
 
 use cni::Error;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 
 /// A held lock; released on drop.
 pub struct HostLock {
@@ -22,21 +21,14 @@ pub struct HostLock {
 pub fn lock() -> Result<HostLock, Error> {
     let path = "/proc/thread-self/ns/net";
     let file = File::open(path).map_err(|e| Error::io(format!("opening {path} to lock the host's overlay: {e}")))?;
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(HostLock { _file: file });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::io(format!("locking {path}: {e}")));
-        }
-    }
+    kernel::flock::lock(&file).map_err(|e| Error::io(format!("locking {path}: {e}")))?;
+    Ok(HostLock { _file: file })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn excludes_a_second_holder_until_dropped() {
