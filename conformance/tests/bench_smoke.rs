@@ -19,6 +19,7 @@ fn smoke_run_measures_everything_and_leaves_nothing() {
         repo: None,
         command: "make bench QUICK=1 N=20".into(),
         progress: false,
+        profile: false,
     };
     let r = run(&opts);
     let table = report::text(&r);
@@ -83,6 +84,7 @@ fn run_loopback_with(ours: &std::path::Path) -> conformance::bench::BenchResult 
         repo: None,
         command: "test".into(),
         progress: false,
+        profile: false,
     })
 }
 
