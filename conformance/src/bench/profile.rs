@@ -12,6 +12,7 @@
 //! - `nft`: nftables batches committed and queries;
 //! - `nft-close`: closing netfilter sockets (after a deletion the kernel
 //!   waits there for an RCU grace period);
+//! - `fsync`: host-local putting a lease on disk (file and directory);
 //! - `ipam`: the delegated IPAM plugin, spawn to reaped (its own line below);
 //! - `other`: the rest of the plugin's own work (locks, files, logic);
 //! - `exit`: from the result written to the process reaped.
@@ -71,14 +72,15 @@ fn process(out: &mut String, exec: &Event, by_pid: &BTreeMap<u32, Vec<&Event>>, 
     let (commit, batches, _) = sum(&evs, "nft-commit");
     let (query, queries, _) = sum(&evs, "nft-query");
     let (close, _, _) = sum(&evs, "nfnl-close");
+    let (fsync, syncs, _) = sum(&evs, "fsync");
     let (ipam, _, children) = sum(&evs, "exec");
-    let known = start + exit + parse + open + nl + commit + query + close + ipam;
+    let known = start + exit + parse + open + nl + commit + query + close + fsync + ipam;
     let other = total.saturating_sub(known);
     let _ = write!(
         out,
         "{indent}{name:<11} {:>6.2} ms = start {:.2} + parse {:.2} + nl-open {:.2} + netlink {:.2} ({calls} calls, \
-         {requests} requests) + nft {:.2} ({batches} batches, {queries} queries) + nft-close {:.2} + ipam {:.2} + other {:.2} \
-         + exit {:.2}",
+         {requests} requests) + nft {:.2} ({batches} batches, {queries} queries) + nft-close {:.2} + fsync {:.2} ({syncs}) + ipam {:.2} \
+         + other {:.2} + exit {:.2}",
         ms(total),
         ms(start),
         ms(parse),
@@ -86,6 +88,7 @@ fn process(out: &mut String, exec: &Event, by_pid: &BTreeMap<u32, Vec<&Event>>, 
         ms(nl),
         ms(commit + query),
         ms(close),
+        ms(fsync),
         ms(ipam),
         ms(other),
         ms(exit),
