@@ -12,6 +12,7 @@ pub mod dns;
 pub mod fixture;
 pub mod netns;
 pub mod overlay_lab;
+pub mod release;
 pub mod scenes;
 pub mod tcp;
 pub mod topology;

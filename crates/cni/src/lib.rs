@@ -3,6 +3,7 @@
 //! one place so that every binary of the suite speaks it the same way.
 
 pub mod args;
+pub mod build_info;
 pub mod caller;
 pub mod config;
 pub mod error;

@@ -223,7 +223,7 @@ pub fn version_info() -> String {
 pub fn about(name: &str) -> String {
     format!(
         "CNI {name} plugin version {}\nCNI protocol versions supported: {}\n",
-        env!("CARGO_PKG_VERSION"),
+        crate::build_info::describe(),
         SUPPORTED.join(", ")
     )
 }

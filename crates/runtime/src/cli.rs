@@ -26,6 +26,7 @@ network namespace, e.g. /var/run/netns/x (made absolute; it also names the conta
 Options:
   -i, --ifname IFNAME  interface name in the container (default: $CNI_IFNAME, else eth0)
   -h, --help           show this text
+      --version        show the version and git commit of this build
 
 Environment:
   NETCONFPATH      directory of .conflist/.conf/.json files (default /etc/cni/net.d)
@@ -93,6 +94,8 @@ pub struct Invocation {
 pub enum ArgsError {
     /// `-h`/`--help`: print usage, exit 0.
     Help,
+    /// `--version`: print the build's version and commit, exit 0.
+    Version,
     /// A usage error with its message: print it and the usage, exit 1.
     Usage(String),
 }
@@ -105,6 +108,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ArgsError> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Err(ArgsError::Help),
+            "--version" => return Err(ArgsError::Version),
             "-i" | "--ifname" => match it.next() {
                 Some(v) => ifname = Some(v.clone()),
                 None => return Err(ArgsError::Usage(format!("{a} needs a value"))),
@@ -235,6 +239,10 @@ pub fn run(args: &[String], env: &dyn Fn(&str) -> Option<String>, cwd: &str) -> 
     let inv = match parse_args(args) {
         Ok(inv) => inv,
         Err(ArgsError::Help) => return Outcome { stdout: USAGE.into(), stderr: String::new(), exit: 0 },
+        Err(ArgsError::Version) => {
+            let stdout = format!("cnitool version {}\n", cni::build_info::describe());
+            return Outcome { stdout, stderr: String::new(), exit: 0 };
+        }
         Err(ArgsError::Usage(msg)) => {
             return Outcome { stdout: String::new(), stderr: format!("cnitool: {msg}\n\n{USAGE}"), exit: 1 }
         }
@@ -288,6 +296,7 @@ mod tests {
         assert_eq!(parse_args(&args("gc net")).unwrap().netns, None);
         assert_eq!(parse_args(&args("status net /run/netns/x")).unwrap().cmd, Cmd::Status);
         assert_eq!(parse_args(&args("--help")), Err(ArgsError::Help));
+        assert_eq!(parse_args(&args("--version")), Err(ArgsError::Version));
         assert!(matches!(parse_args(&args("add net")), Err(ArgsError::Usage(_))));
         assert!(matches!(parse_args(&args("frob net ns")), Err(ArgsError::Usage(_))));
         assert!(matches!(parse_args(&args("add net ns extra")), Err(ArgsError::Usage(_))));
