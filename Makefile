@@ -157,11 +157,13 @@ bench-deps: deps
 # Ours against the reference, side by side: `make bench [N=1000] [QUICK=1]
 # [ONLY=bridge,portmap]`. Table on stdout; bench.json, bench.svg and
 # bench.md in bench-out/. Fails when an operation fails or state is left.
+# `make bench PROFILE=1 [ONLY=..]`: only the per-phase profile of one ADD
+# and one DEL of each scenario with our plugins (seconds).
 bench: bench-deps etcd-deps release
 	$(STATIC_CARGO) --bin bench --bin bench-dns --bin bench_etcd
-	./$(STATIC_DIR)/bench $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
-	./$(STATIC_DIR)/bench-dns $(if $(QUICK),--n 100 --secs 2,) $(if $(N),--n $(N),)
-	$(if $(ONLY),,./$(STATIC_DIR)/bench_etcd $(if $(QUICK),2,5))
+	./$(STATIC_DIR)/bench $(if $(PROFILE),--profile,) $(if $(QUICK),--quick,) $(if $(N),--n $(N),) $(if $(ONLY),--only $(ONLY),)
+	$(if $(PROFILE),,./$(STATIC_DIR)/bench-dns $(if $(QUICK),--n 100 --secs 2,) $(if $(N),--n $(N),))
+	$(if $(PROFILE)$(ONLY),,./$(STATIC_DIR)/bench_etcd $(if $(QUICK),2,5))
 
 # Random ADD/CHECK/DEL/GC over bridge+host-local+portmap and macvlan, several
 # at once, with SIGKILLs into plugins; every invariant checked after every

@@ -4,6 +4,7 @@
 
 use super::results::{BenchResult, Column, ScenarioResult, Status};
 use super::stats::{ratio, round, Summary};
+use super::suite::SuiteKind;
 use super::targets::{evaluate, Target};
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -103,6 +104,17 @@ pub fn scenario_rows(s: &ScenarioResult, n: usize) -> Vec<Row> {
     }
     if let [base, other, ..] = done.as_slice() {
         rows.push(Row::Cells(ratio_cells(base, other)));
+    }
+    // Ours against the floors: how far above what the machine allows.
+    if let Some(ours) = done.iter().find(|c| c.kind == SuiteKind::Ours) {
+        for kind in [SuiteKind::Floor, SuiteKind::ChainFloor] {
+            if let Some(f) = done.iter().find(|c| c.kind == kind) {
+                let mut cells = ratio_cells(f, ours);
+                cells[9] = "–".into();
+                cells[10] = "–".into();
+                rows.push(Row::Cells(cells));
+            }
+        }
     }
     if let Some(p) = &s.timed_plugin {
         let parts: Vec<String> = done

@@ -143,6 +143,9 @@ pub struct BenchResult {
     pub total_seconds: f64,
     /// The prefix of every namespace name of the run.
     pub prefix: String,
+    /// With `--profile`: the per-phase profile of one ADD and one DEL of
+    /// each scenario (text); the scenarios then measure nothing else.
+    pub profile: String,
 }
 
 impl BenchResult {

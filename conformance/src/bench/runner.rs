@@ -21,7 +21,7 @@ use super::results::{BenchResult, Column, Meta, ScenarioResult, Status};
 use super::scenarios::{self, Participant, Scenario, MAX_N};
 use super::snapshot::{self, HostState};
 use super::stats::Summary;
-use super::suite::{self, Suites};
+use super::suite::{self, SuiteKind, Suites};
 use runtime::{NetConfList, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -54,6 +54,10 @@ pub struct Options {
     pub command: String,
     /// Print progress on stderr.
     pub progress: bool,
+    /// Only profile one ADD and one DEL of each scenario with our plugins
+    /// (needs `CNI_RS_PROFILE` set in this process's environment before
+    /// any thread starts; see [`super::profile`]).
+    pub profile: bool,
 }
 
 /// One column while it runs.
@@ -125,6 +129,7 @@ struct Bench<'o> {
     suites: Suites,
     slots: usize,
     progress: Progress,
+    profile: String,
 }
 
 fn read_first(path: &str, key: &str) -> Option<String> {
@@ -182,6 +187,7 @@ pub fn run(opts: &Options) -> BenchResult {
         suites: Suites { ours: work.join("ours-bin"), reference: None },
         slots: 0,
         progress: Progress { on: opts.progress, started, last: started },
+        profile: String::new(),
     };
     let mut scenarios = scenarios::all();
     scenarios.retain(|s| opts.only.is_empty() || opts.only.iter().any(|o| o == s.name));
@@ -232,6 +238,7 @@ pub fn run(opts: &Options) -> BenchResult {
         result.scenarios.push(r);
     }
     result.leftovers.extend(bench.finish(&root_links));
+    result.profile = std::mem::take(&mut bench.profile);
     result.total_seconds = started.elapsed().as_secs_f64();
     bench.progress.line(&format!("done in {:.1} s", result.total_seconds));
     result
@@ -342,6 +349,42 @@ impl Bench<'_> {
         Ok(Live { spec: spec.clone(), slot, host, plugin, data_dir, baseline: HostState::default(), result })
     }
 
+    /// The chain floor's process cost: each of our binaries of the chain
+    /// exec'd by the same runner as the plugins, as a no-op
+    /// (`CNI_COMMAND=VERSION`).
+    fn noops(&self, sc: &Scenario) -> Result<(), String> {
+        let env = [("CNI_COMMAND".to_string(), "VERSION".to_string())];
+        for p in &sc.plugins {
+            let bin = self.suites.ours.join(p);
+            invoke::run_plugin(&invoke::Request::new(&bin, b"{}", &env))
+                .map_err(|e| format!("no-op exec of {}: {e}", bin.display()))?;
+        }
+        Ok(())
+    }
+
+    /// One ADD and one DEL of container 1 in each of our columns with the
+    /// plugins' phase recording on, formatted into [`Bench::profile`].
+    fn profile_once(&mut self, sc: &Scenario, cols: &mut [Live]) -> Result<(), String> {
+        let file = std::env::var_os(phases::ENV).map(PathBuf::from).ok_or("CNI_RS_PROFILE is not set")?;
+        let mut text = String::new();
+        for c in cols.iter_mut().filter(|c| c.spec.kind == SuiteKind::Ours) {
+            for op in [Op::Add, Op::Del] {
+                std::fs::write(&file, b"").map_err(|e| format!("truncating {}: {e}", file.display()))?;
+                let ms = self.op(sc, c, op, 1)?;
+                let events = phases::parse(&std::fs::read_to_string(&file).unwrap_or_default());
+                text.push_str(&format!(
+                    "{} — {} {}: {ms:.2} ms as the runtime saw it\n{}",
+                    sc.title,
+                    c.spec.label,
+                    op.name(),
+                    super::profile::format(&events, std::process::id())
+                ));
+            }
+        }
+        self.profile.push_str(&text);
+        Ok(())
+    }
+
     /// One ADD or DEL of container `k` in column `c`; returns its latency.
     fn op(&self, sc: &Scenario, c: &mut Live, op: Op, k: usize) -> Result<f64, String> {
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -362,8 +405,10 @@ impl Bench<'_> {
                 rt.add(net, &sc.attachment(k, &path)).map(|_| ()).map_err(|e| e.to_string())
             }
             (Some((rt, net, _)), Op::Del) => rt.del(net, &sc.attachment(k, &path)).map_err(|e| e.to_string()),
-            (None, Op::Add) => floor::add(&c.host.name, k),
-            (None, Op::Del) => floor::del(),
+            (None, op) => {
+                let noops = if c.spec.kind == SuiteKind::ChainFloor { self.noops(sc) } else { Ok(()) };
+                noops.and_then(|_| if op == Op::Add { floor::add(&c.host.name, k) } else { floor::del() })
+            }
         };
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         drop(inside);
@@ -402,7 +447,11 @@ impl Bench<'_> {
             self.op(sc, c, Op::Del, 0)?;
             c.baseline = snapshot::host_state(&self.home, &c.host.name)?;
         }
-        for op in [Op::Add, Op::Del] {
+        if self.opts.profile {
+            // Nothing else is measured; the leak check still runs.
+            self.profile_once(sc, cols)?;
+        }
+        for op in [Op::Add, Op::Del].into_iter().filter(|_| !self.opts.profile) {
             for k in 1..=n {
                 let len = cols.len();
                 for j in 0..len {

@@ -72,6 +72,15 @@ fn bridge(subnet: &str) -> Value {
     })
 }
 
+/// The kernel-only floor and the floor of the whole chain (our binaries
+/// exec'd as no-ops plus the same kernel work).
+fn floors() -> Vec<Participant> {
+    vec![
+        Participant { label: "floor".into(), kind: SuiteKind::Floor, conflist: None },
+        Participant { label: "chain floor".into(), kind: SuiteKind::ChainFloor, conflist: None },
+    ]
+}
+
 fn both(conflist: Value) -> Vec<Participant> {
     vec![
         Participant { label: "ours".into(), kind: SuiteKind::Ours, conflist: Some(conflist.clone()) },
@@ -115,11 +124,19 @@ pub fn all() -> Vec<Scenario> {
     let setup_lo = vec!["link set lo up".to_string()];
     let bridge_list = list("bench-br", json!([bridge("10.88.0.0/16")]));
     let mut bridge_parts = both(bridge_list);
-    bridge_parts.push(Participant { label: "floor".into(), kind: SuiteKind::Floor, conflist: None });
+    bridge_parts.extend(floors());
     let ptp_list =
         list("bench-ptp", json!([{ "type": "ptp", "ipMasq": true, "ipam": host_local("10.91.0.0/16", true) }]));
     let mut ptp_parts = both(ptp_list);
-    ptp_parts.push(Participant { label: "floor".into(), kind: SuiteKind::Floor, conflist: None });
+    ptp_parts.extend(floors());
+    let mut portmap_parts = both(list(
+        "bench-pm",
+        json!([
+            bridge("10.89.0.0/16"),
+            { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
+        ]),
+    ));
+    portmap_parts.extend(floors());
     let static_ipam = json!({
         "type": "static",
         "addresses": [{ "address": "10.92.0.5/24", "gateway": "10.92.0.1" }, { "address": "fd00:92::5/64" }],
@@ -172,13 +189,7 @@ pub fn all() -> Vec<Scenario> {
             ifname: "eth0",
             port_mappings: true,
             host_setup: setup_lo.clone(),
-            participants: both(list(
-                "bench-pm",
-                json!([
-                    bridge("10.89.0.0/16"),
-                    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
-                ]),
-            )),
+            participants: portmap_parts,
         },
         Scenario {
             name: "macvlan",

@@ -18,6 +18,10 @@ pub enum SuiteKind {
     Reference,
     /// No plugin: the same kernel work by one `ip -batch` per container.
     Floor,
+    /// The floor of the whole chain: the runtime execs each of our binaries
+    /// of the chain as a no-op (`CNI_COMMAND=VERSION`: process start and
+    /// exit, nothing else), then the floor's kernel work.
+    ChainFloor,
 }
 
 impl SuiteKind {
@@ -27,6 +31,7 @@ impl SuiteKind {
             SuiteKind::Ours => "ours",
             SuiteKind::Reference => "reference",
             SuiteKind::Floor => "floor",
+            SuiteKind::ChainFloor => "chain floor",
         }
     }
 }
@@ -47,16 +52,19 @@ impl Suites {
         match kind {
             SuiteKind::Ours => Some(&self.ours),
             SuiteKind::Reference => self.reference.as_deref(),
-            SuiteKind::Floor => None,
+            SuiteKind::Floor | SuiteKind::ChainFloor => None,
         }
     }
 
     /// The plugins of `names` that `kind` lacks (all of them when the
     /// suite itself is missing; none for the floor).
     pub fn missing(&self, kind: SuiteKind, names: &[&str]) -> Vec<String> {
-        if kind == SuiteKind::Floor {
-            return Vec::new();
-        }
+        let kind = match kind {
+            SuiteKind::Floor => return Vec::new(),
+            // Needs our binaries, to exec them as no-ops.
+            SuiteKind::ChainFloor => SuiteKind::Ours,
+            k => k,
+        };
         match self.dir(kind) {
             Some(d) => names.iter().filter(|n| !d.join(n).is_file()).map(|n| n.to_string()).collect(),
             None => names.iter().map(|n| n.to_string()).collect(),

@@ -120,8 +120,67 @@ pub fn evaluate(r: &BenchResult) -> Vec<Target> {
             (format!("100 peers {a:.2} ms / 1 peer {b:.2} ms = {x:.2}x"), x > 0.0 && x <= 1.5)
         }),
     );
+
+    // Issue 20 (performance, round two).
+    let w = "issue 20: full chain ADD p50 within 1.3x of the chain floor (bridge + host-local + portmap)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "chain floor").map(|(_, o, f)| {
+            let x = ratio(o.add().p50, f.add().p50);
+            (format!("ours {:.2} ms / chain floor {:.2} ms = {x:.2}x", o.add().p50, f.add().p50), x <= 1.3)
+        }),
+    );
+    let w = "issue 20: full chain ADD p50 >= 10x faster than the reference (bridge + host-local + portmap)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "reference").map(|(_, o, f)| {
+            let x = ratio(f.add().p50, o.add().p50);
+            (format!("reference {:.2} ms / ours {:.2} ms = {x:.2}x", f.add().p50, o.add().p50), x >= 10.0)
+        }),
+    );
+    let w = "issue 20: full chain DEL p50 within 1.2x of the veth-deletion floor (bridge + host-local + portmap)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "floor").map(|(_, o, f)| {
+            let x = ratio(o.del().p50, f.del().p50);
+            (format!("ours {:.2} ms / floor {:.2} ms = {x:.2}x", o.del().p50, f.del().p50), x <= 1.2)
+        }),
+    );
+    let w = "issue 20: full chain DEL p50 >= 10x faster than the reference (bridge + host-local + portmap)";
+    push(
+        w,
+        pair(r, "portmap", "ours", "reference").map(|(_, o, f)| {
+            let x = ratio(f.del().p50, o.del().p50);
+            (format!("reference {:.2} ms / ours {:.2} ms = {x:.2}x", f.del().p50, o.del().p50), x >= 10.0)
+        }),
+    );
+    for (scenario, label) in [("bridge", "ours"), ("macvlan", "ours"), ("ptp", "ours"), ("vxlan", "1 peer")] {
+        let w = format!("issue 20: {scenario} ADD flat (last mean <= {ISSUE20_FLAT}x first mean)");
+        let col = r.completed(scenario).and_then(|s| s.column(label));
+        push(&w, col.map(|o| (growth_text(&o.add()), o.add().growth() <= ISSUE20_FLAT)));
+    }
+    for s in r.scenarios.iter().filter(|s| s.status == super::results::Status::Ok) {
+        let (Some(o), Some(f)) = (s.column("ours"), s.column("reference")) else { continue };
+        let w = format!("issue 20: peak RSS of every plugin <= the reference's ({})", s.name);
+        let worse: Vec<String> = o
+            .rss_kib
+            .iter()
+            .filter_map(|(p, &kib)| f.rss_kib.get(p).filter(|&&r| kib > r).map(|r| format!("{p} {kib} > {r} KiB")))
+            .collect();
+        let all: Vec<String> = o
+            .rss_kib
+            .iter()
+            .map(|(p, kib)| format!("{p} {kib}/{} KiB", f.rss_kib.get(p).copied().unwrap_or(0)))
+            .collect();
+        let text = if worse.is_empty() { format!("ours/reference: {}", all.join(", ")) } else { worse.join(", ") };
+        push(&w, Some((text, worse.is_empty())));
+    }
     out
 }
+
+/// Issue 20's "flat": the mean of the last containers at most this factor
+/// of the first ones.
+pub const ISSUE20_FLAT: f64 = 1.3;
 
 #[cfg(test)]
 mod tests {

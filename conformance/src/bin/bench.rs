@@ -15,7 +15,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "bench: {msg}\nusage: bench [--quick] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,bandwidth,vxlan] \
+        "bench: {msg}\nusage: bench [--quick] [--profile] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,bandwidth,vxlan] \
          [--out DIR] [--ours DIR] [--reference DIR]"
     );
     std::process::exit(2);
@@ -24,6 +24,7 @@ fn usage(msg: &str) -> ! {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut quick = false;
+    let mut profile = false;
     let mut n: Option<String> = std::env::var("N").ok().filter(|v| !v.is_empty());
     let mut only = Vec::new();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
@@ -34,6 +35,7 @@ fn main() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
         match a.as_str() {
             "--quick" => quick = true,
+            "--profile" => profile = true,
             "--n" => n = Some(value("--n")),
             "--only" => only = value("--only").split(',').map(str::to_string).collect(),
             "--out" => out = PathBuf::from(value("--out")),
@@ -63,9 +65,34 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
-    let opts =
-        Options { n, quick, ours_dir: ours, reference_dir: reference, only, repo: Some(repo), command, progress: true };
+    let opts = Options {
+        n,
+        quick,
+        ours_dir: ours,
+        reference_dir: reference,
+        only,
+        repo: Some(repo),
+        command,
+        progress: true,
+        profile,
+    };
+    if profile {
+        // Before any thread starts: every plugin the runner execs inherits
+        // it, and the runner's own exec records go to the same file.
+        let file = std::env::temp_dir().join(format!("cni-bench-profile-{}", std::process::id()));
+        std::env::set_var(phases::ENV, &file);
+    }
     let result = run(&opts);
+    if profile {
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("cni-bench-profile-{}", std::process::id())));
+        println!("Per-phase profile (ms; one ADD and one DEL of container 1 after the warm-up):\n");
+        print!("{}", result.profile);
+        if !result.ok() {
+            eprintln!("bench: FAILED (an operation failed or state was left behind; see above)");
+            std::process::exit(1);
+        }
+        return;
+    }
     print!("{}", report::text(&result));
     // A run that measured nothing keeps the files of the last one that did.
     let measured = result.scenarios.iter().any(|s| s.columns.iter().any(|c| !c.add_ms.is_empty()));

@@ -360,7 +360,7 @@ pub fn execute<P: Plugin>(plugin: &P, env: &dyn Fn(&str) -> Option<String>, stdi
     if command == Command::Version {
         return Outcome { stdout: version_info(), stderr: String::new(), exit: 0 };
     }
-    let ctx = match build_context(env, stdin, command) {
+    let ctx = match phases::time("parse", String::new, || build_context(env, stdin, command)) {
         Ok(ctx) => ctx,
         Err((e, v)) => return fail(&e, &v),
     };
@@ -391,6 +391,7 @@ pub fn init_logging() {
 /// The `main` of every plugin: runs the invocation against the real
 /// process and exits. A panic still ends in an error JSON.
 pub fn run<P: Plugin>(plugin: P) -> ! {
+    phases::mark("main");
     init_logging();
     std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
     let env = |k: &str| std::env::var(k).ok();
@@ -408,6 +409,7 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     let _ = out.write_all(outcome.stdout.as_bytes());
     let _ = out.flush();
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    phases::mark("exit");
     std::process::exit(outcome.exit)
 }
 

@@ -311,6 +311,7 @@ fn run_once(req: &Request) -> std::io::Result<Output> {
         });
     }
     let started = std::time::Instant::now();
+    let spawned_ns = if phases::enabled() { phases::now_ns() } else { 0 };
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut cin = child.stdin.take().expect("stdin is piped");
@@ -348,6 +349,10 @@ fn run_once(req: &Request) -> std::io::Result<Output> {
     });
     let (status, max_rss_kib) = wait4(pid)?;
     let wall = started.elapsed();
+    if spawned_ns != 0 {
+        let name = req.plugin.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        phases::record("exec", spawned_ns, phases::now_ns(), &format!("{pid} {name}"));
+    }
     // A kill that raced a plugin already exiting on its own is no timeout.
     let timed_out = timed_out.load(Ordering::SeqCst) && status.signal() == Some(libc::SIGKILL);
     Ok(Output { status, stdout, stderr, stdout_overflow, timed_out, wall, max_rss_kib })

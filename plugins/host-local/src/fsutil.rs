@@ -62,9 +62,12 @@ fn write_temp(dir: &Path, content: &[u8], mode: u32) -> io::Result<(PathBuf, fs:
 /// sync then finds little left to write): about half the cost of syncing
 /// before. A crash before this returns can leave the file empty; the call
 /// has not returned then, so nothing was handed out on the strength of it.
+/// (Timed as phase `fsync` under `make bench PROFILE=1`.)
 fn persist(f: &fs::File, target: &Path) -> io::Result<()> {
-    f.sync_data()?;
-    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(parent(target))?.sync_all()
+    phases::time("fsync", String::new, || {
+        f.sync_data()?;
+        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(parent(target))?.sync_all()
+    })
 }
 
 fn parent(p: &Path) -> &Path {

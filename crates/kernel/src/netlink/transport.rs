@@ -49,6 +49,10 @@ impl Rtnl {
     /// Opens a NETLINK_ROUTE socket in the calling thread's current network
     /// namespace; the socket stays in that namespace for its whole life.
     pub fn new() -> std::io::Result<Rtnl> {
+        phases::time("netlink-open", String::new, Rtnl::open)
+    }
+
+    fn open() -> std::io::Result<Rtnl> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
         let (mut conn, handle, _) = {
             let _ctx = rt.enter();
@@ -72,6 +76,13 @@ impl Transport for Rtnl {
     }
 
     fn requests(&self, reqs: Vec<Request>) -> Vec<Result<Vec<RouteNetlinkMessage>, Fault>> {
+        let n = reqs.len();
+        phases::time("netlink", || format!("{n} requests"), || self.send_all(reqs))
+    }
+}
+
+impl Rtnl {
+    fn send_all(&self, reqs: Vec<Request>) -> Vec<Result<Vec<RouteNetlinkMessage>, Fault>> {
         let mut handle = self.handle.clone();
         // Queued to the connection all at once; answered in order.
         let streams: Vec<_> = reqs

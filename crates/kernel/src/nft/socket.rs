@@ -61,6 +61,10 @@ impl Socket {
 
     /// Sends `batch` exactly as it is.
     pub(super) fn commit_exact(&self, batch: &Batch) -> Result<()> {
+        phases::time("nft-commit", || format!("{} messages", batch.len()), || self.commit_timed(batch))
+    }
+
+    fn commit_timed(&self, batch: &Batch) -> Result<()> {
         batch.check()?;
         if batch.is_empty() {
             return Ok(());
@@ -105,6 +109,17 @@ impl Socket {
     /// Sends one request and collects the reply messages (a dump, or a
     /// single object), retrying dumps the ruleset changed under.
     fn request(
+        &self,
+        kind: i32,
+        family: u16,
+        flags: u16,
+        what: &str,
+        build: impl Fn(&mut MsgWriter, Header) -> Result<()>,
+    ) -> Result<Vec<Vec<u8>>> {
+        phases::time("nft-query", || what.replace(' ', "_"), || self.request_timed(kind, family, flags, what, build))
+    }
+
+    fn request_timed(
         &self,
         kind: i32,
         family: u16,
