@@ -165,23 +165,35 @@ fn killed_agent_is_dropped_after_its_ttl_and_a_quick_restart_changes_nothing() {
 fn hostile_records_are_skipped_and_never_routed() {
     let mut lab = Lab::new(2, 1);
     let (s1, c1) = lab.up(1);
-    let (_, c2) = lab.up(2);
+    let (s2, c2) = lab.up(2);
+    // The hostile keys take subnets no host holds (the agents pick theirs
+    // at random): bad JSON, 0.0.0.0/0, host 1's subnet, an impersonation of
+    // host 1, 1 MB of junk, and last a good record.
+    let [k_json, k_any, k_own, k_imp, k_big, k_good]: [String; 6] = (1..=253u8)
+        .rev()
+        .map(|o| format!("10.244.{o}.0"))
+        .filter(|net| ![&s1, &s2].iter().any(|s| s.starts_with(&format!("{net}/"))))
+        .take(6)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
     assert!(wait_peers(&lab, 1, &[2], Duration::from_secs(10)) && wait_peers(&lab, 2, &[1], Duration::from_secs(10)));
     let sp = lab.subnets_prefix();
-    lab.etcdctl(&["put", &format!("{sp}10.244.250.0-24"), "not json"]);
+    lab.etcdctl(&["put", &format!("{sp}{k_json}-24"), "not json"]);
     lab.etcdctl(&["put", &format!("{sp}10.245.1.0-24"), r#"{"underlayIP":"192.168.77.9","subnet":["10.245.1.0/24"]}"#]);
-    lab.etcdctl(&["put", &format!("{sp}10.244.251.0-24"), r#"{"underlayIP":"192.168.77.9","subnet":["0.0.0.0/0"]}"#]);
+    lab.etcdctl(&["put", &format!("{sp}{k_any}-24"), r#"{"underlayIP":"192.168.77.9","subnet":["0.0.0.0/0"]}"#]);
     let own = format!(r#"{{"underlayIP":"192.168.77.9","subnet":["{s1}"]}}"#);
-    lab.etcdctl(&["put", &format!("{sp}10.244.252.0-24"), &own]);
+    lab.etcdctl(&["put", &format!("{sp}{k_own}-24"), &own]);
     // An impersonation of host 1 (its underlay address, another subnet).
-    lab.etcdctl(&["put", &format!("{sp}10.244.0.0-24"), r#"{"underlayIP":"192.168.77.1","subnet":["10.244.0.0/24"]}"#]);
+    let imp = format!(r#"{{"underlayIP":"192.168.77.1","subnet":["{k_imp}/24"]}}"#);
+    lab.etcdctl(&["put", &format!("{sp}{k_imp}-24"), &imp]);
     lab.etcdctl(&["put", &format!("{sp}junk"), "{}"]);
-    lab.put_file(&format!("{sp}10.244.254.0-24"), &vec![b'x'; 1 << 20]);
+    lab.put_file(&format!("{sp}{k_big}-24"), &vec![b'x'; 1 << 20]);
     // The last record is a good one: once it is applied, every bad one was read.
     lab.etcdctl(&[
         "put",
-        &format!("{sp}10.244.253.0-24"),
-        r#"{"underlayIP":"192.168.77.9","subnet":["10.244.253.0/24"]}"#,
+        &format!("{sp}{k_good}-24"),
+        &format!(r#"{{"underlayIP":"192.168.77.9","subnet":["{k_good}/24"]}}"#),
     ]);
     let want: BTreeSet<String> = [underlay_ip(2), "192.168.77.9".to_string()].into();
     assert!(wait_for(Duration::from_secs(5), || lab.fdb_peers(1) == want), "{:?}\n{}", lab.fdb_peers(1), lab.log_of(1));
@@ -189,21 +201,19 @@ fn hostile_records_are_skipped_and_never_routed() {
         assert!(lab.agent_alive(n), "agent {n} survived: {}", lab.log_of(n));
         for r in lab.vtep_routes(n) {
             assert!(r.starts_with("10.244.") && r.contains("/24 via 10.244."), "host {n}: {r}");
-            assert!(
-                !r.starts_with("10.244.250.") && !r.starts_with("10.244.251.") && !r.starts_with("10.244.254."),
-                "{r}"
-            );
+            assert!(![&k_json, &k_any, &k_big].iter().any(|k| r.starts_with(&format!("{k}/"))), "{r}");
         }
     }
     assert_eq!(lab.vtep_routes(1).len(), 2, "host 2 and the good record: {:?}", lab.vtep_routes(1));
     let log = lab.log_of(1);
-    for k in ["10.244.250.0-24", "10.245.1.0-24", "10.244.251.0-24", "10.244.252.0-24", "junk", "10.244.254.0-24"] {
+    let skipped = [format!("{k_json}-24"), "10.245.1.0-24".into(), format!("{k_any}-24"), format!("{k_own}-24")];
+    for k in skipped.iter().chain([&"junk".to_string(), &format!("{k_big}-24")]) {
         assert!(log.contains(&format!("skipping {sp}{k}")), "{k} not skipped with a warning:\n{log}");
     }
-    assert!(log.contains(&format!("skipping {sp}10.244.0.0-24")), "the impersonation of host 1 is skipped\n{log}");
+    assert!(log.contains(&format!("skipping {sp}{k_imp}-24")), "the impersonation of host 1 is skipped\n{log}");
     // Host 2 believes host 1's own (older) record, not the impersonation.
     assert!(lab.fdb_peers(2).contains(&underlay_ip(1)));
-    assert!(!lab.vtep_routes(2).iter().any(|r| r.starts_with("10.244.0.0/24")), "{:?}", lab.vtep_routes(2));
+    assert!(!lab.vtep_routes(2).iter().any(|r| r.starts_with(&format!("{k_imp}/24"))), "{:?}", lab.vtep_routes(2));
     assert!(reaches(&c1.ns, &c2.ip()) && reaches(&c2.ns, &c1.ip()));
 }
 
