@@ -521,6 +521,69 @@ fn gc_removes_mappings_of_attachments_not_valid() {
     run("CHECK", "keep", "gcnet", 8001, "10.0.0.2").ok();
 }
 
+/// Netfilter netlink sockets of processes (port id not 0; the kernel's own
+/// is 0) in namespace `ns`, from its `/proc/net/netlink`.
+fn nfnetlink_sockets(ns: &TestNs) -> Vec<String> {
+    const NETLINK_NETFILTER: &str = "12";
+    ns.ok(&["cat", "/proc/net/netlink"])
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&NETLINK_NETFILTER) && f.get(2) != Some(&"0")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// DEL and GC leave the close of their netfilter socket to the kernel (it
+/// would only wait for the kernel to free deleted objects' memory): what
+/// they delete is gone when they return, and the socket itself goes soon
+/// after, without any process of ours.
+#[test]
+fn del_and_gc_remove_everything_before_returning_and_their_socket_goes_too() {
+    let host = Host::new("pm-close");
+    let conf = |port: u16, ip: &str, ip6: &str| {
+        let mut v: Value = serde_json::from_str(&pm_conf(
+            "closenet",
+            json!({}),
+            json!([{"hostPort": port, "containerPort": 80, "protocol": "udp"}]),
+            Some(&synthetic(ip, Some(ip6))),
+        ))
+        .unwrap();
+        v["cniVersion"] = "1.1.0".into();
+        v["prevResult"]["cniVersion"] = "1.1.0".into();
+        v.to_string()
+    };
+    let run = |cmd: &str, cid: &str, c: &str| host.run("portmap", cmd, "/run/netns/none", cid, "eth0", c);
+    for round in 0..3 {
+        let (a, b) = (conf(8100, "10.0.0.5", "fd00::5"), conf(8101, "10.0.0.6", "fd00::6"));
+        run("ADD", "a", &a).ok();
+        run("ADD", "b", &b).ok();
+        assert_eq!(all_elements(&host.ns).len(), 8, "round {round}: 2 families x (DNAT + masquerade) x 2");
+        run("DEL", "a", &a).ok();
+        let left = all_elements(&host.ns);
+        assert_eq!(left.len(), 4, "round {round}: only b's elements stay after a's DEL: {left:?}");
+        assert!(left.iter().all(|e| !e.contains("8100") && !e.contains("10.0.0.5")), "{left:?}");
+        let gc = json!({"cniVersion": "1.1.0", "name": "closenet", "type": "portmap",
+                        "cni.dev/valid-attachments": []});
+        host.run("portmap", "GC", "", "", "", &gc.to_string()).ok();
+        assert_eq!(all_elements(&host.ns), Vec::<String>::new(), "round {round}: GC removed b");
+        let rules = ruleset(&host.ns);
+        assert!(!rules.contains("masq-10.0.0.0_16"), "the network's chain went with its last element:\n{rules}");
+    }
+    // The sockets DEL and GC handed to the kernel are closed by it.
+    let since = Instant::now();
+    let deadline = since + Duration::from_secs(30);
+    let mut open = nfnetlink_sockets(&host.ns);
+    while !open.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        open = nfnetlink_sockets(&host.ns);
+    }
+    eprintln!("netfilter sockets left after the last GC returned: gone after {:?}", since.elapsed());
+    assert_eq!(open, Vec::<String>::new(), "netfilter sockets still open in the host namespace");
+}
+
 // ---- scale ----
 
 #[test]

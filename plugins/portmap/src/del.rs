@@ -29,8 +29,19 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     if !sock.has_table(&layout.table)? {
         return Ok(());
     }
-    let Some(candidates) = candidates(ctx, &layout, &owner.key()) else {
-        return remove_listed(&layout, &sock, &|o| owner.matches(o), &keys).map(drop);
+    let done = remove_owned(ctx, &layout, &sock, &owner, &keys);
+    // Everything is deleted once the commits are acknowledged; the close
+    // would only wait for the kernel to free the memory (an RCU grace
+    // period, 5–20 ms here), so the kernel closes it in the background.
+    sock.close_deferred();
+    done
+}
+
+/// DEL's work on an open socket: looks up the keys ADD could have made
+/// (or lists the maps) and deletes those `owner` holds, with its chains.
+fn remove_owned(ctx: &Context, layout: &Layout, sock: &Socket, owner: &OwnerKey, keys: &[String]) -> Result<(), Error> {
+    let Some(candidates) = candidates(ctx, layout, &owner.key()) else {
+        return remove_listed(layout, sock, &|o| owner.matches(o), keys).map(drop);
     };
     let mut b = Batch::new();
     let mut network_chains = Vec::new();
@@ -42,9 +53,9 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
             }
         }
     }
-    delete_owner_chains(&layout, &sock, &mut b, keys.iter().map(String::as_str))?;
+    delete_owner_chains(layout, sock, &mut b, keys.iter().map(String::as_str))?;
     sock.commit(&b)?;
-    delete_unused(&sock, network_chains);
+    delete_unused(sock, network_chains);
     Ok(())
 }
 
@@ -99,7 +110,9 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     if !sock.has_table(&layout.table)? {
         return Ok(());
     }
-    let n = remove_listed(&layout, &sock, &|o| stale.is_stale(o), &[])?;
+    let removed = remove_listed(&layout, &sock, &|o| stale.is_stale(o), &[]);
+    sock.close_deferred();
+    let n = removed?;
     if n > 0 {
         log::info!("portmap GC: removed {n} elements of network {net}");
     }

@@ -46,6 +46,14 @@ impl Socket {
         Ok(Socket { sock: nfnetlink::Socket::open()? })
     }
 
+    /// Closes the socket without waiting for the RCU grace period a commit
+    /// that deleted something makes the close wait for (see
+    /// [`nfnetlink::Socket::close_deferred`]): for DEL and GC, whose
+    /// deletions are complete when [`Socket::commit`] returns.
+    pub fn close_deferred(self) {
+        self.sock.close_deferred();
+    }
+
     /// Reserves `n` consecutive sequence numbers.
     fn seqs(&self, n: u32) -> u32 {
         self.sock.seqs(n)
