@@ -102,10 +102,10 @@ fn gc_close(_s: &Socket) {
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"x")];
     nix::sys::socket::sendmsg::<()>(a.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None).unwrap();
-    drop(b);
-    drop(a);
     // SAFETY: fd is the netlink socket; the Socket is forgotten by the caller.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    drop(b);
+    drop(a);
 }
 
 fn netlink_fd() -> i32 {

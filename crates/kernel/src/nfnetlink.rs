@@ -201,10 +201,9 @@ impl Socket {
         // SAFETY: `me` is never dropped, so the fd is taken exactly once.
         let fd = unsafe { std::mem::ManuallyDrop::take(&mut me.fd) };
         phases::time("nfnl-close", String::new, || {
-            if let Err(e) = hand_to_unix_gc(&fd) {
-                log::debug!("netfilter socket: closing in place ({e})");
+            if let Err(e) = hand_to_unix_gc(fd) {
+                log::debug!("netfilter socket: closed in place ({e})");
             }
-            drop(fd);
         });
     }
 
@@ -244,13 +243,17 @@ impl Socket {
 }
 
 /// Queues `fd` and one end of a fresh Unix socket pair on that same end,
-/// then closes the pair (that end first, so the other end's release finds
-/// the cycle unreachable and schedules the collector).
-fn hand_to_unix_gc(fd: &OwnedFd) -> nix::Result<()> {
+/// then closes `fd`, that end, and the other end, in this order: the
+/// collector may run as soon as the cycle is unreachable, and whichever
+/// reference to `fd` goes last does the release, so ours must go first;
+/// the other end's release then schedules the collector. On an error `fd`
+/// is closed in place.
+fn hand_to_unix_gc(fd: OwnedFd) -> nix::Result<()> {
     let (a, b) = socket::socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC)?;
     let fds = [b.as_raw_fd(), fd.as_raw_fd()];
     let cmsg = [socket::ControlMessage::ScmRights(&fds)];
     socket::sendmsg::<()>(a.as_raw_fd(), &[std::io::IoSlice::new(&[0])], &cmsg, MsgFlags::empty(), None)?;
+    drop(fd);
     drop(b);
     drop(a);
     Ok(())
