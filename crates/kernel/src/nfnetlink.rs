@@ -190,12 +190,12 @@ impl Socket {
     ///
     /// How: the socket is handed, in flight, to a Unix socket pair that is
     /// then closed while it holds itself (an unreachable cycle). The
-    /// kernel's Unix garbage collector (a kernel worker since Linux 6.10)
-    /// frees the cycle and with it the last reference to this socket, so
+    /// kernel's Unix garbage collector (a work item in recent kernels, 6.18
+    /// here) frees the cycle and with it the last reference to this socket, so
     /// the release and its flush run there, after the grace period has
     /// mostly passed on its own; no process of ours outlives the caller.
-    /// Older kernels collect in the closing task (the wait is back, and
-    /// nothing else changes); any failure falls back to a plain close.
+    /// Older kernels whose collector runs in the closing task bring the
+    /// wait back (nothing else changes); any failure falls back to a plain close.
     pub fn close_deferred(self) {
         let mut me = std::mem::ManuallyDrop::new(self);
         // SAFETY: `me` is never dropped, so the fd is taken exactly once.
