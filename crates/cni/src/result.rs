@@ -274,6 +274,25 @@ impl CniResult {
         Ok(pretty(&self.to_value(version)?))
     }
 
+    /// A result whose only interface is the container's (index 0), with
+    /// the config's DNS: how the plugins that hand the container one link
+    /// and nothing on the host side (host-device, macvlan) start theirs.
+    pub fn container_only(ifname: &str, mac: String, sandbox: String, dns: Option<&Dns>) -> CniResult {
+        CniResult {
+            interfaces: vec![Interface { name: ifname.to_string(), mac, sandbox, ..Default::default() }],
+            dns: dns.cloned().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes an IPAM result's addresses, all on interface `iface` of this
+    /// result, and its routes: what a plugin with one container interface
+    /// (host-device, macvlan) reports of its lease.
+    pub fn take_lease(&mut self, lease: &CniResult, iface: usize) {
+        self.ips = lease.ips.iter().map(|ip| IpConfig { interface: Some(iface), ..ip.clone() }).collect();
+        self.routes = lease.routes.clone();
+    }
+
     /// The index of the interface named `ifname` that lives in a sandbox.
     pub fn sandbox_interface(&self, ifname: &str) -> Option<usize> {
         self.interfaces.iter().position(|i| i.name == ifname && !i.sandbox.is_empty())

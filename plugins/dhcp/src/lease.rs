@@ -86,6 +86,37 @@ pub fn now_ms() -> u64 {
 }
 
 impl Record {
+    /// The record of a lease granted at `now` to the attachment `(network,
+    /// container id, ifname)` whose namespace the daemon opens at `netns`,
+    /// asked for with `params`: bound, its timers set by [`Record::apply`].
+    pub fn granted(attachment: (&str, &str, &str), netns: &str, params: &Params, g: &Granted, now: u64) -> Record {
+        let (network, container_id, ifname) = attachment;
+        let mut rec = Record {
+            network: network.to_string(),
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            netns: netns.to_string(),
+            client_id: params.client_id.clone(),
+            request: params.request.clone(),
+            provide: params.provide.clone(),
+            address: g.address,
+            prefix: 0,
+            server: g.server,
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            t1_ms: 0,
+            t2_ms: 0,
+            expiry_ms: None,
+            state: State::Bound,
+            problem: None,
+            renewals: 0,
+        };
+        rec.apply(g, now);
+        rec
+    }
+
     /// The client's parameters.
     pub fn params(&self) -> Params {
         Params { client_id: self.client_id.clone(), request: self.request.clone(), provide: self.provide.clone() }
@@ -327,28 +358,12 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record {
-            network: "n".into(),
-            container_id: "c".into(),
-            ifname: "eth0".into(),
-            netns: "/run/netns/x".into(),
-            client_id: vec![0],
-            request: vec![1, 3],
-            provide: Vec::new(),
-            address: Ipv4Addr::UNSPECIFIED,
-            prefix: 0,
-            server: Ipv4Addr::UNSPECIFIED,
-            gateway: None,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: String::new(),
-            t1_ms: 0,
-            t2_ms: 0,
-            expiry_ms: None,
-            state: State::Lost,
-            problem: Some("old".into()),
-            renewals: 0,
-        }
+        let params = Params { client_id: vec![0], request: vec![1, 3], provide: Vec::new() };
+        let mut g = granted(None, None, None);
+        g.address = Ipv4Addr::UNSPECIFIED;
+        let mut r = Record::granted(("n", "c", "eth0"), "/run/netns/x", &params, &g, 0);
+        (r.state, r.problem) = (State::Lost, Some("old".into()));
+        r
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::config;
 use crate::device::{self, Sysfs};
 use crate::saved::{self, Saved};
 use cni::error::code;
-use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use kernel::netlink::Handle;
 use kernel::netns::Netns;
@@ -101,25 +100,13 @@ fn configure(
 ) -> Result<CniResult, Error> {
     let link = ctr.link(moved_as)?;
     ctr.rename(link.index, &ctx.ifname)?;
-    let mut result = CniResult {
-        interfaces: vec![Interface {
-            name: ctx.ifname.clone(),
-            mac: link.mac_string(),
-            sandbox: ns.path().display().to_string(),
-            ..Default::default()
-        }],
-        dns: ctx.conf.dns.clone().unwrap_or_default(),
-        ..Default::default()
-    };
+    let sandbox = ns.path().display().to_string();
+    let mut result = CniResult::container_only(&ctx.ifname, link.mac_string(), sandbox, ctx.conf.dns.as_ref());
     let Some(lease) = lease else {
         ctr.set_up(link.index)?;
         return Ok(result);
     };
-    result.ips = lease.result().ips.clone();
-    for ip in &mut result.ips {
-        ip.interface = Some(0);
-    }
-    result.routes = lease.result().routes.clone();
+    result.take_lease(lease.result(), 0);
     let opts = ifconfig::Options { announce: true, ..Default::default() };
     ifconfig::configure(ns, ctr, link.index, &ctx.ifname, &result, 0, &opts)?;
     Ok(result)
