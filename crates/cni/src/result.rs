@@ -313,6 +313,18 @@ impl CniResult {
     }
 }
 
+/// Refuses up front an ADD whose result will have no address when the call
+/// is at a legacy version: 0.1.0/0.2.0 results carry only ip4/ip6, so the
+/// result could not be printed. Plugins that work without IPAM
+/// (host-device, macvlan) check this before they make anything.
+pub fn require_printable(version: Version, has_addresses: bool) -> Result<(), Error> {
+    if has_addresses || !version.is_legacy() {
+        return Ok(());
+    }
+    Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses")
+        .with_details(format!("cniVersion {version} results carry only ip4/ip6; without \"ipam\" there is no address")))
+}
+
 /// Pretty-prints with a 4-space indent, the reference's format.
 pub fn pretty(v: &Value) -> String {
     let mut buf = Vec::new();

@@ -16,11 +16,7 @@ use netcore::{ifconfig, ipam, sandbox};
 pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let sel = config::load(ctx)?;
     let ipam_type = ipam::configured(ctx)?;
-    if ipam_type.is_none() && ctx.version.is_legacy() {
-        return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses").with_details(
-            format!("cniVersion {} results carry only ip4/ip6; without \"ipam\" there is no address", ctx.version),
-        ));
-    }
+    cni::result::require_printable(ctx.version, ipam_type.is_some())?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     if ctr.link_by_name(&ctx.ifname)?.is_some() {

@@ -21,12 +21,8 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     ctx.args.check_known(KNOWN_ARGS)?;
     let conf = MacvlanConf::load(ctx)?;
     let ipam_type = ipam::configured(ctx)?;
-    if ipam_type.is_none() && ctx.version.is_legacy() {
-        // The result could not be printed: fail before making anything.
-        return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses").with_details(
-            format!("cniVersion {} results carry only ip4/ip6; without \"ipam\" there is no address", ctx.version),
-        ));
-    }
+    // The result could not be printed: fail before making anything.
+    cni::result::require_printable(ctx.version, ipam_type.is_some())?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ch = Handle::in_netns(&ns)?;
     let host = if conf.link_in_container { None } else { Some(Handle::new()?) };
