@@ -481,4 +481,25 @@ mod tests {
         let ipam_only = CniResult { ips: r.ips.clone(), ..Default::default() };
         assert_eq!(ipam_only.container_ips("eth0").len(), 2);
     }
+
+    #[test]
+    fn a_lease_taken_by_a_one_interface_result_points_at_it() {
+        let lease = CniResult { interfaces: Vec::new(), ..dual() };
+        let mut r = CniResult::container_only("net1", "aa:bb:cc:dd:ee:03".into(), "/run/netns/c2".into(), None);
+        r.take_lease(&lease, 0);
+        assert_eq!(r.interfaces.len(), 1);
+        assert_eq!(r.container_ips("net1").len(), 2);
+        assert!(r.ips.iter().all(|ip| ip.interface == Some(0)));
+        assert_eq!(r.routes, lease.routes);
+        assert_eq!(r.to_value(Version::V020).unwrap()["ip4"]["ip"], "10.88.0.2/24");
+    }
+
+    #[test]
+    fn no_address_is_refused_only_at_a_legacy_version() {
+        assert_eq!(require_printable(Version::V020, false).unwrap_err().code, code::INCOMPATIBLE_VERSION);
+        assert!(require_printable(Version::V020, true).is_ok());
+        assert!(require_printable(Version::V040, false).is_ok());
+        let empty = CniResult::container_only("net1", String::new(), String::new(), None);
+        assert!(empty.to_value(Version::V020).is_err(), "what require_printable spares the caller");
+    }
 }
