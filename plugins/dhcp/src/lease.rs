@@ -418,31 +418,19 @@ mod tests {
     /// Calls of the fake renewals: (address, unicast?).
     static CALLS: Mutex<Vec<(Ipv4Addr, bool)>> = Mutex::new(Vec::new());
 
-    fn nobody_answers(
-        _: &std::path::Path,
-        _: &str,
-        _: &Params,
-        a: Ipv4Addr,
-        server: Option<Ipv4Addr>,
-        _: Instant,
-    ) -> Result<Answer, String> {
+    /// A fake exchange that records the call and never gets an answer.
+    const NOBODY_ANSWERS: Renew = |_, _, _, a, server, _| {
         CALLS.lock().unwrap().push((a, server.is_some()));
         Err("no answer".into())
-    }
+    };
 
-    fn server_acks(
-        _: &std::path::Path,
-        _: &str,
-        _: &Params,
-        a: Ipv4Addr,
-        server: Option<Ipv4Addr>,
-        _: Instant,
-    ) -> Result<Answer, String> {
+    /// A fake exchange that records the call and renews for 120 s.
+    const SERVER_ACKS: Renew = |_, _, _, a, server, _| {
         CALLS.lock().unwrap().push((a, server.is_some()));
         let mut g = granted(Some(120), None, None);
         g.address = a;
         Ok(Answer::Ack(g))
-    }
+    };
 
     fn wait_until(what: &str, l: &Lease, f: impl Fn(&Record) -> bool) -> Record {
         let end = Instant::now() + Duration::from_secs(20);
@@ -473,7 +461,7 @@ mod tests {
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 100, now + 2_200, Some(now + 4_500));
-        let k = keeper(&dir, nobody_answers);
+        let k = keeper(&dir, NOBODY_ANSWERS);
         let l = Lease::start(r.clone(), k.clone());
         let renewing = wait_until("renewing", &l, |r| r.state == State::Renewing);
         assert!(renewing.problem.as_deref().unwrap().contains("renewing failed: no answer"), "{renewing:?}");
@@ -501,7 +489,7 @@ mod tests {
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 50, now + 1_000, Some(now + 2_000));
-        let l = Lease::start(r.clone(), keeper(&dir, server_acks));
+        let l = Lease::start(r.clone(), keeper(&dir, SERVER_ACKS));
         let renewed = wait_until("renewed", &l, |r| r.renewals == 1);
         assert_eq!(renewed.state, State::Bound);
         assert!(renewed.t1_ms >= now + 60_000, "{renewed:?}");
