@@ -1,7 +1,7 @@
 //! Where the built binaries are and how to exec one as a runtime would.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The directory holding the built binaries (`target/<profile>`), found
@@ -56,14 +56,19 @@ impl PluginRun {
 /// Execs `plugin` with exactly `env` (plus PATH) and `stdin`, optionally
 /// inside the named network namespace (as the host).
 pub fn run_plugin(host_ns: Option<&str>, plugin: &str, env: &[(&str, &str)], stdin: &str) -> PluginRun {
-    let path = bin(plugin);
+    run_binary(host_ns, &bin(plugin), env, stdin)
+}
+
+/// [`run_plugin`] for any binary at `path`: the reference plugins in
+/// `/usr/lib/cni`, run side by side with ours to compare.
+pub fn run_binary(host_ns: Option<&str>, path: &Path, env: &[(&str, &str)], stdin: &str) -> PluginRun {
     let mut cmd = match host_ns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&path);
+            c.args(["netns", "exec", ns]).arg(path);
             c
         }
-        None => Command::new(&path),
+        None => Command::new(path),
     };
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     for (k, v) in env {

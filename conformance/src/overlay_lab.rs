@@ -7,7 +7,7 @@
 //! dir. Members and agents are started as child processes and killed by
 //! PID on drop (also on panic); every lab uses its own key prefix.
 
-use crate::{bin_dir, run_plugin, witness, PluginRun, TestNs};
+use crate::{bin_dir, witness, PluginRun, TestNs};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -217,41 +217,22 @@ impl Lab {
             let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
-        ossl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=cnirs-test-ca",
-        ]);
+        // A new P-256 key in `key` and, with `more`, a request or (-x509) a
+        // self-signed certificate in `out` for `subject`.
+        let new_key = |key: &str, out: &str, subject: &str, more: &[&str]| {
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            let mut args = vec!["req"];
+            args.extend_from_slice(more);
+            args.extend_from_slice(&ec);
+            args.extend_from_slice(&["-keyout", key, "-out", out, "-subj", subject]);
+            ossl(&args);
+        };
+        new_key("ca-key.pem", "ca.pem", "/CN=cnirs-test-ca", &["-x509", "-days", "2"]);
         let sans: Vec<String> = (0..members).map(|m| format!("IP:{}", member_ip(m))).collect();
         std::fs::write(d.join("server.ext"), format!("subjectAltName={}\n", sans.join(","))).unwrap();
         std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
         for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
-            ossl(&[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &format!("{name}-key.pem"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ]);
+            new_key(&format!("{name}-key.pem"), &format!("{name}.csr"), &format!("/CN={name}"), &[]);
             ossl(&[
                 "x509",
                 "-req",
@@ -470,15 +451,7 @@ impl Lab {
 
     /// Runs the plugin on host `n` for container `cid` (`eth0` in `ctr`).
     pub fn run(&self, n: usize, cmd: &str, ctr: &str, cid: &str, conf: &Value) -> PluginRun {
-        let path = bin_dir().display().to_string();
-        let env = [
-            ("CNI_COMMAND", cmd),
-            ("CNI_CONTAINERID", cid),
-            ("CNI_NETNS", ctr),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", path.as_str()),
-        ];
-        run_plugin(Some(&self.host(n).name), "vxlan", &env, &conf.to_string())
+        crate::fixture::run_attachment(self.host(n), "vxlan", (cmd, ctr, cid, "eth0"), &conf.to_string(), &[])
     }
 
     /// `vxlan status` on host `n`: exit code and JSON.

@@ -86,3 +86,29 @@ pub fn v6_nodad(ns: &TestNs, dev: &str) -> bool {
     let v = ip(ns, &["-6", "addr", "show", "dev", dev, "scope", "global"]);
     v[0]["addr_info"][0]["nodad"] == Value::Bool(true)
 }
+
+/// Names of the veths in `ns`.
+pub fn veths(ns: &TestNs) -> Vec<String> {
+    ip(ns, &["-d", "link", "show", "type", "veth"])
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Every element in the suite's nftables sets and maps (tables named
+/// `cnirs-*`), except the per-network masquerade exemptions, which belong
+/// to the network: what must be gone once every container is.
+pub fn suite_elements(ns: &TestNs) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in nft_ruleset(ns) {
+        let Some(s) = item.get("set").or_else(|| item.get("map")) else { continue };
+        let table = s["table"].as_str().unwrap_or_default();
+        let name = s["name"].as_str().unwrap_or_default();
+        if table.starts_with("cnirs-") && !name.contains("exempt") {
+            for e in s["elem"].as_array().into_iter().flatten() {
+                out.push(format!("{table} {name}: {e}"));
+            }
+        }
+    }
+    out
+}

@@ -10,8 +10,8 @@
 //! with neither namespace nor prevResult), parallel ADD/DEL and GC leave
 //! no qdisc and no ifb that is not someone else's.
 
-use conformance::fixture::{with_prev, Host};
-use conformance::{bin, bin_dir, witness, TestNs};
+use conformance::fixture::{json_of, with_prev, Host};
+use conformance::{witness, TestNs};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -38,33 +38,11 @@ fn example() -> Value {
 fn install(host: &Host, list: &Value) -> PathBuf {
     let mut list = list.clone();
     conformance::demo::point_stores_at(&mut list, &host.ipam_dir());
-    let dir = host.dir.join("net.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(host.dir.join("cache")).unwrap();
-    std::fs::write(dir.join(FILE), list.to_string()).unwrap();
-    dir
+    host.install(FILE, &list)
 }
 
 fn cnitool(host: &Host, confdir: &Path, cmd: &str, ctr: &TestNs, cid: &str, cap_args: &str) -> Output {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(bin("cnitool"))
-        .args([cmd, NET, &ctr.path()])
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CNI_CONTAINERID", cid)
-        .env("CAP_ARGS", cap_args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Value {
-    assert!(out.status.success(), "{what}: {out:?}");
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
+    host.cnitool(confdir, &[cmd, NET, &ctr.path()], &[("CNI_CONTAINERID", cid), ("CAP_ARGS", cap_args)])
 }
 
 /// A host with a peer namespace on 10.89.100.0/24 (the example's unshaped
@@ -190,7 +168,7 @@ fn shapes_both_directions_spares_the_unshaped_subnet_and_del_restores_line_rate(
     let (host, peer) = host_with_peer();
     let confdir = install(&host, &example());
     let ctr = TestNs::new("bwc");
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-a", ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-a", ""), "add");
     let ip = container_ip(&r);
     let hostend = r["interfaces"].as_array().unwrap().iter().find(|i| {
         i["sandbox"].as_str().unwrap_or_default().is_empty() && i["name"].as_str().unwrap().starts_with("veth")
@@ -204,7 +182,7 @@ fn shapes_both_directions_spares_the_unshaped_subnet_and_del_restores_line_rate(
     assert_eq!(qdiscs(&host, &ifb), [("htb".into(), "1:".into())]);
     assert_eq!(shaped_class_rate(&host, &hostend).as_deref(), Some("10Mbit"));
     assert_eq!(shaped_class_rate(&host, &ifb).as_deref(), Some("20Mbit"));
-    ok(cnitool(&host, &confdir, "check", &ctr, "bw-a", ""), "check");
+    json_of(cnitool(&host, &confdir, "check", &ctr, "bw-a", ""), "check");
 
     // Into the container (host -> container) at 10 Mbit/s; out of it
     // (container -> host's gateway address) at 20 Mbit/s.
@@ -225,7 +203,7 @@ fn shapes_both_directions_spares_the_unshaped_subnet_and_del_restores_line_rate(
     assert_fast(transfer(&host.ns, &ctr, GATEWAY, FAST_SECS), 20e6, "out of the container after DEL");
     // Repeated DEL, then the chain's DEL: nothing left.
     host.run("bandwidth", "DEL", &ctr.path(), "bw-a", "eth0", &del).ok();
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-a", ""), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-a", ""), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }
 
@@ -236,10 +214,10 @@ fn without_the_plugin_traffic_is_not_limited() {
     list["plugins"].as_array_mut().unwrap().truncate(1);
     let confdir = install(&host, &list);
     let ctr = TestNs::new("bwc");
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-n", ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-n", ""), "add");
     assert_fast(transfer(&ctr, &host.ns, &container_ip(&r), FAST_SECS), 10e6, "into an unshaped container");
     assert_fast(transfer(&host.ns, &ctr, GATEWAY, FAST_SECS), 20e6, "out of an unshaped container");
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-n", ""), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-n", ""), "del");
 }
 
 #[test]
@@ -249,14 +227,14 @@ fn the_capability_overrides_the_config_and_shaped_subnets_limit_only_those() {
     let ctr = TestNs::new("bwc");
     // containerd's spelling; 5 Mbit/s in, no egress limit; only the peer's subnet shaped.
     let cap = r#"{"bandwidth":{"IngressRate":5000000,"IngressBurst":100000,"shapedSubnets":["10.89.100.0/24"]}}"#;
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-c", cap), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-c", cap), "add");
     let ip = container_ip(&r);
     assert!(ifbs(&host).is_empty(), "no egress limit, so no ifb");
     assert_near(transfer(&ctr, &peer, &ip, SHAPED_SECS), 5e6, "from the shaped subnet (capability rate)");
     assert_fast(transfer(&ctr, &host.ns, &ip, FAST_SECS), 5e6, "from outside the shaped subnets");
     assert_fast(transfer(&peer, &ctr, PEER, FAST_SECS), 20e6, "out of the container (the config's egress replaced)");
-    ok(cnitool(&host, &confdir, "check", &ctr, "bw-c", cap), "check");
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-c", cap), "del");
+    json_of(cnitool(&host, &confdir, "check", &ctr, "bw-c", cap), "check");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-c", cap), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }
 
@@ -265,7 +243,7 @@ fn check_reports_drift_and_bad_input_changes_nothing() {
     let (host, _peer) = host_with_peer();
     let confdir = install(&host, &example());
     let ctr = TestNs::new("bwc");
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-d", ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-d", ""), "add");
     let hostend = r["interfaces"][0]["name"].as_str().unwrap();
     let hostend = if hostend.starts_with("veth") { hostend } else { r["interfaces"][1]["name"].as_str().unwrap() };
     let ifb = r["interfaces"].as_array().unwrap().last().unwrap()["name"].as_str().unwrap().to_string();
@@ -281,18 +259,18 @@ fn check_reports_drift_and_bad_input_changes_nothing() {
     let prev = json!({"cniVersion": "1.0.0", "interfaces": r["interfaces"].as_array().unwrap()[..3], "ips": r["ips"]});
     host.run("bandwidth", "ADD", &ctr.path(), "bw-d", "eth0", &with_prev(&again.to_string(), &prev)).ok();
     assert_eq!(shaped_class_rate(&host, hostend).as_deref(), Some("10Mbit"));
-    ok(cnitool(&host, &confdir, "check", &ctr, "bw-d", ""), "check after repair");
+    json_of(cnitool(&host, &confdir, "check", &ctr, "bw-d", ""), "check after repair");
     host.ns.ok(&["tc", "qdisc", "del", "dev", hostend, "ingress"]);
     let out = cnitool(&host, &confdir, "check", &ctr, "bw-d", "");
     assert!(String::from_utf8_lossy(&out.stdout).contains("no longer redirects"), "{out:?}");
     host.ns.ok(&["ip", "link", "del", &ifb]);
     let out = cnitool(&host, &confdir, "check", &ctr, "bw-d", "");
     assert!(String::from_utf8_lossy(&out.stdout).contains("is missing"), "{out:?}");
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-d", ""), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-d", ""), "del");
 
     // Bad input against a live container: code 7 naming the field, nothing made.
     let list = example();
-    let prev = ok(
+    let prev = json_of(
         cnitool(
             &host,
             &install(
@@ -347,8 +325,8 @@ fn gc_removes_only_this_networks_stale_ifbs() {
     let (host, _peer) = host_with_peer();
     let confdir = install(&host, &example());
     let (a, b) = (TestNs::new("bwc"), TestNs::new("bwc"));
-    ok(cnitool(&host, &confdir, "add", &a, "bw-ga", ""), "add a");
-    let rb = ok(cnitool(&host, &confdir, "add", &b, "bw-gb", ""), "add b");
+    json_of(cnitool(&host, &confdir, "add", &a, "bw-ga", ""), "add a");
+    let rb = json_of(cnitool(&host, &confdir, "add", &b, "bw-gb", ""), "add b");
     let ifb_b = rb["interfaces"].as_array().unwrap().last().unwrap()["name"].as_str().unwrap().to_string();
     // Another network's ifb, and one without an owner: never ours to remove.
     host.ns.ok(&["ip", "link", "add", "bwpother000001", "type", "ifb"]);
@@ -362,8 +340,8 @@ fn gc_removes_only_this_networks_stale_ifbs() {
     let mut want = vec![ifb_b, "bwpnoalias0001".to_string(), "bwpother000001".to_string()];
     want.sort();
     assert_eq!(left, want);
-    ok(cnitool(&host, &confdir, "del", &a, "bw-ga", ""), "del a");
-    ok(cnitool(&host, &confdir, "del", &b, "bw-gb", ""), "del b");
+    json_of(cnitool(&host, &confdir, "del", &a, "bw-ga", ""), "del a");
+    json_of(cnitool(&host, &confdir, "del", &b, "bw-gb", ""), "del b");
     assert_eq!(ifbs(&host).len(), 2);
 }
 
@@ -373,19 +351,19 @@ fn del_cleans_up_with_the_container_gone_and_without_a_cache() {
     let confdir = install(&host, &example());
     // Through cnitool (cached result), the container's namespace deleted first.
     let ctr = TestNs::new("bwc");
-    ok(cnitool(&host, &confdir, "add", &ctr, "bw-x", ""), "add");
+    json_of(cnitool(&host, &confdir, "add", &ctr, "bw-x", ""), "add");
     assert_eq!(ifbs(&host).len(), 1);
     let path = ctr.path();
     drop(ctr);
     assert!(!Path::new(&path).exists());
     let gone = TestNs { name: path.trim_start_matches("/run/netns/").to_string() };
-    ok(cnitool(&host, &confdir, "del", &gone, "bw-x", ""), "del without the namespace");
+    json_of(cnitool(&host, &confdir, "del", &gone, "bw-x", ""), "del without the namespace");
     std::mem::forget(gone);
     assert!(ifbs(&host).is_empty(), "ifb left: {:?}", ifbs(&host));
 
     // The plugin alone, with neither a namespace path nor a prevResult.
     let ctr = TestNs::new("bwc");
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-y", ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-y", ""), "add");
     let hostend = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let conf = json!({"cniVersion": "1.0.0", "name": NET, "type": "bandwidth"});
     host.run("bandwidth", "DEL", "", "bw-y", "eth0", &conf.to_string()).ok();
@@ -393,7 +371,7 @@ fn del_cleans_up_with_the_container_gone_and_without_a_cache() {
     // Without the container or prevResult the host end is not known: its
     // qdiscs stay until the veth goes with the chain's DEL.
     assert!(qdiscs(&host, &hostend).iter().any(|q| q.0 == "htb"));
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-y", ""), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-y", ""), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }
 
@@ -408,7 +386,7 @@ fn parallel_adds_and_dels_each_get_their_own_shaper() {
             .enumerate()
             .map(|(i, c)| {
                 let (host, confdir) = (&host, &confdir);
-                s.spawn(move || ok(cnitool(host, confdir, "add", c, &format!("bw-p{i}"), ""), "parallel add"))
+                s.spawn(move || json_of(cnitool(host, confdir, "add", c, &format!("bw-p{i}"), ""), "parallel add"))
             })
             .collect();
         jobs.into_iter().map(|j| j.join().unwrap()).collect()
@@ -420,12 +398,12 @@ fn parallel_adds_and_dels_each_get_their_own_shaper() {
     assert_eq!(names.len(), 6);
     assert_eq!(ifbs(&host).len(), 6);
     for (i, c) in ctrs.iter().enumerate() {
-        ok(cnitool(&host, &confdir, "check", c, &format!("bw-p{i}"), ""), "check");
+        json_of(cnitool(&host, &confdir, "check", c, &format!("bw-p{i}"), ""), "check");
     }
     std::thread::scope(|s| {
         for (i, c) in ctrs.iter().enumerate() {
             let (host, confdir) = (&host, &confdir);
-            s.spawn(move || ok(cnitool(host, confdir, "del", c, &format!("bw-p{i}"), ""), "parallel del"));
+            s.spawn(move || json_of(cnitool(host, confdir, "del", c, &format!("bw-p{i}"), ""), "parallel del"));
         }
     });
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
@@ -443,13 +421,13 @@ fn ipv6_subnets_are_matched_too() {
     list["plugins"][1]["unshapedSubnets"] = json!(["fd00:89:100::/64"]);
     let confdir = install(&host, &list);
     let ctr = TestNs::new("bwc");
-    let r = ok(cnitool(&host, &confdir, "add", &ctr, "bw-6", ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", &ctr, "bw-6", ""), "add");
     let ip = container_ip(&r);
     assert!(ip.starts_with("fd00:89::"), "{r}");
-    ok(cnitool(&host, &confdir, "check", &ctr, "bw-6", ""), "check");
+    json_of(cnitool(&host, &confdir, "check", &ctr, "bw-6", ""), "check");
     assert_near(transfer(&ctr, &host.ns, &ip, SHAPED_SECS), 10e6, "into the container over IPv6");
     assert_fast(transfer(&ctr, &peer, &ip, FAST_SECS), 10e6, "from the unshaped IPv6 subnet");
     assert_fast(transfer(&peer, &ctr, "fd00:89:100::2", FAST_SECS), 20e6, "to the unshaped IPv6 subnet");
-    ok(cnitool(&host, &confdir, "del", &ctr, "bw-6", ""), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr, "bw-6", ""), "del");
     assert!(container_veths(&host).is_empty() && ifbs(&host).is_empty());
 }

@@ -9,7 +9,7 @@
 //! lease, veth, nftables element, cache file or namespace left.
 
 use conformance::containerd::{Containerd, CNI_CACHE};
-use conformance::{tcp, witness, TestNs};
+use conformance::{tcp, witness};
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -133,23 +133,6 @@ fn tcp_map(host_port: i32, container_port: i32) -> PortMapping {
 
 // ---- what must be gone ----
 
-/// Every element in the suite's nftables sets and maps, except the
-/// per-network masquerade exemptions (they belong to the network).
-fn our_elements(ns: &TestNs) -> Vec<String> {
-    let mut out = Vec::new();
-    for item in witness::nft_ruleset(ns) {
-        let Some(s) = item.get("set").or_else(|| item.get("map")) else { continue };
-        let table = s["table"].as_str().unwrap_or_default();
-        let name = s["name"].as_str().unwrap_or_default();
-        if table.starts_with("cnirs-") && !name.contains("exempt") {
-            for e in s["elem"].as_array().into_iter().flatten() {
-                out.push(format!("{table} {name}: {e}"));
-            }
-        }
-    }
-    out
-}
-
 fn leases(c: &Containerd) -> Vec<String> {
     std::fs::read_dir(c.ipam_dir())
         .map(|d| {
@@ -158,13 +141,6 @@ fn leases(c: &Containerd) -> Vec<String> {
                 .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip") && !n.starts_with('.'))
                 .collect()
         })
-        .unwrap_or_default()
-}
-
-fn veths(ns: &TestNs) -> Vec<String> {
-    witness::ip(ns, &["-d", "link", "show", "type", "veth"])
-        .as_array()
-        .map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -181,8 +157,8 @@ fn stop_remove_and_check_clean(c: &Containerd, cri: &mut Cri, pods: &[Pod]) {
         cri.remove(&p.id);
     }
     assert_eq!(leases(c), Vec::<String>::new(), "host-local leases left");
-    assert_eq!(veths(&c.ns), Vec::<String>::new(), "veths left");
-    assert_eq!(our_elements(&c.ns), Vec::<String>::new(), "nftables elements left");
+    assert_eq!(witness::veths(&c.ns), Vec::<String>::new(), "veths left");
+    assert_eq!(witness::suite_elements(&c.ns), Vec::<String>::new(), "nftables elements left");
     for p in pods {
         assert_eq!(cache_files(&p.id), Vec::<String>::new(), "libcni cache files left for {}", p.id);
     }
@@ -242,7 +218,7 @@ fn a_host_port_pod_is_reachable_from_the_node_and_from_itself() {
     // Hairpin: the pod reaches itself through its own host port.
     answers(&web.netns(), &format!("{GW4}:{HOST_PORT}")).unwrap();
     answers(&web.netns(), &format!("[{GW6}]:{HOST_PORT}")).unwrap();
-    let elements = our_elements(&c.ns);
+    let elements = witness::suite_elements(&c.ns);
     assert!(elements.iter().any(|e| e.contains(&HOST_PORT.to_string())), "no element for {HOST_PORT}: {elements:?}");
     assert!(!elements.iter().any(|e| e.contains("8080")), "the hostPort 0 mapping reached portmap: {elements:?}");
     stop_remove_and_check_clean(&c, &mut cri, &[web]);

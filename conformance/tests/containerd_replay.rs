@@ -165,25 +165,8 @@ impl Node {
     fn assert_clean(&self) {
         assert_eq!(self.host.veths(), Vec::<String>::new(), "veths left");
         assert_eq!(self.host.leases(&self.net), Vec::<String>::new(), "leases left");
-        assert_eq!(our_elements(&self.host.ns), Vec::<String>::new(), "nftables elements left");
+        assert_eq!(witness::suite_elements(&self.host.ns), Vec::<String>::new(), "nftables elements left");
     }
-}
-
-/// Every element of the suite's nftables sets and maps, except the
-/// per-network masquerade exemptions (they belong to the network).
-fn our_elements(ns: &TestNs) -> Vec<String> {
-    let mut out = Vec::new();
-    for item in witness::nft_ruleset(ns) {
-        let Some(s) = item.get("set").or_else(|| item.get("map")) else { continue };
-        let table = s["table"].as_str().unwrap_or_default();
-        let name = s["name"].as_str().unwrap_or_default();
-        if table.starts_with("cnirs-") && !name.contains("exempt") {
-            for e in s["elem"].as_array().into_iter().flatten() {
-                out.push(format!("{table} {name}: {e}"));
-            }
-        }
-    }
-    out
 }
 
 /// What the pod sees after setup: `lo` up and both families on `eth0`.
@@ -254,7 +237,7 @@ fn pod_with_a_host_port_in_containerds_spelling_is_mapped_and_unmapped() {
     let mut pod = Pod::new("web");
     let result = node.add(&pod, &ports).unwrap_or_else(|r| panic!("ADD with containerd's portMappings: {r:?}"));
     assert_pod_set_up(&pod);
-    let elements = our_elements(&node.host.ns);
+    let elements = witness::suite_elements(&node.host.ns);
     assert!(elements.iter().any(|e| e.contains("18082")), "no element for hostPort 18082: {elements:?}");
     node.stop_and_remove(&mut pod, &ports, &result);
     node.assert_clean();

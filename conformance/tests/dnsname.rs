@@ -6,7 +6,7 @@
 //! namespaces to the name server their result names.
 
 use conformance::dns::{self, Rcode, Type, Upstream};
-use conformance::fixture::Host;
+use conformance::fixture::{json_of, Host};
 use conformance::{bin_dir, TestNs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -93,29 +93,14 @@ impl Setup {
         name: &str,
         aliases: &[&str],
     ) -> Output {
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &self.host.ns.name])
-            .arg(bin_dir().join("cnitool"))
-            .args([cmd, net, ctr])
-            .env("NETCONFPATH", &self.confdir)
-            .env("CNI_PATH", bin_dir())
-            .env("CNI_CACHE_DIR", self.host.dir.join("cache"))
-            .env("CNI_CONTAINERID", cid)
-            .env("CNI_IFNAME", ifname)
-            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={name};K8S_POD_NAME={name}"))
-            .env("CAP_ARGS", json!({"aliases": {net: aliases}}).to_string())
-            .output()
-            .unwrap()
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={name};K8S_POD_NAME={name}");
+        let caps = json!({"aliases": {net: aliases}}).to_string();
+        let env = [("CNI_CONTAINERID", cid), ("CNI_IFNAME", ifname), ("CNI_ARGS", &args), ("CAP_ARGS", &caps)];
+        self.host.cnitool(&self.confdir, &[cmd, net, ctr], &env)
     }
 
     fn ok(&self, cmd: &str, net: &str, ctr: &TestNs, cid: &str, name: &str, aliases: &[&str]) -> Value {
-        let out = self.cnitool(cmd, net, ctr, cid, name, aliases);
-        assert!(out.status.success(), "cnitool {cmd} {cid}: {out:?}");
-        if out.stdout.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&out.stdout).unwrap()
-        }
+        json_of(self.cnitool(cmd, net, ctr, cid, name, aliases), &format!("cnitool {cmd} {cid}"))
     }
 
     fn netdir(&self, net: &str) -> PathBuf {

@@ -4,10 +4,9 @@
 //! of their plugin, which must name the file.
 
 use conformance::fixture::Host;
-use conformance::{bin_dir, witness, TestNs};
+use conformance::{witness, TestNs};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -30,18 +29,12 @@ fn first_type(v: &Value) -> String {
 }
 
 fn cnitool(host: &Host, confdir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(bin_dir().join("cnitool"))
-        .args(args)
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CAP_ARGS", r#"{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}"#)
+    let env = [
+        ("CAP_ARGS", r#"{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}"#),
         // The container's name, as Podman and kubelet send it (dnsname needs it).
-        .env("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=ex")
-        .output()
-        .unwrap()
+        ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=ex"),
+    ];
+    host.cnitool(confdir, args, &env)
 }
 
 #[test]

@@ -150,13 +150,7 @@ fn a_port_mapping_from_another_namespace_passes_only_while_admitted() {
     forward_drop(&host);
     // The "outside": a client namespace on the host's uplink, no route to
     // the containers, so it can only come in through the mapping.
-    let client = TestNs::new("fw-pm-out");
-    client.ok(&["ip", "link", "set", "lo", "up"]);
-    host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &client.name]);
-    host.ns.ok(&["ip", "addr", "add", "198.51.100.1/24", "dev", "up0"]);
-    host.ns.ok(&["ip", "link", "set", "up0", "up"]);
-    client.ok(&["ip", "addr", "add", "198.51.100.2/24", "dev", "up1"]);
-    client.ok(&["ip", "link", "set", "up1", "up"]);
+    let client = host.outside("fw-pm-out");
     host.ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
 
     let conf = bridge_conf(&host, "fwpm", "cni-fwpm", "10.72.0.0/24", None);

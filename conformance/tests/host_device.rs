@@ -10,8 +10,8 @@
 //! dies with its container namespace, and DEL then succeeds; bad input
 //! changes nothing.
 
-use conformance::fixture::Host;
-use conformance::{bin_dir, witness, TestNs};
+use conformance::fixture::{json_of, Host};
+use conformance::{witness, TestNs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -31,33 +31,11 @@ fn example(host: &Host, select: Value) -> Value {
 }
 
 fn install(host: &Host, list: &Value) -> PathBuf {
-    let dir = host.dir.join("net.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(host.dir.join("cache")).unwrap();
-    std::fs::write(dir.join(FILE), list.to_string()).unwrap();
-    dir
+    host.install(FILE, list)
 }
 
 fn cnitool(host: &Host, confdir: &Path, cmd: &str, ctr: &str, cid: &str) -> Output {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(conformance::bin("cnitool"))
-        .args([cmd, NET, ctr])
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_IFNAME", "eth1")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Value {
-    assert!(out.status.success(), "{what}: {out:?}");
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
+    host.cnitool(confdir, &[cmd, NET, ctr], &[("CNI_CONTAINERID", cid), ("CNI_IFNAME", "eth1")])
 }
 
 /// A host namespace with the veth pair `hd0` (the device; MTU 1400, up,
@@ -103,7 +81,7 @@ fn a_veth_end_moves_in_and_back_twice_by_device_and_by_hwaddr() {
         let confdir = install(&host, &example(&host, select));
         let ctr = TestNs::new("hdc");
         let cid = format!("hd-{round}-{}", std::process::id());
-        let r = ok(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
+        let r = json_of(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
         // host-local hands out the next address each round.
         let (v4, v6) = (format!("10.80.0.{}/24", round + 1), format!("fd00:80::{}/64", round + 1));
 
@@ -125,17 +103,17 @@ fn a_veth_end_moves_in_and_back_twice_by_device_and_by_hwaddr() {
         let routes = witness::ip(&ctr, &["-4", "route", "show", "10.81.0.0/16"]);
         assert_eq!(routes[0]["gateway"], "10.80.0.1", "{routes}");
         assert_eq!(routes[0]["dev"], "eth1", "{routes}");
-        ok(cnitool(&host, &confdir, "check", &ctr.path(), &cid), "check");
+        json_of(cnitool(&host, &confdir, "check", &ctr.path(), &cid), "check");
         // Something in the container (a chained tuning) changes the MTU.
         ctr.ok(&["ip", "link", "set", "eth1", "mtu", "1300"]);
 
-        ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+        json_of(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
         assert_eq!(state(&host.ns, "hd0"), Some(before), "round {round}: hd0 not restored");
         assert!(global_addresses(&host.ns, "hd0").is_empty(), "round {round}: addresses left on hd0");
         assert_eq!(witness::link_names(&ctr), ["lo"]);
         assert!(host.leases(NET).is_empty(), "round {round}: leases left: {:?}", host.leases(NET));
         // DEL repeated succeeds and changes nothing.
-        ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del again");
+        json_of(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del again");
         assert_eq!(state(&host.ns, "hd0").unwrap().0, "hd0");
     }
 }
@@ -146,7 +124,7 @@ fn a_veth_end_dies_with_its_container_namespace_and_del_then_succeeds() {
     let confdir = install(&host, &example(&host, json!({"device": "hd0"})));
     let ctr = TestNs::new("hdgc");
     let cid = format!("hd-gone-{}", std::process::id());
-    ok(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
+    json_of(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
     let path = ctr.path();
     drop(ctr);
     // The kernel returns physical devices to the root namespace when their
@@ -162,8 +140,8 @@ fn a_veth_end_dies_with_its_container_namespace_and_del_then_succeeds() {
     }
     assert!(!peer_left, "hd0p outlived its peer's namespace");
     assert_eq!(witness::link_names(&host.ns), ["lo"]);
-    ok(cnitool(&host, &confdir, "del", &path, &cid), "del after the namespace went");
-    ok(cnitool(&host, &confdir, "del", &path, &cid), "del again");
+    json_of(cnitool(&host, &confdir, "del", &path, &cid), "del after the namespace went");
+    json_of(cnitool(&host, &confdir, "del", &path, &cid), "del again");
     assert!(host.leases(NET).is_empty(), "leases left: {:?}", host.leases(NET));
 }
 
@@ -174,9 +152,9 @@ fn a_name_taken_while_the_device_was_away_gets_a_clear_fallback() {
     let confdir = install(&host, &example(&host, json!({"device": "hd0"})));
     let ctr = TestNs::new("hdtc");
     let cid = format!("hd-taken-{}", std::process::id());
-    ok(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
+    json_of(cnitool(&host, &confdir, "add", &ctr.path(), &cid), "add");
     host.ns.ok(&["ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0q"]);
-    ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
     // The newcomer keeps its name; the device comes back under `hd` + 12
     // hex digits of its attachment (not the kernel's anonymous `devN`),
     // with its MTU, state and alias.
@@ -263,7 +241,7 @@ fn del_finds_a_device_an_add_killed_midway_left_behind() {
     host.ns.ok(&["ip", "link", "set", "hd0", "down"]);
     host.ns.ok(&["ip", "link", "set", "hd0", "alias", &record]);
     host.ns.ok(&["ip", "link", "set", "hd0", "netns", &ctr.name]);
-    ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
     assert_eq!(state(&host.ns, "hd0"), Some(before.clone()));
     assert_eq!(witness::link_names(&ctr), ["lo"]);
 
@@ -272,7 +250,7 @@ fn del_finds_a_device_an_add_killed_midway_left_behind() {
     host.ns.ok(&["ip", "link", "set", "hd0", "down"]);
     host.ns.ok(&["ip", "link", "set", "hd0", "mtu", "1300"]);
     host.ns.ok(&["ip", "link", "set", "hd0", "alias", &record]);
-    ok(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
+    json_of(cnitool(&host, &confdir, "del", &ctr.path(), &cid), "del");
     assert_eq!(state(&host.ns, "hd0"), Some(before));
 }
 

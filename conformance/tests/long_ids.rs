@@ -10,10 +10,10 @@
 //! long", so the chain's DEL never reached bridge.)
 
 use conformance::fixture::Host;
-use conformance::{bin_dir, witness, TestNs};
+use conformance::{witness, TestNs};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// A 200-byte network name.
 fn net() -> String {
@@ -27,17 +27,7 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 fn cnitool(host: &Host, confdir: &Path, cmd: &str, ctr: &TestNs, id: &str) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(bin_dir().join("cnitool"))
-        .args([cmd, &net(), &ctr.path()])
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_IFNAME", "eth0")
-        .output()
-        .unwrap()
+    host.cnitool(confdir, &[cmd, &net(), &ctr.path()], &[("CNI_CONTAINERID", id), ("CNI_IFNAME", "eth0")])
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! plugin runs inside the host namespace, IPAM is this repo's host-local
 //! with a private `dataDir`.
 
+use conformance::bins::run_binary;
 use conformance::{bin, bin_dir, run_plugin, witness, PluginRun, TestNs};
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -558,7 +559,8 @@ fn results_match_the_reference_plugin_byte_for_byte() {
         ]
         .map(|(k, v)| (k, v.to_string()));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let theirs = run_reference(&theirs_u.host.name, &env, &conf(&theirs_u).to_string());
+        let reference = Path::new("/usr/lib/cni/macvlan");
+        let theirs = run_binary(Some(&theirs_u.host.name), reference, &env, &conf(&theirs_u).to_string());
         assert_eq!(theirs.code, 0, "reference failed: {theirs:?}");
         let mac_of = |ns: &TestNs| link_of(ns, "eth0")["address"].as_str().unwrap().to_string();
         assert_eq!(
@@ -568,25 +570,6 @@ fn results_match_the_reference_plugin_byte_for_byte() {
         );
         let (a, b) = (witness::addresses(&ours_c, "eth0"), witness::addresses(&theirs_c, "eth0"));
         assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    }
-}
-
-/// Runs the reference macvlan inside `host` (bins() only knows ours).
-fn run_reference(host: &str, env: &[(&str, &str)], stdin: &str) -> PluginRun {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", host, "/usr/lib/cni/macvlan"]).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    PluginRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -133,15 +133,8 @@ fn gc_of_a_long_named_network_never_takes_a_similar_networks_state() {
 /// An "outside" namespace behind the host (host 198.51.100.1, client .2)
 /// with no route to the containers: only masquerade lets them reach it.
 fn outside(host: &Host, name: &str) -> TestNs {
-    let client = TestNs::new(name);
-    client.ok(&["ip", "link", "set", "lo", "up"]);
-    let h = &host.ns;
-    h.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &client.name]);
-    h.ok(&["ip", "addr", "add", "198.51.100.1/24", "dev", "up0"]);
-    h.ok(&["ip", "link", "set", "up0", "up"]);
-    client.ok(&["ip", "addr", "add", "198.51.100.2/24", "dev", "up1"]);
-    client.ok(&["ip", "link", "set", "up1", "up"]);
-    h.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let client = host.outside(name);
+    host.ns.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     client
 }
 

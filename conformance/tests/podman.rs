@@ -6,11 +6,11 @@
 //! policy is DROP (Docker installed beside Podman). ADD, CHECK, DEL, and
 //! nothing left behind.
 
-use conformance::fixture::Host;
-use conformance::{bin_dir, witness, TestNs};
+use conformance::fixture::{json_of, Host};
+use conformance::{witness, TestNs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const CONFLIST: &str = "87-podman.conflist";
 
@@ -37,29 +37,17 @@ impl Podman<'_> {
         if let Some(ip) = static_ip {
             args.push_str(&format!(";IP={ip}"));
         }
-        Command::new("ip")
-            .args(["netns", "exec", &self.host.ns.name])
-            .arg(bin_dir().join("cnitool"))
-            .args([cmd, "mynet", &ctr.path()])
-            .env("NETCONFPATH", &self.confdir)
-            .env("CNI_PATH", bin_dir())
-            .env("CNI_CACHE_DIR", self.host.dir.join("cache"))
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_ARGS", args)
-            .env("CAP_ARGS", if ports { PORTS } else { "" })
-            .output()
-            .unwrap()
+        let env = [
+            ("CNI_CONTAINERID", id),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", &args),
+            ("CAP_ARGS", if ports { PORTS } else { "" }),
+        ];
+        self.host.cnitool(&self.confdir, &[cmd, "mynet", &ctr.path()], &env)
     }
 
     fn ok(&self, cmd: &str, ctr: &TestNs, id: &str, static_ip: Option<&str>, ports: bool) -> Value {
-        let out = self.cnitool(cmd, ctr, id, static_ip, ports);
-        assert!(out.status.success(), "cnitool {cmd} {id}: {out:?}");
-        if out.stdout.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&out.stdout).unwrap()
-        }
+        json_of(self.cnitool(cmd, ctr, id, static_ip, ports), &format!("cnitool {cmd} {id}"))
     }
 }
 
@@ -116,13 +104,7 @@ fn podman_network_runs_add_check_del_on_a_forward_drop_host() {
     host.ns.ok(&["ip6tables", "-P", "FORWARD", "DROP"]);
     // The outside: a client on the host's uplink with no route back to the
     // containers, so replies need the masquerade and inbound needs -p.
-    let client = TestNs::new("pod-out");
-    client.ok(&["ip", "link", "set", "lo", "up"]);
-    host.ns.ok(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", &client.name]);
-    host.ns.ok(&["ip", "addr", "add", "198.51.100.1/24", "dev", "up0"]);
-    host.ns.ok(&["ip", "link", "set", "up0", "up"]);
-    client.ok(&["ip", "addr", "add", "198.51.100.2/24", "dev", "up1"]);
-    client.ok(&["ip", "link", "set", "up1", "up"]);
+    let client = host.outside("pod-out");
 
     // The conflist, unchanged but for where host-local keeps its leases.
     let confdir = host.dir.join("net.d");

@@ -5,8 +5,8 @@
 //! the namespace gone and no cache) or GC nothing of them is left: no
 //! host link, host route, nftables element or lease.
 
-use conformance::fixture::Host;
-use conformance::{bin, bin_dir, witness, TestNs};
+use conformance::fixture::{json_of, Host};
+use conformance::{witness, TestNs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -23,33 +23,12 @@ fn example(host: &Host) -> Value {
 }
 
 fn install(host: &Host, list: &Value) -> PathBuf {
-    let dir = host.dir.join("net.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(host.dir.join("cache")).unwrap();
-    std::fs::write(dir.join(FILE), list.to_string()).unwrap();
-    dir
+    host.install(FILE, list)
 }
 
 /// `cnitool <cmd> ptpnet <ctr>` in the host namespace, for container `cid`.
 fn cnitool(host: &Host, confdir: &Path, cmd: &str, ctr: &TestNs, cid: &str) -> Output {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(bin("cnitool"))
-        .args([cmd, NET, &ctr.path()])
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CNI_CONTAINERID", cid)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Value {
-    assert!(out.status.success(), "{what}: {out:?}");
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
+    host.cnitool(confdir, &[cmd, NET, &ctr.path()], &[("CNI_CONTAINERID", cid)])
 }
 
 fn global_addresses(ns: &TestNs, dev: &str) -> Vec<String> {
@@ -95,8 +74,8 @@ fn two_containers_reach_each_other_the_host_and_a_peer_through_masquerade() {
 
     let confdir = install(&host, &example(&host));
     let (a, b) = (TestNs::new("ptpc"), TestNs::new("ptpc"));
-    let ra = ok(cnitool(&host, &confdir, "add", &a, "ptp-a"), "add a");
-    let rb = ok(cnitool(&host, &confdir, "add", &b, "ptp-b"), "add b");
+    let ra = json_of(cnitool(&host, &confdir, "add", &a, "ptp-a"), "add a");
+    let rb = json_of(cnitool(&host, &confdir, "add", &b, "ptp-b"), "add b");
 
     // The result: host end and container, /32 and /128 with the gateways.
     assert_eq!(
@@ -143,7 +122,7 @@ fn two_containers_reach_each_other_the_host_and_a_peer_through_masquerade() {
     assert!(a.ping("192.168.70.2") && a.ping("fd00:71::2"), "container -> peer through masquerade");
     assert_eq!(masq_elements(&host), ["10.70.0.2", "10.70.0.3", "fd00:70::2", "fd00:70::3"]);
 
-    ok(cnitool(&host, &confdir, "check", &a, "ptp-a"), "check a");
+    json_of(cnitool(&host, &confdir, "check", &a, "ptp-a"), "check a");
     // CHECK sees a host route gone.
     host.ns.ok(&["ip", "route", "del", "10.70.0.2/32"]);
     let drift = cnitool(&host, &confdir, "check", &a, "ptp-a");
@@ -151,7 +130,7 @@ fn two_containers_reach_each_other_the_host_and_a_peer_through_masquerade() {
     host.ns.ok(&["ip", "route", "add", "10.70.0.2/32", "dev", &host_a, "scope", "link"]);
 
     for _ in 0..2 {
-        ok(cnitool(&host, &confdir, "del", &a, "ptp-a"), "del a");
+        json_of(cnitool(&host, &confdir, "del", &a, "ptp-a"), "del a");
     }
     assert_eq!(witness::link_names(&a), ["lo"]);
     assert!(!host.veths().contains(&host_a));
@@ -181,8 +160,8 @@ fn gc_removes_only_what_no_valid_attachment_of_the_network_owns() {
     let host = Host::new("ptpgc");
     let confdir = install(&host, &example(&host));
     let (a, b, other) = (TestNs::new("ptpc"), TestNs::new("ptpc"), TestNs::new("ptpc"));
-    let ra = ok(cnitool(&host, &confdir, "add", &a, "ptp-a"), "add a");
-    ok(cnitool(&host, &confdir, "add", &b, "ptp-b"), "add b");
+    let ra = json_of(cnitool(&host, &confdir, "add", &a, "ptp-a"), "add a");
+    json_of(cnitool(&host, &confdir, "add", &b, "ptp-b"), "add b");
     // Another ptp network on the same host: its host end is no veth of ours.
     let mut net2 = example(&host)["plugins"][0].clone();
     net2["cniVersion"] = json!("1.1.0");
@@ -210,7 +189,7 @@ fn gc_removes_only_what_no_valid_attachment_of_the_network_owns() {
     assert_eq!(host.leases(NET), ["10.70.0.2", "fd00:70::2"]);
     assert!(a.ping("10.70.0.1") && other.ping("10.71.0.1"));
 
-    ok(cnitool(&host, &confdir, "del", &a, "ptp-a"), "del a");
+    json_of(cnitool(&host, &confdir, "del", &a, "ptp-a"), "del a");
     host.run("ptp", "DEL", &other.path(), "ptp-o", "eth0", &net2.to_string()).ok();
     assert!(host.veths().is_empty() && masq_elements(&host).is_empty());
 }

@@ -7,11 +7,12 @@
 //! The macvlan underlay is a veth pair: `m0` in a "host" namespace, `p0`
 //! in a "peer" namespace standing for the segment's router.
 
-use conformance::fixture::Host;
-use conformance::{bin, bin_dir, run_plugin, witness, PluginRun, TestNs};
+use conformance::bins::run_binary;
+use conformance::fixture::{json_of, Host};
+use conformance::{bin_dir, run_plugin, witness, PluginRun, TestNs};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 /// The reference binary; `make test` installs it (`bench-deps`).
 const REFERENCE: &str = "/usr/lib/cni/static";
@@ -37,35 +38,9 @@ impl Segment {
     }
 }
 
-/// Writes `list` as the only config of a fresh conf dir of `host`.
-fn install(host: &Host, file: &str, list: &Value) -> PathBuf {
-    let dir = host.dir.join("net.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(host.dir.join("cache")).unwrap();
-    std::fs::write(dir.join(file), list.to_string()).unwrap();
-    dir
-}
-
 /// `cnitool <cmd> <net> <ctr>` inside the host namespace.
 fn cnitool(host: &Host, confdir: &Path, cmd: &str, net: &str, ctr: &TestNs, cap_args: &str) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", &host.ns.name])
-        .arg(bin("cnitool"))
-        .args([cmd, net, &ctr.path()])
-        .env("NETCONFPATH", confdir)
-        .env("CNI_PATH", bin_dir())
-        .env("CNI_CACHE_DIR", host.dir.join("cache"))
-        .env("CAP_ARGS", cap_args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Value {
-    assert!(out.status.success(), "{what}: {out:?}");
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {out:?}"))
+    host.cnitool(confdir, &[cmd, net, &ctr.path()], &[("CAP_ARGS", cap_args)])
 }
 
 /// Global addresses on `dev` (no link-local), as `ip -j addr` shows them.
@@ -98,12 +73,12 @@ fn multus_macvlan_static_example_runs_through_cnitool() {
     assert_eq!(list["plugins"][0]["ipam"]["type"], "static");
     // Only tuning's state moves: never write to the machine's /run/cni.
     list["plugins"][1]["dataDir"] = json!(seg.host.dir.join("tuning"));
-    let confdir = install(&seg.host, file, &list);
+    let confdir = seg.host.install(file, &list);
     let ctr = TestNs::new("stc");
     // The pod annotation of the Multus docs: an address and a MAC.
     let caps = r#"{"ips":["10.1.1.101/24"],"mac":"c2:b0:57:49:47:f1"}"#;
 
-    let r = ok(cnitool(&seg.host, &confdir, "add", "macvlan-conf", &ctr, caps), "add");
+    let r = json_of(cnitool(&seg.host, &confdir, "add", "macvlan-conf", &ctr, caps), "add");
     assert_eq!(r["cniVersion"], "0.3.1");
     assert_eq!(r["ips"], json!([{"version": "4", "interface": 0, "address": "10.1.1.101/24"}]), "{r}");
     assert_eq!(r["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.1.1.1"}]), "{r}");
@@ -118,9 +93,9 @@ fn multus_macvlan_static_example_runs_through_cnitool() {
     // 0.3.1 has no CHECK: the runtime refuses it before any plugin runs.
     let check = cnitool(&seg.host, &confdir, "check", "macvlan-conf", &ctr, caps);
     assert!(!check.status.success() && String::from_utf8_lossy(&check.stdout).contains("\"code\": 1"), "{check:?}");
-    ok(cnitool(&seg.host, &confdir, "del", "macvlan-conf", &ctr, caps), "del");
+    json_of(cnitool(&seg.host, &confdir, "del", "macvlan-conf", &ctr, caps), "del");
     assert_eq!(witness::link_names(&ctr), ["lo"]);
-    ok(cnitool(&seg.host, &confdir, "del", "macvlan-conf", &ctr, caps), "del again");
+    json_of(cnitool(&seg.host, &confdir, "del", "macvlan-conf", &ctr, caps), "del again");
 }
 
 #[test]
@@ -150,10 +125,10 @@ fn dual_stack_addresses_routes_and_dns_are_exactly_the_configured_ones() {
             }
         }]
     });
-    let confdir = install(&seg.host, "st.conflist", &list);
+    let confdir = seg.host.install("st.conflist", &list);
     let ctr = TestNs::new("stc");
 
-    let r = ok(cnitool(&seg.host, &confdir, "add", "stnet", &ctr, ""), "add");
+    let r = json_of(cnitool(&seg.host, &confdir, "add", "stnet", &ctr, ""), "add");
     assert_eq!(
         r["ips"],
         json!([
@@ -183,11 +158,11 @@ fn dual_stack_addresses_routes_and_dns_are_exactly_the_configured_ones() {
     assert!(ctr.ping("10.61.0.1") && ctr.ping("fd61::1"));
     assert!(seg.peer.ping("10.61.0.10"));
 
-    ok(cnitool(&seg.host, &confdir, "check", "stnet", &ctr, ""), "check");
-    ok(cnitool(&seg.host, &confdir, "del", "stnet", &ctr, ""), "del");
+    json_of(cnitool(&seg.host, &confdir, "check", "stnet", &ctr, ""), "check");
+    json_of(cnitool(&seg.host, &confdir, "del", "stnet", &ctr, ""), "del");
     assert_eq!(witness::link_names(&ctr), ["lo"]);
     for _ in 0..2 {
-        ok(cnitool(&seg.host, &confdir, "del", "stnet", &ctr, ""), "del again");
+        json_of(cnitool(&seg.host, &confdir, "del", "stnet", &ctr, ""), "del again");
     }
 }
 
@@ -212,10 +187,10 @@ fn bridge_with_static_addresses() {
             }
         }]
     });
-    let confdir = install(&host, "stbr.conflist", &list);
+    let confdir = host.install("stbr.conflist", &list);
     let (a, b) = (TestNs::new("stc"), TestNs::new("stc"));
 
-    let r = ok(cnitool(&host, &confdir, "add", "stbr", &a, ""), "add");
+    let r = json_of(cnitool(&host, &confdir, "add", "stbr", &a, ""), "add");
     let ips: Vec<&str> = r["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap()).collect();
     assert_eq!(ips, ["10.62.0.10/24", "fd62::10/64"], "{r}");
     // bridge keeps IPAM's DNS when its config sets none.
@@ -233,15 +208,15 @@ fn bridge_with_static_addresses() {
     let confdir2 = host.dir.join("net2.d");
     std::fs::create_dir_all(&confdir2).unwrap();
     std::fs::write(confdir2.join("stbr2.conflist"), other.to_string()).unwrap();
-    let r = ok(cnitool(&host, &confdir2, "add", "stbr2", &b, r#"{"ips":["10.62.0.11/24"]}"#), "add b");
+    let r = json_of(cnitool(&host, &confdir2, "add", "stbr2", &b, r#"{"ips":["10.62.0.11/24"]}"#), "add b");
     assert_eq!(r["ips"][0]["address"], "10.62.0.11/24");
     assert_eq!(global_addresses(&b, "eth0"), ["10.62.0.11/24"]);
     assert!(b.ping("10.62.0.10"));
 
-    ok(cnitool(&host, &confdir2, "del", "stbr2", &b, r#"{"ips":["10.62.0.11/24"]}"#), "del b");
-    ok(cnitool(&host, &confdir, "check", "stbr", &a, ""), "check");
+    json_of(cnitool(&host, &confdir2, "del", "stbr2", &b, r#"{"ips":["10.62.0.11/24"]}"#), "del b");
+    json_of(cnitool(&host, &confdir, "check", "stbr", &a, ""), "check");
     for _ in 0..2 {
-        ok(cnitool(&host, &confdir, "del", "stbr", &a, ""), "del");
+        json_of(cnitool(&host, &confdir, "del", "stbr", &a, ""), "del");
     }
     assert!(host.veths().is_empty(), "{:?}", host.veths());
     assert_eq!(witness::link_names(&a), ["lo"]);
@@ -262,22 +237,7 @@ fn run_static(which: &str, ns: &TestNs, cmd: &str, args: &str, conf: &Value) -> 
     if which == "ours" {
         return run_plugin(None, "static", &env, &conf.to_string());
     }
-    use std::io::Write;
-    let mut c = Command::new(REFERENCE);
-    c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").envs(env);
-    let mut child = c
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(conf.to_string().as_bytes());
-    let out = child.wait_with_output().unwrap();
-    PluginRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_binary(None, Path::new(REFERENCE), &env, &conf.to_string())
 }
 
 #[test]

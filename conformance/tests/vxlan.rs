@@ -159,15 +159,7 @@ impl Lab {
 
     /// Runs the plugin on host `n` for container `cid` (`eth0` in `ctr`).
     fn run(&self, n: usize, cmd: &str, ctr: &str, cid: &str, conf: &Value) -> PluginRun {
-        let path = bin_dir().display().to_string();
-        let env = [
-            ("CNI_COMMAND", cmd),
-            ("CNI_CONTAINERID", cid),
-            ("CNI_NETNS", ctr),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", path.as_str()),
-        ];
-        run_plugin(Some(&self.host(n).name), "vxlan", &env, &conf.to_string())
+        conformance::fixture::run_attachment(self.host(n), "vxlan", (cmd, ctr, cid, "eth0"), &conf.to_string(), &[])
     }
 
     /// `vxlan reconcile <file>` on host `n` with `conf` written to a file.

@@ -106,6 +106,16 @@ impl Error {
     }
 }
 
+/// The outcome of a command that tries every step and reports the first
+/// failure (DEL: what one step could not remove must not stop the others):
+/// each error is logged with `what` in front, the first one is returned.
+pub fn first_of(what: &str, errors: Vec<Error>) -> Result<()> {
+    for e in &errors {
+        log::warn!("{what}: {e}");
+    }
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.details.is_empty() {

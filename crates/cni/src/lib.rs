@@ -12,6 +12,7 @@ pub mod gojson;
 pub mod limits;
 pub mod result;
 pub mod skel;
+pub mod testing;
 pub mod validate;
 pub mod version;
 

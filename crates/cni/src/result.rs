@@ -274,6 +274,25 @@ impl CniResult {
         Ok(pretty(&self.to_value(version)?))
     }
 
+    /// A result whose only interface is the container's (index 0), with
+    /// the config's DNS: how the plugins that hand the container one link
+    /// and nothing on the host side (host-device, macvlan) start theirs.
+    pub fn container_only(ifname: &str, mac: String, sandbox: String, dns: Option<&Dns>) -> CniResult {
+        CniResult {
+            interfaces: vec![Interface { name: ifname.to_string(), mac, sandbox, ..Default::default() }],
+            dns: dns.cloned().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes an IPAM result's addresses, all on interface `iface` of this
+    /// result, and its routes: what a plugin with one container interface
+    /// (host-device, macvlan) reports of its lease.
+    pub fn take_lease(&mut self, lease: &CniResult, iface: usize) {
+        self.ips = lease.ips.iter().map(|ip| IpConfig { interface: Some(iface), ..ip.clone() }).collect();
+        self.routes = lease.routes.clone();
+    }
+
     /// The index of the interface named `ifname` that lives in a sandbox.
     pub fn sandbox_interface(&self, ifname: &str) -> Option<usize> {
         self.interfaces.iter().position(|i| i.name == ifname && !i.sandbox.is_empty())
@@ -292,6 +311,18 @@ impl CniResult {
             })
             .collect()
     }
+}
+
+/// Refuses up front an ADD whose result will have no address when the call
+/// is at a legacy version: 0.1.0/0.2.0 results carry only ip4/ip6, so the
+/// result could not be printed. Plugins that work without IPAM
+/// (host-device, macvlan) check this before they make anything.
+pub fn require_printable(version: Version, has_addresses: bool) -> Result<(), Error> {
+    if has_addresses || !version.is_legacy() {
+        return Ok(());
+    }
+    Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses")
+        .with_details(format!("cniVersion {version} results carry only ip4/ip6; without \"ipam\" there is no address")))
 }
 
 /// Pretty-prints with a 4-space indent, the reference's format.
@@ -449,5 +480,26 @@ mod tests {
         assert_eq!(r.container_ips("eth1").len(), 0);
         let ipam_only = CniResult { ips: r.ips.clone(), ..Default::default() };
         assert_eq!(ipam_only.container_ips("eth0").len(), 2);
+    }
+
+    #[test]
+    fn a_lease_taken_by_a_one_interface_result_points_at_it() {
+        let lease = CniResult { interfaces: Vec::new(), ..dual() };
+        let mut r = CniResult::container_only("net1", "aa:bb:cc:dd:ee:03".into(), "/run/netns/c2".into(), None);
+        r.take_lease(&lease, 0);
+        assert_eq!(r.interfaces.len(), 1);
+        assert_eq!(r.container_ips("net1").len(), 2);
+        assert!(r.ips.iter().all(|ip| ip.interface == Some(0)));
+        assert_eq!(r.routes, lease.routes);
+        assert_eq!(r.to_value(Version::V020).unwrap()["ip4"]["ip"], "10.88.0.2/24");
+    }
+
+    #[test]
+    fn no_address_is_refused_only_at_a_legacy_version() {
+        assert_eq!(require_printable(Version::V020, false).unwrap_err().code, code::INCOMPATIBLE_VERSION);
+        assert!(require_printable(Version::V020, true).is_ok());
+        assert!(require_printable(Version::V040, false).is_ok());
+        let empty = CniResult::container_only("net1", String::new(), String::new(), None);
+        assert!(empty.to_value(Version::V020).is_err(), "what require_printable spares the caller");
     }
 }

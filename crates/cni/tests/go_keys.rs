@@ -6,19 +6,13 @@
 
 use cni::config::{Bandwidth, IpRange, PortMapping, RuntimeDns};
 use cni::gojson::refold_keys;
-use cni::skel::{build_context, Command};
+use cni::skel::Command;
 use cni::{CniResult, Context, Version};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn ctx(conf: &Value, command: Command) -> Context {
-    let env = |k: &str| match k {
-        "CNI_CONTAINERID" => Some("c1".to_string()),
-        "CNI_NETNS" => Some("/run/netns/x".to_string()),
-        "CNI_IFNAME" => Some("eth0".to_string()),
-        _ => None,
-    };
-    build_context(&env, &mut conf.to_string().as_bytes(), command).unwrap_or_else(|(e, _)| panic!("{e:?}"))
+    cni::testing::context(command, &conf.to_string(), &[])
 }
 
 /// The runtimeConfig of a containerd CRI pod with every capability, keys as

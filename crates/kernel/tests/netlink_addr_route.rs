@@ -19,16 +19,6 @@ fn veth(h: &Handle) -> u32 {
     a0.index
 }
 
-fn addrs_of(ns: &TestNs, dev: &str) -> Vec<String> {
-    let v = ns.ip_json(&["addr", "show", "dev", dev]);
-    v[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
-}
-
 #[test]
 fn add_list_delete_addresses() {
     let ns = TestNs::new();
@@ -36,7 +26,7 @@ fn add_list_delete_addresses() {
     let a0 = veth(&h);
     h.add_address(a0, net("10.1.2.3/24")).unwrap();
     h.add_address(a0, net("2001:db8::5/64")).unwrap();
-    let w = addrs_of(&ns, "a0");
+    let w = ns.addresses("a0");
     assert!(w.contains(&"10.1.2.3/24".to_string()), "{w:?}");
     assert!(w.contains(&"2001:db8::5/64".to_string()), "{w:?}");
     let v = ns.ip_json(&["-4", "addr", "show", "dev", "a0"]);
@@ -52,7 +42,7 @@ fn add_list_delete_addresses() {
     assert!(h.addresses(1).unwrap().iter().all(|a| a.index == 1));
 
     h.del_address(a0, net("10.1.2.3/24")).unwrap();
-    assert!(!addrs_of(&ns, "a0").contains(&"10.1.2.3/24".to_string()));
+    assert!(!ns.addresses("a0").contains(&"10.1.2.3/24".to_string()));
     let e = h.del_address(a0, net("10.1.2.3/24")).unwrap_err();
     assert_eq!(e.kind, Kind::NotFound, "{e}");
 }

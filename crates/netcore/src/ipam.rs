@@ -153,16 +153,8 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.display().to_string();
-        let env = move |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            "CNI_PATH" => Some(path.clone()),
-            _ => None,
-        };
-        let own = br#"{"cniVersion":"1.0.0","name":"n","type":"vxlan","subnet":"10.9.0.0/24"}"#;
-        let ctx = cni::skel::build_context(&env, &mut &own[..], Command::Add).unwrap();
+        let own = r#"{"cniVersion":"1.0.0","name":"n","type":"vxlan","subnet":"10.9.0.0/24"}"#;
+        let ctx = cni::testing::context(Command::Add, own, &[("CNI_PATH", &dir.display().to_string())]);
         let derived = br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"fake-ipam"}}"#;
         let lease = Lease::acquire_stdin(&ctx, "fake-ipam", derived).unwrap();
         assert_eq!(lease.result().ips[0].address.to_string(), "10.9.0.2/24");
@@ -181,7 +173,11 @@ mod tests {
         forward_stdin(&ctx, "fake-ipam", Command::Check, derived).unwrap();
         assert_eq!(std::fs::read(dir.join("seen.CHECK")).unwrap(), derived);
         forward(&ctx, "fake-ipam", Command::Check).unwrap();
-        assert_eq!(std::fs::read(dir.join("seen.CHECK")).unwrap(), own, "forward still sends the caller's stdin");
+        assert_eq!(
+            std::fs::read(dir.join("seen.CHECK")).unwrap(),
+            own.as_bytes(),
+            "forward still sends the caller's stdin"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

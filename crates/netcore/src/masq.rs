@@ -132,8 +132,19 @@ pub fn del_container_into(sock: &Socket, batch: &mut Batch, owner: &OwnerKey) ->
     Ok(claims::release_into(sock, batch, &maps()?, &|c| owner.matches(c))?.len())
 }
 
-/// Whether every address of `ips` is masqueraded for `owner` (CHECK).
-pub fn has_container(owner: &OwnerKey, ips: &[IpAddr]) -> Result<bool> {
+/// CHECK of a plugin with `ipMasq` on (bridge, ptp, vxlan): every address
+/// `prev` gives the container interface `ifname` is masqueraded for
+/// `owner`; the error names the missing addresses and the table.
+pub fn check_container(owner: &OwnerKey, prev: &cni::CniResult, ifname: &str) -> std::result::Result<(), cni::Error> {
+    let ips: Vec<IpAddr> = prev.container_ips(ifname).iter().map(|ip| ip.address.ip()).collect();
+    if !ips.is_empty() && !has_container(owner, &ips)? {
+        return Err(cni::Error::plugin(format!("masquerade entries for {ips:?} are missing from table inet {TABLE}")));
+    }
+    Ok(())
+}
+
+/// Whether every address of `ips` is masqueraded for `owner`.
+fn has_container(owner: &OwnerKey, ips: &[IpAddr]) -> Result<bool> {
     let sock = Socket::open()?;
     let maps = maps()?;
     for ip in ips {

@@ -39,16 +39,6 @@ fn dual_stack() -> CniResult {
     }
 }
 
-fn addrs(ns: &TestNs) -> Vec<String> {
-    let v = ns.ip_json(&["addr", "show", "dev", "c0"]);
-    v[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
-}
-
 #[test]
 fn configure_puts_addresses_routes_and_sysctls_in_place() {
     let ns = TestNs::new();
@@ -61,7 +51,7 @@ fn configure_puts_addresses_routes_and_sysctls_in_place() {
     let opts = Options { announce: true, announce_v6: true, ..Options::default() };
     ifconfig::configure(&ns.open(), &h, idx, "c0", &res, 0, &opts).unwrap();
 
-    let a = addrs(&ns);
+    let a = ns.addresses("c0");
     assert!(a.contains(&"10.5.0.2/24".into()) && a.contains(&"fd05::2/64".into()), "{a:?}");
     assert!(has_flag(&ns.link_json("c0").unwrap(), "UP"));
     let v4 = ns.ip_json(&["-4", "route", "show"]);

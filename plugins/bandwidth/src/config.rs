@@ -204,15 +204,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx(extra: Value) -> Context {
-        let mut v = json!({"cniVersion": "1.0.0", "name": "n", "type": "bandwidth"});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        let env = |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            _ => None,
-        };
-        cni::skel::build_context(&env, &mut v.to_string().as_bytes(), cni::Command::Add).map_err(|(e, _)| e).unwrap()
+        cni::testing::context(cni::Command::Add, &cni::testing::conf("bandwidth", extra).to_string(), &[])
     }
 
     fn err(extra: Value) -> Error {

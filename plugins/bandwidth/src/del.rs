@@ -64,10 +64,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
             Err(e) => errors.push(e.into()),
         }
     }
-    for e in &errors {
-        log::warn!("DEL: {e}");
-    }
-    errors.into_iter().next().map_or(Ok(()), Err)
+    cni::error::first_of("DEL", errors)
 }
 
 /// Runs GC: deletes this network's ifbs that no valid attachment owns. A

@@ -9,7 +9,6 @@ use kernel::netlink::{Handle, Link};
 use netcore::attach::verify_veth;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
-use std::net::IpAddr;
 
 fn drift(msg: String) -> Error {
     Error::plugin(msg)
@@ -19,9 +18,7 @@ fn drift(msg: String) -> Error {
 pub fn check(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     let prev = ctx.require_prev_result()?;
-    if let Some(t) = ipam::configured(ctx)? {
-        ipam::forward(ctx, &t, Command::Check)?;
-    }
+    ipam::forward_configured(ctx, Command::Check)?;
     let host = Handle::new()?;
     let br =
         host.link_by_name(&conf.bridge)?.ok_or_else(|| drift(format!("bridge {:?} does not exist", conf.bridge)))?;
@@ -58,10 +55,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
         }
     }
     if conf.ip_masq {
-        let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
-        if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
-            return Err(drift(format!("masquerade entries for {ips:?} are missing from table inet {}", masq::TABLE)));
-        }
+        masq::check_container(&owner, &prev, &ctx.ifname)?;
     }
     Ok(())
 }

@@ -214,21 +214,12 @@ pub fn gateway_name(bridge: &str, vlan: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni::skel::{build_context, Command};
+    use cni::skel::Command;
     use serde_json::json;
 
     fn ctx(conf: serde_json::Value, cni_args: &str) -> Context {
-        let args = cni_args.to_string();
-        let env = move |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            "CNI_ARGS" => Some(args.clone()),
-            _ => None,
-        };
-        let mut base = json!({"cniVersion": "1.0.0", "name": "net", "type": "bridge"});
-        base.as_object_mut().unwrap().extend(conf.as_object().unwrap().clone());
-        build_context(&env, &mut base.to_string().as_bytes(), Command::Add).unwrap()
+        let conf = cni::testing::conf("bridge", conf).to_string();
+        cni::testing::context(Command::Add, &conf, &[("CNI_ARGS", cni_args)])
     }
 
     fn err(conf: serde_json::Value) -> String {

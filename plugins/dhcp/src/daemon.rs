@@ -299,29 +299,8 @@ impl Daemon {
                 };
             }
         };
-        let mut rec = Record {
-            network: req.network.clone(),
-            container_id: req.container_id.clone(),
-            ifname: req.ifname.clone(),
-            netns: req.netns.clone(),
-            client_id: params.client_id.clone(),
-            request: params.request.clone(),
-            provide: params.provide.clone(),
-            address: granted.address,
-            prefix: 0,
-            server: granted.server,
-            gateway: None,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: String::new(),
-            t1_ms: 0,
-            t2_ms: 0,
-            expiry_ms: None,
-            state: State::Bound,
-            problem: None,
-            renewals: 0,
-        };
-        rec.apply(&granted, now_ms());
+        let attachment = (req.network.as_str(), req.container_id.as_str(), req.ifname.as_str());
+        let rec = Record::granted(attachment, &req.netns, &params, &granted, now_ms());
         if let Err(e) = self.store.save(&rec) {
             // Not kept across a restart means not kept: give it back.
             let _ = client::release(Path::new(&netns), &req.ifname, &params, rec.address, rec.server);

@@ -86,6 +86,37 @@ pub fn now_ms() -> u64 {
 }
 
 impl Record {
+    /// The record of a lease granted at `now` to the attachment `(network,
+    /// container id, ifname)` whose namespace the daemon opens at `netns`,
+    /// asked for with `params`: bound, its timers set by [`Record::apply`].
+    pub fn granted(attachment: (&str, &str, &str), netns: &str, params: &Params, g: &Granted, now: u64) -> Record {
+        let (network, container_id, ifname) = attachment;
+        let mut rec = Record {
+            network: network.to_string(),
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            netns: netns.to_string(),
+            client_id: params.client_id.clone(),
+            request: params.request.clone(),
+            provide: params.provide.clone(),
+            address: g.address,
+            prefix: 0,
+            server: g.server,
+            gateway: None,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            domain: String::new(),
+            t1_ms: 0,
+            t2_ms: 0,
+            expiry_ms: None,
+            state: State::Bound,
+            problem: None,
+            renewals: 0,
+        };
+        rec.apply(g, now);
+        rec
+    }
+
     /// The client's parameters.
     pub fn params(&self) -> Params {
         Params { client_id: self.client_id.clone(), request: self.request.clone(), provide: self.provide.clone() }
@@ -327,28 +358,12 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record {
-            network: "n".into(),
-            container_id: "c".into(),
-            ifname: "eth0".into(),
-            netns: "/run/netns/x".into(),
-            client_id: vec![0],
-            request: vec![1, 3],
-            provide: Vec::new(),
-            address: Ipv4Addr::UNSPECIFIED,
-            prefix: 0,
-            server: Ipv4Addr::UNSPECIFIED,
-            gateway: None,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: String::new(),
-            t1_ms: 0,
-            t2_ms: 0,
-            expiry_ms: None,
-            state: State::Lost,
-            problem: Some("old".into()),
-            renewals: 0,
-        }
+        let params = Params { client_id: vec![0], request: vec![1, 3], provide: Vec::new() };
+        let mut g = granted(None, None, None);
+        g.address = Ipv4Addr::UNSPECIFIED;
+        let mut r = Record::granted(("n", "c", "eth0"), "/run/netns/x", &params, &g, 0);
+        (r.state, r.problem) = (State::Lost, Some("old".into()));
+        r
     }
 
     #[test]
@@ -403,31 +418,19 @@ mod tests {
     /// Calls of the fake renewals: (address, unicast?).
     static CALLS: Mutex<Vec<(Ipv4Addr, bool)>> = Mutex::new(Vec::new());
 
-    fn nobody_answers(
-        _: &std::path::Path,
-        _: &str,
-        _: &Params,
-        a: Ipv4Addr,
-        server: Option<Ipv4Addr>,
-        _: Instant,
-    ) -> Result<Answer, String> {
+    /// A fake exchange that records the call and never gets an answer.
+    const NOBODY_ANSWERS: Renew = |_, _, _, a, server, _| {
         CALLS.lock().unwrap().push((a, server.is_some()));
         Err("no answer".into())
-    }
+    };
 
-    fn server_acks(
-        _: &std::path::Path,
-        _: &str,
-        _: &Params,
-        a: Ipv4Addr,
-        server: Option<Ipv4Addr>,
-        _: Instant,
-    ) -> Result<Answer, String> {
+    /// A fake exchange that records the call and renews for 120 s.
+    const SERVER_ACKS: Renew = |_, _, _, a, server, _| {
         CALLS.lock().unwrap().push((a, server.is_some()));
         let mut g = granted(Some(120), None, None);
         g.address = a;
         Ok(Answer::Ack(g))
-    }
+    };
 
     fn wait_until(what: &str, l: &Lease, f: impl Fn(&Record) -> bool) -> Record {
         let end = Instant::now() + Duration::from_secs(20);
@@ -458,7 +461,7 @@ mod tests {
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 100, now + 2_200, Some(now + 4_500));
-        let k = keeper(&dir, nobody_answers);
+        let k = keeper(&dir, NOBODY_ANSWERS);
         let l = Lease::start(r.clone(), k.clone());
         let renewing = wait_until("renewing", &l, |r| r.state == State::Renewing);
         assert!(renewing.problem.as_deref().unwrap().contains("renewing failed: no answer"), "{renewing:?}");
@@ -486,7 +489,7 @@ mod tests {
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 50, now + 1_000, Some(now + 2_000));
-        let l = Lease::start(r.clone(), keeper(&dir, server_acks));
+        let l = Lease::start(r.clone(), keeper(&dir, SERVER_ACKS));
         let renewed = wait_until("renewed", &l, |r| r.renewals == 1);
         assert_eq!(renewed.state, State::Bound);
         assert!(renewed.t1_ms >= now + 60_000, "{renewed:?}");

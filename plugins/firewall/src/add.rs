@@ -13,28 +13,49 @@ use kernel::nft::{Batch, Socket};
 use netcore::owner::OwnerKey;
 use std::net::IpAddr;
 
-/// Runs ADD.
-pub fn add(ctx: &Context) -> Result<CniResult, Error> {
+/// What ADD and CHECK both act on: prevResult, the nftables socket (its
+/// backend checked), the container's addresses and, with the sameBridge
+/// policy, the bridge they are admitted from (none when there are no
+/// addresses: then there is nothing to do).
+pub(crate) struct Target {
+    /// The earlier plugins' result, passed through by ADD.
+    pub prev: CniResult,
+    /// Open, and the backend the config asks for is usable.
+    pub sock: Socket,
+    /// The container interface's addresses.
+    pub ips: Vec<IpAddr>,
+    /// The bridge of the sameBridge policy.
+    pub bridge: Option<String>,
+}
+
+/// Loads the config and reads [`Target`] from the call.
+pub(crate) fn target(ctx: &Context) -> Result<Target, Error> {
     let conf = config::load(ctx)?;
     let prev =
         ctx.prev_result()?.ok_or_else(|| Error::invalid_config("firewall: missing prevResult from earlier plugin"))?;
     let sock = Socket::open()?;
     check_backend(&conf, &sock)?;
     let ips = addresses(&prev, &ctx.ifname);
-    if ips.is_empty() {
-        return Ok(prev);
-    }
     let bridge = match conf.ingress {
-        IngressPolicy::SameBridge => Some(bridge_name(&prev)?),
-        IngressPolicy::Open => None,
+        IngressPolicy::SameBridge if !ips.is_empty() => Some(bridge_name(&prev)?),
+        _ => None,
     };
+    Ok(Target { prev, sock, ips, bridge })
+}
+
+/// Runs ADD.
+pub fn add(ctx: &Context) -> Result<CniResult, Error> {
+    let t = target(ctx)?;
+    if t.ips.is_empty() {
+        return Ok(t.prev);
+    }
     let o = ruleset::objects()?;
     let owner = OwnerKey::of(ctx);
     let mut batch = Batch::new();
     ruleset::ensure(&mut batch, &o)?;
-    ruleset::add_attachment(&mut batch, &o, &owner, &ips, bridge.as_deref())?;
-    commit(&sock, &batch)?;
-    Ok(prev)
+    ruleset::add_attachment(&mut batch, &o, &owner, &t.ips, t.bridge.as_deref())?;
+    commit(&t.sock, &batch)?;
+    Ok(t.prev)
 }
 
 /// Commits `batch`, plus our rule in each iptables-nft FORWARD chain that
@@ -79,7 +100,7 @@ pub fn check_backend(conf: &FirewallConf, sock: &Socket) -> Result<(), Error> {
 
 /// The container's addresses: those prevResult gives `ifname`, or every
 /// address when it names none for it (as the reference takes them all).
-pub fn addresses(prev: &CniResult, ifname: &str) -> Vec<IpAddr> {
+fn addresses(prev: &CniResult, ifname: &str) -> Vec<IpAddr> {
     let mine: Vec<IpAddr> = prev.container_ips(ifname).iter().map(|ip| ip.address.ip()).collect();
     if mine.is_empty() {
         prev.ips.iter().map(|ip| ip.address.ip()).collect()
@@ -90,7 +111,7 @@ pub fn addresses(prev: &CniResult, ifname: &str) -> Vec<IpAddr> {
 
 /// The bridge for same-bridge: `interfaces[0]` of prevResult, a host
 /// interface, as the bridge plugin reports it.
-pub fn bridge_name(prev: &CniResult) -> Result<String, Error> {
+fn bridge_name(prev: &CniResult) -> Result<String, Error> {
     let need =
         "ingressPolicy \"same-bridge\" needs the bridge as interfaces[0] of prevResult: chain firewall after bridge";
     let i = prev.interfaces.first().ok_or_else(|| Error::invalid_config(format!("firewall: {need}")))?;

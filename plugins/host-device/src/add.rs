@@ -7,7 +7,6 @@ use crate::config;
 use crate::device::{self, Sysfs};
 use crate::saved::{self, Saved};
 use cni::error::code;
-use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use kernel::netlink::Handle;
 use kernel::netns::Netns;
@@ -17,11 +16,7 @@ use netcore::{ifconfig, ipam, sandbox};
 pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let sel = config::load(ctx)?;
     let ipam_type = ipam::configured(ctx)?;
-    if ipam_type.is_none() && ctx.version.is_legacy() {
-        return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses").with_details(
-            format!("cniVersion {} results carry only ip4/ip6; without \"ipam\" there is no address", ctx.version),
-        ));
-    }
+    cni::result::require_printable(ctx.version, ipam_type.is_some())?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     if ctr.link_by_name(&ctx.ifname)?.is_some() {
@@ -101,25 +96,13 @@ fn configure(
 ) -> Result<CniResult, Error> {
     let link = ctr.link(moved_as)?;
     ctr.rename(link.index, &ctx.ifname)?;
-    let mut result = CniResult {
-        interfaces: vec![Interface {
-            name: ctx.ifname.clone(),
-            mac: link.mac_string(),
-            sandbox: ns.path().display().to_string(),
-            ..Default::default()
-        }],
-        dns: ctx.conf.dns.clone().unwrap_or_default(),
-        ..Default::default()
-    };
+    let sandbox = ns.path().display().to_string();
+    let mut result = CniResult::container_only(&ctx.ifname, link.mac_string(), sandbox, ctx.conf.dns.as_ref());
     let Some(lease) = lease else {
         ctr.set_up(link.index)?;
         return Ok(result);
     };
-    result.ips = lease.result().ips.clone();
-    for ip in &mut result.ips {
-        ip.interface = Some(0);
-    }
-    result.routes = lease.result().routes.clone();
+    result.take_lease(lease.result(), 0);
     let opts = ifconfig::Options { announce: true, ..Default::default() };
     ifconfig::configure(ns, ctr, link.index, &ctx.ifname, &result, 0, &opts)?;
     Ok(result)

@@ -11,9 +11,7 @@ use netcore::{ifconfig, ipam, sandbox};
 pub fn check(ctx: &Context) -> Result<(), Error> {
     crate::config::load(ctx)?;
     let prev = ctx.require_prev_result()?;
-    if let Some(t) = ipam::configured(ctx)? {
-        ipam::forward(ctx, &t, Command::Check)?;
-    }
+    ipam::forward_configured(ctx, Command::Check)?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     let netns = ns.path().display().to_string();

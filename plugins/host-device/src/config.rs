@@ -91,15 +91,8 @@ mod tests {
     use serde_json::{json, Value};
 
     fn ctx(extra: Value) -> Context {
-        let mut v = json!({"cniVersion": "1.0.0", "name": "h", "type": "host-device"});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        let env = |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth1".to_string()),
-            _ => None,
-        };
-        cni::skel::build_context(&env, &mut v.to_string().as_bytes(), cni::Command::Add).map_err(|(e, _)| e).unwrap()
+        let conf = cni::testing::conf("host-device", extra).to_string();
+        cni::testing::context(cni::Command::Add, &conf, &[("CNI_IFNAME", "eth1")])
     }
 
     #[test]

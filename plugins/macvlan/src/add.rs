@@ -3,7 +3,6 @@
 //! on any failure the IP is released and the link deleted.
 
 use cni::error::code;
-use cni::result::Interface;
 use cni::{CniResult, Context, Error};
 use kernel::netlink::{Handle, Link, MacvlanSpec};
 use kernel::netns::Netns;
@@ -22,12 +21,8 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     ctx.args.check_known(KNOWN_ARGS)?;
     let conf = MacvlanConf::load(ctx)?;
     let ipam_type = ipam::configured(ctx)?;
-    if ipam_type.is_none() && ctx.version.is_legacy() {
-        // The result could not be printed: fail before making anything.
-        return Err(Error::new(code::INCOMPATIBLE_VERSION, "cannot convert: no valid IP addresses").with_details(
-            format!("cniVersion {} results carry only ip4/ip6; without \"ipam\" there is no address", ctx.version),
-        ));
-    }
+    // The result could not be printed: fail before making anything.
+    cni::result::require_printable(ctx.version, ipam_type.is_some())?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ch = Handle::in_netns(&ns)?;
     let host = if conf.link_in_container { None } else { Some(Handle::new()?) };
@@ -104,27 +99,15 @@ fn attach(
     link: &Link,
     ipam_type: Option<&str>,
 ) -> Result<CniResult, Error> {
-    let mut result = CniResult {
-        interfaces: vec![Interface {
-            name: ctx.ifname.clone(),
-            mac: link.mac_string(),
-            sandbox: ns.path().display().to_string(),
-            ..Default::default()
-        }],
-        dns: ctx.conf.dns.clone().unwrap_or_default(),
-        ..Default::default()
-    };
+    let sandbox = ns.path().display().to_string();
+    let mut result = CniResult::container_only(&ctx.ifname, link.mac_string(), sandbox, ctx.conf.dns.as_ref());
     let Some(ipam_type) = ipam_type else {
         // L2 only: an interface without addresses, just up.
         ch.set_up(link.index)?;
         return Ok(result);
     };
     let lease = ipam::Lease::acquire(ctx, ipam_type)?;
-    result.ips = lease.result().ips.clone();
-    for ip in &mut result.ips {
-        ip.interface = Some(0);
-    }
-    result.routes = lease.result().routes.clone();
+    result.take_lease(lease.result(), 0);
     let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, announce_v6: true, ..Default::default() };
     ifconfig::configure(ns, ch, link.index, &ctx.ifname, &result, 0, &opts)?;
     lease.keep();

@@ -14,9 +14,7 @@ use crate::master;
 pub fn check(ctx: &Context) -> Result<(), Error> {
     ctx.args.check_known(KNOWN_ARGS)?;
     let conf = MacvlanConf::load(ctx)?;
-    if let Some(t) = ipam::configured(ctx)? {
-        ipam::forward(ctx, &t, Command::Check)?;
-    }
+    ipam::forward_configured(ctx, Command::Check)?;
     let prev = ctx.require_prev_result()?;
     let netns = ctx.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     let idx = prev

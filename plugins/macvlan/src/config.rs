@@ -117,18 +117,10 @@ impl MacvlanConf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni::skel::{build_context, Command};
+    use cni::skel::Command;
 
     fn ctx(conf: &str, cni_args: &str) -> Context {
-        let args = cni_args.to_string();
-        let env = move |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            "CNI_ARGS" => Some(args.clone()),
-            _ => None,
-        };
-        build_context(&env, &mut conf.as_bytes(), Command::Add).map_err(|(e, _)| e).unwrap()
+        cni::testing::context(Command::Add, conf, &[("CNI_ARGS", cni_args)])
     }
 
     fn load(extra: &str, cni_args: &str) -> Result<MacvlanConf, Error> {

@@ -7,28 +7,18 @@ use cni::{Command, Context, Error};
 use kernel::netlink::Handle;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, p2p, sandbox};
-use std::net::IpAddr;
 
 /// Runs CHECK.
 pub fn check(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     let prev = ctx.require_prev_result()?;
-    if let Some(t) = ipam::configured(ctx)? {
-        ipam::forward(ctx, &t, Command::Check)?;
-    }
+    ipam::forward_configured(ctx, Command::Check)?;
     let host = Handle::new()?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ctr = Handle::in_netns(&ns)?;
     p2p::verify(&host, &ctr, (&ctx.conf.name, &ctx.container_id, &ctx.ifname), &prev)?;
     if conf.ip_masq {
-        let owner = OwnerKey::of(ctx);
-        let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
-        if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
-            return Err(Error::plugin(format!(
-                "masquerade entries for {ips:?} are missing from table inet {}",
-                masq::TABLE
-            )));
-        }
+        masq::check_container(&OwnerKey::of(ctx), &prev, &ctx.ifname)?;
     }
     Ok(())
 }

@@ -50,16 +50,9 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn ctx(extra: Value) -> Context {
-        let mut v = json!({"cniVersion": "1.0.0", "name": "p", "type": "ptp", "ipam": {"type": "host-local"}});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        let env = |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            _ => None,
-        };
-        cni::skel::build_context(&env, &mut v.to_string().as_bytes(), cni::Command::Add).map_err(|(e, _)| e).unwrap()
+    fn ctx(mut extra: Value) -> Context {
+        extra["ipam"] = json!({"type": "host-local"});
+        cni::testing::context(cni::Command::Add, &cni::testing::conf("ptp", extra).to_string(), &[])
     }
 
     #[test]

@@ -18,10 +18,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     };
     let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();
     let errors = attach::detach(&owner, ip_masq.then_some(&remove), release);
-    for e in &errors {
-        log::warn!("DEL: {e}");
-    }
-    errors.into_iter().next().map_or(Ok(()), Err)
+    cni::error::first_of("DEL", errors)
 }
 
 /// Runs GC: releases leases, masquerade elements and host ends of this

@@ -224,19 +224,11 @@ fn outside_every_subnet(field: &str, gw: IpAddr, addresses: &[IpConfig]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni::skel::{build_context, Command};
+    use cni::skel::Command;
     use serde_json::json;
 
     fn ctx(conf: Value, args: &str) -> Context {
-        let args = args.to_string();
-        let env = move |k: &str| match k {
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            "CNI_ARGS" => Some(args.clone()),
-            _ => None,
-        };
-        build_context(&env, &mut conf.to_string().as_bytes(), Command::Add).unwrap()
+        cni::testing::context(Command::Add, &conf.to_string(), &[("CNI_ARGS", args)])
     }
 
     fn conf(extra: Value) -> Value {

@@ -243,22 +243,11 @@ mod tests {
     use serde_json::json;
 
     fn ctx(v: serde_json::Value, cni_args: &str) -> Context {
-        let env = |k: &str| match k {
-            "CNI_COMMAND" => Some("ADD".to_string()),
-            "CNI_CONTAINERID" => Some("c1".to_string()),
-            "CNI_NETNS" => Some("/run/netns/x".to_string()),
-            "CNI_IFNAME" => Some("eth0".to_string()),
-            "CNI_ARGS" => Some(cni_args.to_string()),
-            _ => None,
-        };
-        let text = v.to_string();
-        cni::skel::build_context(&env, &mut text.as_bytes(), cni::Command::Add).map_err(|(e, _)| e).unwrap()
+        cni::testing::context(cni::Command::Add, &v.to_string(), &[("CNI_ARGS", cni_args)])
     }
 
     fn base(extra: serde_json::Value) -> serde_json::Value {
-        let mut v = json!({"cniVersion": "1.0.0", "name": "n", "type": "tuning"});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        v
+        cni::testing::conf("tuning", extra)
     }
 
     #[test]

@@ -8,7 +8,6 @@ use kernel::netlink::Handle;
 use netcore::attach::verify_veth;
 use netcore::owner::OwnerKey;
 use netcore::{ipam, masq, sandbox};
-use std::net::IpAddr;
 
 /// Runs CHECK.
 pub fn check(ctx: &Context) -> Result<(), Error> {
@@ -38,14 +37,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     let ctr = Handle::in_netns(&ns)?;
     verify_veth(&host, &ctr, &br, &OwnerKey::of(ctx), &prev)?;
     if conf.ip_masq {
-        let ips: Vec<IpAddr> = prev.container_ips(&ctx.ifname).iter().map(|ip| ip.address.ip()).collect();
-        let owner = OwnerKey::of(ctx);
-        if !ips.is_empty() && !masq::has_container(&owner, &ips)? {
-            return Err(Error::plugin(format!(
-                "masquerade entries for {ips:?} are missing from table inet {}",
-                masq::TABLE
-            )));
-        }
+        masq::check_container(&OwnerKey::of(ctx), &prev, &ctx.ifname)?;
     }
     Ok(())
 }

@@ -20,10 +20,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     let release =
         || ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Del, &conf.ipam.stdin).err().into_iter().collect();
     let errors = attach::detach(&owner, Some(&remove), release);
-    for e in &errors {
-        log::warn!("DEL: {e}");
-    }
-    errors.into_iter().next().map_or(Ok(()), Err)
+    cni::error::first_of("DEL", errors)
 }
 
 /// Runs GC: releases leases, masquerade elements and host veths of this

@@ -55,6 +55,17 @@ impl TestNs {
         json(&output("ip", &all))
     }
 
+    /// The addresses `ip` shows on `dev`, as `address/prefix`.
+    pub fn addresses(&self, dev: &str) -> Vec<String> {
+        let v = self.ip_json(&["addr", "show", "dev", dev]);
+        v[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    }
+
     /// `bridge -n <ns> -j <args>` parsed.
     pub fn bridge_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["-n", &self.name, "-j"];
