@@ -150,8 +150,12 @@ fn open_temp(o: &Options, target: &Path) -> io::Result<(PathBuf, File)> {
 
 /// The temp file with `content` and exactly `mode` (the umask may have
 /// cleared bits), synced when the durability asks it before the rename.
-/// On error the temp file is gone.
-fn write_temp(o: &Options, target: &Path, content: &[u8]) -> io::Result<(PathBuf, File)> {
+/// On error the temp file is gone. The file comes back open only when it
+/// is synced after the rename ([`Durability::NewOnDisk`]): otherwise it is
+/// closed before the rename, so that nobody exec'ing the target ever finds
+/// it open for writing (`ETXTBSY`: cni-install replaces binaries that are
+/// being exec'd).
+fn write_temp(o: &Options, target: &Path, content: &[u8]) -> io::Result<(PathBuf, Option<File>)> {
     let (path, mut f) = open_temp(o, target)?;
     let filled = (|| {
         f.write_all(content)?;
@@ -162,7 +166,7 @@ fn write_temp(o: &Options, target: &Path, content: &[u8]) -> io::Result<(PathBuf
         Ok(())
     })();
     match filled {
-        Ok(()) => Ok((path, f)),
+        Ok(()) => Ok((path, (o.durability == Durability::NewOnDisk).then_some(f))),
         Err(e) => {
             let _ = fs::remove_file(&path);
             Err(e)
@@ -171,14 +175,14 @@ fn write_temp(o: &Options, target: &Path, content: &[u8]) -> io::Result<(PathBuf
 }
 
 /// What the durability asks once the file has its final name.
-fn after_rename(o: &Options, f: &File, target: &Path) -> io::Result<()> {
-    match o.durability {
-        Durability::None | Durability::Contents => Ok(()),
-        Durability::OnDisk => phases::time("fsync", String::new, || sync_dir(parent(target))),
-        Durability::NewOnDisk => phases::time("fsync", String::new, || {
+fn after_rename(o: &Options, f: Option<&File>, target: &Path) -> io::Result<()> {
+    match (o.durability, f) {
+        (Durability::OnDisk, _) => phases::time("fsync", String::new, || sync_dir(parent(target))),
+        (Durability::NewOnDisk, Some(f)) => phases::time("fsync", String::new, || {
             f.sync_data()?;
             sync_dir(parent(target))
         }),
+        _ => Ok(()),
     }
 }
 
@@ -190,7 +194,7 @@ pub fn replace(target: &Path, content: &[u8], o: &Options) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    after_rename(o, &f, target)
+    after_rename(o, f.as_ref(), target)
 }
 
 /// Creates `target` holding `content` unless the name exists (anything at
@@ -199,12 +203,12 @@ pub fn replace(target: &Path, content: &[u8], o: &Options) -> io::Result<()> {
 pub fn create_new(target: &Path, content: &[u8], o: &Options) -> io::Result<bool> {
     let (tmp, f) = write_temp(o, target, content)?;
     let outcome = match rename_noreplace(&tmp, target) {
-        Ok(()) => return after_rename(o, &f, target).map(|()| true),
+        Ok(()) => return after_rename(o, f.as_ref(), target).map(|()| true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         // File systems without RENAME_NOREPLACE: link() never replaces either.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)) => {
             match fs::hard_link(&tmp, target) {
-                Ok(()) => after_rename(o, &f, target).map(|()| true),
+                Ok(()) => after_rename(o, f.as_ref(), target).map(|()| true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(e),
             }
