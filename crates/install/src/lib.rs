@@ -7,14 +7,16 @@
 //! a temporary file in the target directory, fsynced, and renamed over the
 //! old one: an exec sees the old binary or the new one, whole. The directory
 //! is fsynced after the renames, so a crash leaves either version on disk.
+//! (The write is `atomic_file`'s, with `Durability::Contents`.)
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// Marks our temporary files: `.<name>.cni-install-<pid>`.
+/// Marks our temporary files: `.<name>.cni-install-<pid>.<n>` (and
+/// `.<name>.cni-install-<pid>` from older releases).
 const TMP_MARK: &str = ".cni-install-";
 
 /// Mode of an installed binary.
@@ -97,41 +99,24 @@ fn same_file(target: &Path, data: &[u8], mode: u32) -> bool {
     f.read_to_end(&mut buf).is_ok() && buf == data
 }
 
-/// Writes `data` as `dir/name` with `mode` through a temporary file in `dir`
-/// (fsynced, then renamed over the old file), unless it already holds
-/// exactly that. The caller fsyncs `dir` afterwards ([`sync_dir`]).
+/// Writes `data` as `dir/name` with exactly `mode` through a temporary
+/// file in `dir` (`atomic_file`: fsynced, then renamed over the old
+/// file), unless it already holds exactly that. The caller fsyncs `dir`
+/// afterwards, once for all its files ([`sync_dir`]).
 pub fn replace_file(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<Action, InstallError> {
     let target = dir.join(name);
     if same_file(&target, data, mode) {
         return Ok(Action::Unchanged);
     }
-    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
-    // A leftover of a killed run that had our pid: ours (we hold the lock).
-    let _ = fs::remove_file(&tmp);
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        // The umask may have cleared bits of `mode`.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &target)
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(InstallError { what: format!("installing {}", target.display()), source: e });
-    }
+    let prefix = format!(".{name}{TMP_MARK}");
+    let o = atomic_file::Options::new(mode).durability(atomic_file::Durability::Contents).temp_prefix(&prefix);
+    ctx(atomic_file::replace(&target, data, &o), || format!("installing {}", target.display()))?;
     Ok(Action::Installed)
 }
 
 /// fsyncs a directory, so the renames into it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), InstallError> {
-    ctx(File::open(dir).and_then(|d| d.sync_all()), || format!("syncing {}", dir.display()))
+    ctx(atomic_file::sync_dir(dir), || format!("syncing {}", dir.display()))
 }
 
 /// Removes our temporary files that a killed run left in `dir` (call it
@@ -145,7 +130,7 @@ pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
         let ours = name.starts_with('.')
             && name
                 .rsplit_once(TMP_MARK)
-                .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
         if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
             ctx(fs::remove_file(entry.path()), || format!("removing {}", entry.path().display()))?;
             removed.push(entry.path());
@@ -324,6 +309,7 @@ pub fn run(opts: &Options) -> Result<Vec<String>, InstallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -392,9 +378,11 @@ mod tests {
         let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         exe(src.path(), "bridge", b"one");
         fs::write(dst.path().join(".bridge.cni-install-4242"), "half").unwrap();
+        fs::write(dst.path().join(".bridge.cni-install-4243.7"), "half").unwrap();
         fs::write(dst.path().join(".keep-me"), "theirs").unwrap();
         install_binaries(src.path(), dst.path()).unwrap();
         assert!(!dst.path().join(".bridge.cni-install-4242").exists());
+        assert!(!dst.path().join(".bridge.cni-install-4243.7").exists());
         assert!(dst.path().join(".keep-me").exists());
     }
 

@@ -156,6 +156,31 @@ pub fn verify_veth(
     prev: &cni::CniResult,
 ) -> std::result::Result<(), cni::Error> {
     let ifname = owner.ifname();
+    let host_end = owner.host_veth();
+    let drift = cni::Error::plugin;
+    let (c, idx, h) = find_veth_pair(host, ctr, ifname, &host_end, prev)?;
+    if h.master != Some(bridge.index) {
+        return Err(drift(format!("host end {host_end:?} is not a port of bridge {:?}", bridge.name)));
+    }
+    if h.link != Some(c.index) {
+        return Err(drift(format!("host end {host_end:?} is not the peer of {ifname:?} in the container")));
+    }
+    crate::ifconfig::verify(ctr, c.index, ifname, prev, idx)
+}
+
+/// CHECK's common start for a veth attachment (bridge, ptp): the
+/// container interface `ifname` exists, is a veth and has the MAC
+/// prevResult gives it, and the host end `host_end` exists. Returns the
+/// container end, its index in prevResult's interfaces, and the host end;
+/// the caller checks how the two are wired. Each miss is a CNI error
+/// (code 100) saying what drifted.
+pub fn find_veth_pair(
+    host: &Handle,
+    ctr: &Handle,
+    ifname: &str,
+    host_end: &str,
+    prev: &cni::CniResult,
+) -> std::result::Result<(Link, usize, Link), cni::Error> {
     let drift = cni::Error::plugin;
     let c =
         ctr.link_by_name(ifname)?.ok_or_else(|| drift(format!("interface {ifname:?} is missing in the container")))?;
@@ -169,17 +194,10 @@ pub fn verify_veth(
     if !want_mac.is_empty() && *want_mac != c.mac_string() {
         return Err(drift(format!("interface {ifname:?} has MAC {}, prevResult says {want_mac}", c.mac_string())));
     }
-    let host_end = owner.host_veth();
     let h = host
-        .link_by_name(&host_end)?
+        .link_by_name(host_end)?
         .ok_or_else(|| drift(format!("host end {host_end:?} of the veth pair is missing")))?;
-    if h.master != Some(bridge.index) {
-        return Err(drift(format!("host end {host_end:?} is not a port of bridge {:?}", bridge.name)));
-    }
-    if h.link != Some(c.index) {
-        return Err(drift(format!("host end {host_end:?} is not the peer of {ifname:?} in the container")));
-    }
-    crate::ifconfig::verify(ctr, c.index, ifname, prev, idx)
+    Ok((c, idx, h))
 }
 
 /// GC: deletes the host veths on bridge `bridge` that carry our naming

@@ -18,7 +18,7 @@ use cni::result::{IpConfig, Route as CniRoute};
 use cni::CniResult;
 use ipnetwork::IpNetwork;
 
-use crate::attach::{create_pair, Attached, VethAttach};
+use crate::attach::{create_pair, find_veth_pair, Attached, VethAttach};
 use crate::gateway::first_host;
 use crate::ifconfig::{self, Options};
 use crate::naming::{fnv1a64, host_veth_name};
@@ -175,22 +175,8 @@ pub fn verify(
 ) -> std::result::Result<(), cni::Error> {
     let (network, container_id, ifname) = attachment;
     let drift = cni::Error::plugin;
-    let c =
-        ctr.link_by_name(ifname)?.ok_or_else(|| drift(format!("interface {ifname:?} is missing in the container")))?;
-    if !c.is_kind("veth") {
-        return Err(drift(format!("interface {ifname:?} in the container is not a veth")));
-    }
-    let idx = prev
-        .sandbox_interface(ifname)
-        .ok_or_else(|| drift(format!("prevResult has no interface {ifname:?} in a sandbox")))?;
-    let want_mac = &prev.interfaces[idx].mac;
-    if !want_mac.is_empty() && *want_mac != c.mac_string() {
-        return Err(drift(format!("interface {ifname:?} has MAC {}, prevResult says {want_mac}", c.mac_string())));
-    }
     let host_end = host_veth_name(network, container_id, ifname);
-    let h = host
-        .link_by_name(&host_end)?
-        .ok_or_else(|| drift(format!("host end {host_end:?} of the veth pair is missing")))?;
+    let (c, idx, h) = find_veth_pair(host, ctr, ifname, &host_end, prev)?;
     if h.link != Some(c.index) || h.master.is_some() {
         return Err(drift(format!("host end {host_end:?} is not the peer of {ifname:?} in the container")));
     }

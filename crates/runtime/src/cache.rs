@@ -18,7 +18,6 @@ use cni::{filename, CniResult, Error, NetConfList, Version};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The `kind` libcni writes and checks.
 pub const CACHE_KIND: &str = "cniCacheV1";
@@ -27,7 +26,7 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni/results";
 /// Largest cache file read.
 const MAX_CACHE_FILE: u64 = 4 << 20;
 /// Bytes of the final name kept in a temporary file's name (which adds
-/// a dot, the pid, a counter and `.tmp`).
+/// dots, `tmp`, the pid and a counter: `atomic_file`).
 const TMP_NAME_KEEP: usize = 200;
 
 /// Go encodes `[]byte` in JSON as base64 (and nil as `null`).
@@ -128,8 +127,6 @@ pub struct Cache {
     dir: PathBuf,
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 fn key_part(what: &str, s: &str) -> crate::Result<()> {
     if s.is_empty() || s.contains('/') || s.contains('\0') || s == "." || s == ".." {
         return Err(Error::invalid_env(format!("cache key: invalid {what} {s:?}")));
@@ -161,11 +158,11 @@ impl Cache {
         Ok(self.dir.join(filename::bounded(&plain, &[network, container_id, ifname], filename::NAME_MAX)))
     }
 
-    /// Writes `entry` atomically (temporary file + rename), mode 0600 in a
-    /// 0700 directory as libcni.
+    /// Writes `entry` atomically (`atomic_file`: temporary file +
+    /// rename, not synced: a lost entry costs a DEL its cached result),
+    /// mode 0600 in a 0700 directory as libcni.
     pub fn write(&self, entry: &CacheEntry) -> crate::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let path = self.path(&entry.network_name, &entry.container_id, &entry.ifname)?;
         let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}: {e}", path.display()));
         std::fs::DirBuilder::new()
@@ -180,43 +177,9 @@ impl Cache {
         while !final_name.is_char_boundary(keep) {
             keep -= 1;
         }
-        let tmp_name = || {
-            self.dir.join(format!(
-                ".{}.{}.{}.tmp",
-                &final_name[..keep],
-                std::process::id(),
-                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-            ))
-        };
-        let mut tmp = tmp_name();
-        let res = (|| {
-            let mut tries = 0;
-            let mut f = loop {
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&tmp)
-                {
-                    Ok(f) => break f,
-                    // Something planted at the name: never ours to remove.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {
-                        tries += 1;
-                        tmp = tmp_name();
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            f.write_all(&bytes)?;
-            drop(f);
-            std::fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = res {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io("writing cache file", e));
-        }
-        Ok(())
+        let prefix = format!(".{}.tmp.", &final_name[..keep]);
+        atomic_file::replace(&path, &bytes, &atomic_file::Options::new(0o600).temp_prefix(&prefix))
+            .map_err(|e| io("writing cache file", e))
     }
 
     /// Reads one entry; `Ok(None)` when there is no file. A file in the
@@ -439,11 +402,7 @@ mod tests {
         assert!(std::fs::symlink_metadata(cache.dir().join("net1-c1-eth0")).unwrap().is_file());
         assert_eq!(std::fs::read(&victim).unwrap(), before);
         // Links planted at the next temporary names are skipped, not followed.
-        let n = TMP_COUNTER.load(Ordering::Relaxed);
-        for k in n..n + 4 {
-            let name = format!(".net1-c1-eth0.{}.{k}.tmp", std::process::id());
-            symlink(&victim, cache.dir().join(name)).unwrap();
-        }
+        symlink(&victim, atomic_file::next_temp_path(cache.dir(), ".net1-c1-eth0.tmp.")).unwrap();
         cache.write(&entry).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), before);
         // Removing a planted link removes the link only.

@@ -375,9 +375,10 @@ mod tests {
         std::fs::write(&victim, b"precious").unwrap();
         let mut rec = record();
         store.save(&rec).unwrap();
-        // Plant a link at the temporary name the next save uses.
+        // Plant a link at the temporary name the next save tries first.
         let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let tmp = atomic_file::next_temp_path(&dir, &format!("{stem}.tmp"));
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         rec.renewals = 7;
         store.save(&rec).unwrap();

@@ -1,12 +1,13 @@
 //! The daemon's leases on disk: one JSON file per attachment in the state
-//! directory, replaced atomically (write, fsync, rename) at every change,
-//! so a daemon restarted at any moment finds each lease as it last was
-//! and goes on renewing it (or releases it on DEL).
+//! directory, replaced atomically (write, fsync, rename, by
+//! `atomic_file`) at every change, so a daemon restarted at any
+//! moment finds each lease as it last was and goes on renewing it (or
+//! releases it on DEL).
 
 use crate::lease::Record;
+use atomic_file::{Durability, Options};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// A directory of lease files.
@@ -28,31 +29,23 @@ impl Store {
         self.dir.join(format!("{h:016x}.json"))
     }
 
-    /// Writes `rec` atomically. The temporary file is created new and never
-    /// through a symlink: a name left at it (a crash, or planted) is
-    /// unlinked first, so nothing outside the directory is written.
+    /// Writes `rec` atomically (`atomic_file`, mode 0600): its
+    /// content is fsynced before the rename, so a daemon restarted after a
+    /// crash finds the old lease or the new one, whole. The temporary file
+    /// (`<hash>.tmp<pid>.<n>`) is created new and never through a symlink;
+    /// a name taken there (a crash, or planted) is skipped, and
+    /// [`Store::load_all`] sweeps it.
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
         let path = self.path(&rec.network, &rec.container_id, &rec.ifname);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let bytes = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-        let create = || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)
-        };
-        let mut f = match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&tmp)?;
-                create()?
-            }
-            r => r?,
-        };
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
+        let prefix = Self::temp_prefix(&path);
+        atomic_file::replace(&path, &bytes, &Options::new(0o600).durability(Durability::Contents).temp_prefix(&prefix))
+    }
+
+    /// `<hash>.tmp`: what the temporary files of `path` start with (the
+    /// sweep in [`Store::load_all`] knows them by `.tmp`).
+    fn temp_prefix(path: &Path) -> String {
+        format!("{}.tmp", path.file_stem().unwrap_or_default().to_string_lossy())
     }
 
     /// Removes the file of an attachment; absent is fine.

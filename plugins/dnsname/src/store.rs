@@ -18,7 +18,7 @@ use cni::Error;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -97,30 +97,14 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Writes `body` to `path` atomically: a temp file beside it (created new,
-/// never through a symlink), then renamed over. No fsync: the files are
-/// runtime state (in `/run` by default, gone at reboot with the
-/// containers), and the rename alone makes a crash leave the old file or
-/// the new one, never a part.
+/// Writes `body` to `path` atomically (`atomic_file`, mode 0600):
+/// a temp file beside it (created new, never through a symlink), then
+/// renamed over. No fsync: the files are runtime state (in `/run` by
+/// default, gone at reboot with the containers), and the rename alone
+/// makes a crash leave the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().expect("a file in a directory");
-    let name = path.file_name().expect("a file name").to_string_lossy();
-    let mut keep = name.len().min(200);
-    while !name.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    let tmp = dir.join(format!(".tmp.{}.{}", std::process::id(), &name[..keep]));
-    let _ = fs::remove_file(&tmp);
-    let write = || -> std::io::Result<()> {
-        let mut f =
-            OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-        f.write_all(body)?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err(format!("writing {}", path.display()), &e)
-    })
+    atomic_file::replace(path, body, &atomic_file::Options::new(0o600))
+        .map_err(|e| io_err(format!("writing {}", path.display()), &e))
 }
 
 /// The file name (without directory) of an attachment's record. Ids and

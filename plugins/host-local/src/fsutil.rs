@@ -1,6 +1,7 @@
-//! File primitives the store is built on: a file appears under its final
+//! File primitives the store is built on. A file appears under its final
 //! name with its whole content, or not at all, even if the process is
-//! killed half-way (the content is written to a temp file first).
+//! killed half-way: leases and index entries are written by
+//! `atomic_file` with the options below.
 //!
 //! No primitive follows a symlink at the name it opens, creates or
 //! replaces (`O_NOFOLLOW`, `O_EXCL`, rename over the link itself), so a
@@ -8,133 +9,39 @@
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
-/// Name prefix of temp files; a store treats any such file it finds while
-/// holding the lock as the leftover of a killed call.
+/// Name prefix of temp files (`atomic_file` writes them in the
+/// index directory); a store treats any such file it finds while holding
+/// the lock as the leftover of a killed call.
 pub const TEMP_PREFIX: &str = "tmp.";
 
-/// A temp path in `dir` that no other call uses (pid + counter).
-fn temp_path(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
+/// How the store writes a lease: mode 0600, temp file in the index
+/// directory (out of the reference plugin's sight), and on disk before
+/// the call returns. The data is synced after the rename (one journal
+/// commit carries the data and the rename, about half the cost of syncing
+/// before); a crash before ADD returns can leave the lease empty, which
+/// the store reads as [`crate::store::Lease::Empty`], and nothing was
+/// handed out on the strength of it. (Timed as phase `fsync` under
+/// `make bench PROFILE=1`.)
+pub fn lease_options(index_dir: &Path) -> atomic_file::Options<'_> {
+    atomic_file::Options::new(crate::store::FILE_MODE)
+        .durability(atomic_file::Durability::NewOnDisk)
+        .temp_in(index_dir)
+        .temp_prefix(TEMP_PREFIX)
 }
 
-/// Creates a fresh temp file in `dir` (`O_EXCL|O_NOFOLLOW`: never through
-/// a link); a name taken by something planted is skipped.
-fn open_temp(dir: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
-    let mut tries = 0;
-    loop {
-        let path = temp_path(dir);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes `content` to a fresh temp file in `dir`; returns its path and
-/// the open file (for [`persist`] once it has its final name).
-fn write_temp(dir: &Path, content: &[u8], mode: u32) -> io::Result<(PathBuf, fs::File)> {
-    let (path, mut f) = open_temp(dir, mode)?;
-    if let Err(e) = f.write_all(content) {
-        let _ = fs::remove_file(&path);
-        return Err(e);
-    }
-    Ok((path, f))
-}
-
-/// Puts a file just renamed to `target` on disk: its data, then the entry
-/// in its directory. Syncing the data after the rename lets one journal
-/// commit carry both the data and the rename (on ext4 the directory's own
-/// sync then finds little left to write): about half the cost of syncing
-/// before. A crash before this returns can leave the file empty; the call
-/// has not returned then, so nothing was handed out on the strength of it.
-/// (Timed as phase `fsync` under `make bench PROFILE=1`.)
-fn persist(f: &fs::File, target: &Path) -> io::Result<()> {
-    phases::time("fsync", String::new, || {
-        f.sync_data()?;
-        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(parent(target))?.sync_all()
-    })
-}
-
-fn parent(p: &Path) -> &Path {
-    p.parent().unwrap_or(Path::new("."))
+/// How the index writes its entries (symlinks): replaced in one step, not
+/// synced (the index is rebuilt from the leases when it is lost).
+pub fn index_options(index_dir: &Path) -> atomic_file::Options<'_> {
+    atomic_file::Options::new(crate::store::FILE_MODE).temp_in(index_dir).temp_prefix(TEMP_PREFIX)
 }
 
 fn cstring(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL"))
-}
-
-/// `renameat2(RENAME_NOREPLACE)`: moves `from` to `to` unless `to` exists.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    const RENAME_NOREPLACE: libc::c_uint = 1;
-    let (from, to) = (cstring(from)?, cstring(to)?);
-    // SAFETY: both pointers are valid NUL-terminated strings for the call.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), RENAME_NOREPLACE)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Creates `target` holding `content` if no file of that name exists:
-/// `Ok(true)` when created (file and directory on disk), `Ok(false)` when
-/// the name was taken. The temp file lives in `tmp_dir` (same file system
-/// as `target`).
-pub fn create_new(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
-    let (tmp, f) = write_temp(tmp_dir, content, mode)?;
-    let outcome = match rename_noreplace(&tmp, target) {
-        Ok(()) => return persist(&f, target).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        // File systems without RENAME_NOREPLACE: link() never replaces either.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)) => {
-            match fs::hard_link(&tmp, target) {
-                Ok(()) => persist(&f, target).map(|()| true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    let _ = fs::remove_file(&tmp);
-    outcome
-}
-
-/// Replaces (or creates) the file `target` with one holding `content`,
-/// in one step and on disk (a temp file in `tmp_dir`, renamed over it).
-pub fn replace(tmp_dir: &Path, target: &Path, content: &[u8], mode: u32) -> io::Result<()> {
-    let (tmp, f) = write_temp(tmp_dir, content, mode)?;
-    if let Err(e) = fs::rename(&tmp, target) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    persist(&f, target)
-}
-
-/// Replaces (or creates) the symlink `target` with one to `text`, in one
-/// step (a temp symlink in `tmp_dir`, then a rename over the old one).
-pub fn replace_symlink(tmp_dir: &Path, target: &Path, text: &str) -> io::Result<()> {
-    let tmp = temp_path(tmp_dir);
-    std::os::unix::fs::symlink(text, &tmp)?;
-    fs::rename(&tmp, target).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
 }
 
 /// Removes a file; one that is already gone counts as removed.
@@ -234,6 +141,7 @@ pub fn open_own(path: &Path, mode: u32, truncate: bool) -> io::Result<fs::File> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("hl-fsutil-{tag}-{}", std::process::id()));
@@ -243,19 +151,22 @@ mod tests {
     }
 
     #[test]
-    fn create_new_never_replaces_and_leaves_no_temp() {
+    fn leases_never_replace_and_leave_no_temp() {
         let d = tempdir("create");
+        let idx = d.join(".host-local-index");
+        fs::create_dir(&idx).unwrap();
         let t = d.join("10.0.0.2");
-        assert!(create_new(&d, &t, b"a\r\neth0", 0o644).unwrap());
-        assert!(!create_new(&d, &t, b"b\r\neth0", 0o644).unwrap());
+        assert!(atomic_file::create_new(&t, b"a\r\neth0", &lease_options(&idx)).unwrap());
+        assert!(!atomic_file::create_new(&t, b"b\r\neth0", &lease_options(&idx)).unwrap());
         assert_eq!(fs::read(&t).unwrap(), b"a\r\neth0");
-        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        let l = d.join("link");
-        replace_symlink(&d, &l, "v2=10.0.0.2").unwrap();
-        replace_symlink(&d, &l, "v2=10.0.0.3").unwrap();
+        let l = idx.join("link");
+        atomic_file::replace_symlink(&l, "v2=10.0.0.2", &index_options(&idx)).unwrap();
+        atomic_file::replace_symlink(&l, "v2=10.0.0.3", &index_options(&idx)).unwrap();
         assert_eq!(fs::read_link(&l).unwrap(), PathBuf::from("v2=10.0.0.3"));
+        assert_eq!(fs::read_dir(&idx).unwrap().count(), 1, "no temp file is left in the index");
         remove(&l).unwrap();
+        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
         let before = fs::metadata(&d).unwrap().modified().unwrap();
         backdate_mtime(&d).unwrap();
         let after = fs::metadata(&d).unwrap().modified().unwrap();
@@ -279,7 +190,7 @@ mod tests {
         let e = read_small(&link, 100).unwrap_err();
         assert!(is_not_regular(&e), "{e}");
         // A new lease at the name: refused (the name is taken), victim intact.
-        assert!(!create_new(&d, &link, b"c\r\neth0", 0o600).unwrap());
+        assert!(!atomic_file::create_new(&link, b"c\r\neth0", &lease_options(&d)).unwrap());
         // A marker rewritten in place: the link is replaced, not followed.
         let f = open_own(&link, 0o600, true).unwrap();
         drop(f);
@@ -292,13 +203,9 @@ mod tests {
         fs::write(d.join("big"), [b'x'; 20]).unwrap();
         assert_eq!(read_small(&d.join("big"), 10).unwrap().unwrap().len(), 11);
         // A temp name taken by a planted link is skipped.
-        let planted = temp_path(&d);
-        let next = planted.file_name().unwrap().to_string_lossy().rsplit_once('.').unwrap().1.parse::<u64>().unwrap();
-        let base = planted.to_string_lossy().rsplit_once('.').unwrap().0.to_string();
-        for n in 1..=4 {
-            std::os::unix::fs::symlink(&victim, format!("{base}.{}", next + n)).unwrap();
-        }
-        assert!(create_new(&d, &d.join("10.0.0.9"), b"x", 0o600).unwrap());
+        let planted = atomic_file::next_temp_path(&d, TEMP_PREFIX);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        assert!(atomic_file::create_new(&d.join("10.0.0.9"), b"x", &lease_options(&d)).unwrap());
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         fs::remove_dir_all(&d).unwrap();
     }

@@ -296,7 +296,7 @@ impl Store {
         }
         let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
         let target = format!("{ENTRY_PREFIX}{}", list.join(","));
-        fsutil::replace_symlink(&self.index_dir, &path, &target)
+        atomic_file::replace_symlink(&path, &target, &fsutil::index_options(&self.index_dir))
             .map_err(|e| io_error(format!("writing {}", path.display()), e))
     }
 

@@ -310,7 +310,7 @@ impl Store {
         self.dirty.set(true);
         self.ensure_index_dir()?;
         let content = Owner::content(container_id, ifname);
-        fsutil::create_new(&self.index_dir, &self.lease_path(ip), content.as_bytes(), FILE_MODE)
+        atomic_file::create_new(&self.lease_path(ip), content.as_bytes(), &fsutil::lease_options(&self.index_dir))
             .map_err(|e| io_error(format!("reserving {ip} in {}", self.dir.display()), e))
     }
 
@@ -324,7 +324,7 @@ impl Store {
         self.ensure_index_dir()?;
         let content = Owner::content(container_id, ifname);
         log::warn!("rewriting the emptied lease {} for {container_id} ({ifname})", self.lease_path(ip).display());
-        fsutil::replace(&self.index_dir, &self.lease_path(ip), content.as_bytes(), FILE_MODE)
+        atomic_file::replace(&self.lease_path(ip), content.as_bytes(), &fsutil::lease_options(&self.index_dir))
             .map_err(|e| io_error(format!("rewriting lease {ip} in {}", self.dir.display()), e))
     }
 

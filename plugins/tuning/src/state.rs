@@ -10,8 +10,8 @@
 use cni::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, OpenOptions};
+use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -88,7 +88,8 @@ impl Store {
         Ok(self.dir.join(format!("{}.json", stem(container_id, ifname))))
     }
 
-    /// Writes the attachment's file atomically (temp file, fsync, rename).
+    /// Writes the attachment's file atomically (`atomic_file`: temp
+    /// file, fsync, rename, fsync of the directory).
     pub fn save(&self, container_id: &str, ifname: &str, saved: &Saved) -> Result<(), Error> {
         let path = self.path(container_id, ifname)?;
         fs::create_dir_all(&self.dir).map_err(|e| io_err(format!("creating {}", self.dir.display()), &e))?;
@@ -99,36 +100,17 @@ impl Store {
                 return Err(Error::plugin(format!("tuning: state directory {} is not a directory", self.dir.display())))
             }
         }
-        // One process writes one attachment: its pid and a readable cut of
-        // the name are unique enough, and fit in a file name.
-        let stem = stem(container_id, ifname);
-        let mut keep = stem.len().min(200);
-        while !stem.is_char_boundary(keep) {
-            keep -= 1;
-        }
-        let tmp = self.dir.join(format!(".tmp.{}.{}", std::process::id(), &stem[..keep]));
-        // A stale temp file of a killed call with the same pid, never followed.
-        let _ = fs::remove_file(&tmp);
         let owned = Saved { container_id: Some(container_id.into()), ifname: Some(ifname.into()), ..saved.clone() };
         let body =
             serde_json::to_vec_pretty(&owned).map_err(|e| Error::plugin(format!("tuning: encoding state: {e}")))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            // The rename itself is durable once the directory is synced.
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(format!("writing {}", path.display()), &e)
-        })
+        // Content synced before the rename, the directory after it: DEL
+        // after a crash finds the old file or the new one, whole.
+        atomic_file::replace(
+            &path,
+            &body,
+            &atomic_file::Options::new(0o600).durability(atomic_file::Durability::OnDisk),
+        )
+        .map_err(|e| io_err(format!("writing {}", path.display()), &e))
     }
 
     /// The attachment's file, or `None` when there is none.
@@ -295,8 +277,8 @@ mod tests {
         // At the state file: load refuses to follow it.
         std::os::unix::fs::symlink(&victim, d.join("n/c1:eth0.json")).unwrap();
         assert!(s.load("c1", "eth0").is_err());
-        // At the temp name: the write replaces the link, never the target.
-        let tmp = d.join(format!("n/.tmp.{}.c2:eth0", std::process::id()));
+        // At the temp name: the write skips the link, never follows it.
+        let tmp = atomic_file::next_temp_path(&d.join("n"), ".tmp.");
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         s.save("c2", "eth0", &Saved::default()).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"untouched");

@@ -15,7 +15,6 @@
 //! older than 5.14) nothing is recorded and every ADD reconciles.
 
 use std::fs;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -89,24 +88,21 @@ impl Applied {
         }
     }
 
-    /// Records `digest` as applied (temp file and rename: whole or absent).
-    /// A failure only costs the next ADD a full reconcile.
+    /// Records `digest` as applied (`atomic_file`, mode 0600, not
+    /// synced: whole or absent). A failure only costs the next ADD a full
+    /// reconcile.
     pub fn record(&self, digest: &str) {
-        let tmp = self.path.with_extension(format!("tmp.{}", std::process::id()));
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!("{name}.tmp.");
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(STATE_DIR)?;
-            let _ = fs::remove_file(&tmp);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(self.text(digest).as_bytes())?;
-            fs::rename(&tmp, &self.path)
+            atomic_file::replace(
+                &self.path,
+                self.text(digest).as_bytes(),
+                &atomic_file::Options::new(0o600).temp_prefix(&prefix),
+            )
         };
         if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
             log::warn!("vxlan: recording the applied peer table in {}: {e}", self.path.display());
         }
     }

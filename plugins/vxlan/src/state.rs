@@ -15,7 +15,7 @@ use cni::Error;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -82,33 +82,16 @@ pub fn peers_path(dir: &Path) -> PathBuf {
     dir.join("peers.json")
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename (mode 0644:
-/// nothing secret in it). No fsync: readers need the whole-or-old
-/// guarantee of the rename, not durability (the state describes leases
-/// and kernel entries that a reboot ends anyway; `/run` is a tmpfs).
+/// Writes `bytes` to `path` through a temp file and a rename
+/// (`atomic_file`, mode 0644: nothing secret in it). No fsync:
+/// readers need the whole-or-old guarantee of the rename, not durability
+/// (the state describes leases and kernel entries that a reboot ends
+/// anyway; `/run` is a tmpfs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let _ = fs::remove_file(&tmp);
-    let res = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    let prefix = format!(".{}.tmp.", path.file_name().and_then(|n| n.to_str()).unwrap_or("state"));
+    atomic_file::replace(path, bytes, &atomic_file::Options::new(0o644).temp_prefix(&prefix))
 }
 
 /// Reads `state.json` under `dir`; `None` when there is none.

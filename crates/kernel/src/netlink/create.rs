@@ -200,32 +200,50 @@ impl Handle {
             self.create(veth_msg(spec)?, what)?;
             return self.link(spec.name);
         };
-        // Create, name its owner, read it back: three requests, one wait.
+        self.create_aliased(veth_msg(spec)?, spec.name, alias, "veth", what, |e| e)
+    }
+
+    /// Creates the link `msg` describes (`NLM_F_EXCL`: never someone
+    /// else's), sets its alias (the owner's key) and reads it back: three
+    /// requests, one wait, where three round trips cost three. A failed
+    /// alias deletes the link again (created but not marked, GC could not
+    /// tell it is ours). `what` names the creation in errors and
+    /// `create_failed` may refine its error (ifb: a missing driver);
+    /// `kind` ("veth", "ifb") names the link in the alias's error.
+    pub(super) fn create_aliased(
+        &self,
+        msg: LinkMessage,
+        name: &str,
+        alias: &str,
+        kind: &str,
+        what: impl Fn() -> String,
+        create_failed: impl FnOnce(Error) -> Error,
+    ) -> Result<Link> {
         let ack = NLM_F_REQUEST | NLM_F_ACK;
-        let set_alias = change_msg(spec.name.into(), |m| m.attributes.push(LinkAttribute::IfAlias(alias.into())))?;
+        let set_alias = change_msg(name.into(), |m| m.attributes.push(LinkAttribute::IfAlias(alias.into())))?;
         let mut get = LinkMessage::default();
-        LinkId::from(spec.name).apply(&mut get)?;
+        LinkId::from(name).apply(&mut get)?;
         let reqs = vec![
-            Request { msg: RouteNetlinkMessage::NewLink(veth_msg(spec)?), flags: ack | NLM_F_CREATE | NLM_F_EXCL },
+            Request { msg: RouteNetlinkMessage::NewLink(msg), flags: ack | NLM_F_CREATE | NLM_F_EXCL },
             Request { msg: set_alias, flags: ack },
             Request { msg: RouteNetlinkMessage::GetLink(get), flags: NLM_F_REQUEST },
         ];
         let mut answers = self.tx.requests(reqs).into_iter();
-        let named = |what: String, f: Fault| match f {
-            Fault::Errno(n) => Error::from_errno(what, n),
-            Fault::Other(cause) => Error::other(what, cause),
-        };
         let in_here = |w: String| match self.netns_path() {
             Some(ns) => format!("{w} in netns {ns}"),
             None => w,
         };
+        let named = |what: String, f: Fault| match f {
+            Fault::Errno(n) => Error::from_errno(in_here(what), n),
+            Fault::Other(cause) => Error::other(in_here(what), cause),
+        };
         if let Some(Err(f)) = answers.next() {
             // Not ours: the alias and the lookup found someone else's link, if any.
-            return Err(named(in_here(what()), f));
+            return Err(create_failed(named(what(), f)));
         }
         if let Some(Err(f)) = answers.next() {
-            let _ = self.delete_link(spec.name);
-            return Err(named(in_here(format!("setting the alias of veth {:?}", spec.name)), f));
+            let _ = self.delete_link(name);
+            return Err(named(format!("setting the alias of {kind} {name:?}"), f));
         }
         match answers.next() {
             Some(Ok(replies)) => replies
@@ -234,8 +252,8 @@ impl Handle {
                     RouteNetlinkMessage::NewLink(m) => Some(Link::from_msg(m)),
                     _ => None,
                 })
-                .ok_or_else(|| Error::from_errno(in_here(format!("looking up {:?}", spec.name)), libc::ENODEV)),
-            Some(Err(f)) => Err(named(in_here(format!("looking up {:?}", spec.name)), f)),
+                .ok_or_else(|| Error::from_errno(in_here(format!("looking up {name:?}")), libc::ENODEV)),
+            Some(Err(f)) => Err(named(format!("looking up {name:?}"), f)),
             None => Err(Error::other(in_here(what()), "no answer")),
         }
     }

@@ -3,14 +3,11 @@
 //! side (the kernel shapes only what a device sends). Created with the
 //! owner's key as alias so GC tells its own from anyone else's.
 
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::link::{change_msg, validate_ifname};
-use super::transport::{Fault, Request};
-use super::{Handle, Link, LinkId};
-use crate::error::{Error, Kind, Result};
+use super::link::validate_ifname;
+use super::{Handle, Link};
+use crate::error::{Kind, Result};
 
 /// An ifb to create.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,47 +47,14 @@ impl Handle {
     /// (or `NotFound`, the kernel's answer for a missing driver) when the
     /// kernel has no ifb driver.
     pub fn create_ifb(&self, spec: &IfbSpec<'_>) -> Result<Link> {
-        let ack = NLM_F_REQUEST | NLM_F_ACK;
-        let set_alias = change_msg(spec.name.into(), |m| m.attributes.push(LinkAttribute::IfAlias(spec.alias.into())))?;
-        let mut get = LinkMessage::default();
-        LinkId::from(spec.name).apply(&mut get)?;
-        let reqs = vec![
-            Request { msg: RouteNetlinkMessage::NewLink(ifb_msg(spec)?), flags: ack | NLM_F_CREATE | NLM_F_EXCL },
-            Request { msg: set_alias, flags: ack },
-            Request { msg: RouteNetlinkMessage::GetLink(get), flags: NLM_F_REQUEST },
-        ];
-        let here = |w: String| match self.netns_path() {
-            Some(ns) => format!("{w} in netns {ns}"),
-            None => w,
-        };
-        let named = |what: String, f: Fault| match f {
-            Fault::Errno(n) => Error::from_errno(here(what), n),
-            Fault::Other(cause) => Error::other(here(what), cause),
-        };
-        let mut answers = self.tx.requests(reqs).into_iter();
-        if let Some(Err(f)) = answers.next() {
-            let mut e = named(format!("creating ifb {:?}", spec.name), f);
+        let what = || format!("creating ifb {:?}", spec.name);
+        self.create_aliased(ifb_msg(spec)?, spec.name, spec.alias, "ifb", what, |mut e| {
             if e.errno == Some(libc::EOPNOTSUPP) || e.errno == Some(libc::ENOENT) {
                 e.kind = Kind::Unsupported;
                 e.cause = format!("{} (the kernel has no ifb driver: CONFIG_IFB / module ifb)", e.cause);
             }
-            return Err(e);
-        }
-        if let Some(Err(f)) = answers.next() {
-            let _ = self.delete_link(spec.name);
-            return Err(named(format!("setting the alias of ifb {:?}", spec.name), f));
-        }
-        match answers.next() {
-            Some(Ok(replies)) => replies
-                .iter()
-                .find_map(|r| match r {
-                    RouteNetlinkMessage::NewLink(m) => Some(Link::from_msg(m)),
-                    _ => None,
-                })
-                .ok_or_else(|| Error::from_errno(here(format!("looking up {:?}", spec.name)), libc::ENODEV)),
-            Some(Err(f)) => Err(named(format!("looking up {:?}", spec.name), f)),
-            None => Err(Error::other(here(format!("creating ifb {:?}", spec.name)), "no answer")),
-        }
+            e
+        })
     }
 }
 
@@ -98,6 +62,7 @@ impl Handle {
 mod tests {
     use super::*;
     use crate::netlink::fake::Recorder;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
 
     #[test]
     fn created_up_with_alias_in_one_batch() {
