@@ -3,7 +3,7 @@
 //! so a daemon restarted at any moment finds each lease as it last was
 //! and goes on renewing it (or releases it on DEL).
 
-use crate::lease::Record;
+use crate::record::Record;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -357,7 +357,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
     match etcd_options(raw)? {
         None => from_raw_static(raw),
         Some(e) => {
-            let subnets = crate::state::subnets_for_plugin(&e)?;
+            let subnets = crate::state::subnets_for_plugin(&e.network, &e.state_dir)?;
             with_subnets(raw, e, &subnets)
         }
     }

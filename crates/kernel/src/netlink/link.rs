@@ -8,11 +8,11 @@ use std::os::fd::AsRawFd;
 use std::str::FromStr;
 
 use rtnetlink::packet_route::link::{
-    InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
+    InfoBridgePort, InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode, State,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::port::BridgePortInfo;
 use super::{mac_to_string, Handle, Mac};
 use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
@@ -287,6 +287,32 @@ fn read_vxlan(attrs: &[InfoVxlan]) -> VxlanInfo {
         }
     }
     v
+}
+
+/// The port flags the kernel reports for an enslaved link, for CHECK.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgePortInfo {
+    /// Hairpin mode is on.
+    pub hairpin: bool,
+    /// The port is isolated.
+    pub isolated: bool,
+    /// The port learns source MACs.
+    pub learning: bool,
+}
+
+impl BridgePortInfo {
+    fn from_attrs(attrs: &[InfoBridgePort]) -> BridgePortInfo {
+        let mut p = BridgePortInfo::default();
+        for a in attrs {
+            match a {
+                InfoBridgePort::HairpinMode(b) => p.hairpin = *b,
+                InfoBridgePort::Isolated(b) => p.isolated = *b,
+                InfoBridgePort::Learning(b) => p.learning = *b,
+                _ => {}
+            }
+        }
+        p
+    }
 }
 
 /// Builds an `RTM_NEWLINK` change of an existing link (pure, for tests).

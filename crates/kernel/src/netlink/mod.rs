@@ -28,9 +28,9 @@ use crate::netns::Netns;
 pub use addr::{AddrScope, Address};
 pub use create::{BridgeSpec, MacvlanSpec, VethSpec, VxlanSpec};
 pub use ifb::IfbSpec;
-pub use link::{Link, LinkId, MacvlanMode, VxlanInfo};
+pub use link::{BridgePortInfo, Link, LinkId, MacvlanMode, VxlanInfo};
 pub use neigh::{FdbEntry, Neigh};
-pub use port::{BridgePortFlags, BridgePortInfo};
+pub use port::BridgePortFlags;
 pub use route::{Route, RouteKind, RouteScope};
 pub use transport::{Fault, Request, Transport};
 
