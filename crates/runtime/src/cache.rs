@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The `kind` libcni writes and checks.
-pub const CACHE_KIND: &str = "cniCacheV1";
+const CACHE_KIND: &str = "cniCacheV1";
 /// The default cache directory (libcni's `/var/lib/cni` + `results`).
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni/results";
 /// Largest cache file read.

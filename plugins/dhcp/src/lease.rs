@@ -21,7 +21,7 @@ const ATTEMPT: Duration = Duration::from_secs(5);
 const RETRY_MIN_MS: u64 = 2_000;
 
 /// What renews a lease: [`client::renew`], or a fake in unit tests.
-pub type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
+type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
 
 /// How a lease is kept: the store, the namespace prefix, the longest wait
 /// between failed attempts, and the renewal exchange.

@@ -56,7 +56,7 @@ const MAX_INDEX: u64 = 64 * 1024;
 /// or `None` when the pair cannot be a file name, in which case lookups
 /// walk the store as the reference does. `:` separates the two because
 /// neither a container id nor an interface name may contain it.
-pub fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
+fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
     if !validate::is_valid_id(container_id) {
         return None;
     }

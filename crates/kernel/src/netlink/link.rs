@@ -18,7 +18,7 @@ use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ` - 1).
-pub const IFNAME_MAX: usize = 15;
+const IFNAME_MAX: usize = 15;
 
 /// Checks an interface name the way the kernel will (1–15 bytes, no `/`, `:`
 /// or whitespace, not `.`/`..`), so a bad `CNI_IFNAME` gets a clear error.
@@ -338,7 +338,7 @@ fn on_off(on: bool) -> &'static str {
 
 impl Handle {
     /// The link, or `None` when there is none with that name or index.
-    pub fn find_link<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<Option<Link>> {
+    fn find_link<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<Option<Link>> {
         let id = id.into();
         let mut msg = LinkMessage::default();
         id.apply(&mut msg)?;
