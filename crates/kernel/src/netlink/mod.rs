@@ -1,6 +1,7 @@
 //! rtnetlink behind a small synchronous facade: one [`Handle`] per namespace,
-//! with one module per concern (links, link creation, bridge ports, addresses,
-//! routes, neighbours and FDB). Each module keeps message building in pure
+//! with one module per concern (links, link creation, bridge ports, bridge
+//! VLANs, addresses, routes, neighbours and FDB, traffic control, ifb
+//! devices). Each module keeps message building in pure
 //! functions and sends through a [`Transport`], so it is unit-tested with
 //! [`fake::Recorder`] and integration-tested in throwaway namespaces.
 
