@@ -180,9 +180,15 @@ FUZZ_SECONDS ?= 300
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) ./fuzz/run.sh $(TARGETS)
 
+# tools/import-circles.py (Python >= 3.11): no two modules of a crate
+# import each other, no crate depends on a plugin.
+LINT_PACKAGES := python3
+
 lint:
+	$(call install-missing,$(LINT_PACKAGES))
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 tools/import-circles.py
 
 fmt:
 	$(CARGO) fmt --all

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The pause image every pod sandbox runs, imported under this name.
-pub const PAUSE_IMAGE: &str = "localhost/cni-test-pause:1";
+const PAUSE_IMAGE: &str = "localhost/cni-test-pause:1";
 
 /// The libcni cache containerd's CNI library writes (it sets no other).
 pub const CNI_CACHE: &str = "/var/lib/cni/results";

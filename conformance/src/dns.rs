@@ -18,7 +18,7 @@ pub use hickory_proto::op::ResponseCode as Rcode;
 pub use hickory_proto::rr::RecordType as Type;
 
 /// How long a query waits for its answer.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Moves the calling thread into `/run/netns/<ns>`.
 fn enter(ns: &str) -> std::io::Result<()> {

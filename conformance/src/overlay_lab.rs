@@ -211,7 +211,7 @@ impl Lab {
 
     /// A CA, a server certificate for every member's address and a client
     /// certificate, made with openssl now.
-    pub fn make_certs(&self, members: usize) {
+    fn make_certs(&self, members: usize) {
         let d = &self.dir;
         let ossl = |args: &[&str]| {
             let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
@@ -260,7 +260,7 @@ impl Lab {
     }
 
     /// `etcdctl` in member `m`'s namespace, against every live member.
-    pub fn etcdctl_on(&self, m: usize, args: &[&str]) -> std::process::Output {
+    fn etcdctl_on(&self, m: usize, args: &[&str]) -> std::process::Output {
         let eps = self.endpoints().join(",");
         let mut argv = vec![
             "etcdctl".to_string(),
@@ -374,7 +374,7 @@ impl Lab {
     }
 
     /// Host `n`'s config, written to a file.
-    pub fn conf_file(&self, n: usize) -> PathBuf {
+    fn conf_file(&self, n: usize) -> PathBuf {
         let f = self.dir.join(format!("h{n}.conf"));
         std::fs::write(&f, self.conf(n).to_string()).unwrap();
         f
@@ -405,7 +405,7 @@ impl Lab {
     }
 
     /// Where host `n`'s agent logs.
-    pub fn agent_log(&self, n: usize) -> PathBuf {
+    fn agent_log(&self, n: usize) -> PathBuf {
         self.dir.join(format!("agent-h{n}.log"))
     }
 

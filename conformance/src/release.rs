@@ -48,7 +48,7 @@ pub fn dist_file(name: &str) -> PathBuf {
 }
 
 /// The commit `git` says HEAD is.
-pub fn head_commit() -> String {
+fn head_commit() -> String {
     let out = Command::new("git").arg("-C").arg(repo()).args(["rev-parse", "HEAD"]).output().expect("git");
     assert!(out.status.success(), "git rev-parse: {out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -131,7 +131,7 @@ pub fn podman_flow(tag: &str, f: &Flow) {
 /// container an address (starting with `prefix`) that reaches `gateway`,
 /// a masquerade element and the mapping in nftables; CHECK passes; DEL
 /// removes all three and the container's interface.
-pub fn conflist_flow(tag: &str, f: &Flow, list: Value, prefix: &str, gateway: &str) {
+fn conflist_flow(tag: &str, f: &Flow, list: Value, prefix: &str, gateway: &str) {
     let host = Host::new(tag);
     let ctr = TestNs::new(&format!("{tag}c"));
     let net = list["name"].as_str().expect("a name").to_string();

@@ -17,7 +17,7 @@ use std::process::Command;
 const NET: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 0);
 
 /// The `ip -batch` lines that attach container `k`.
-pub fn add_lines(host_ns: &str, k: usize) -> Vec<String> {
+fn add_lines(host_ns: &str, k: usize) -> Vec<String> {
     let addr = Ipv4Addr::from(u32::from(NET) + 2 + k as u32);
     vec![
         format!("link add eth0 type veth peer name fl{k} netns {host_ns}"),

@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
 /// Where named namespaces are mounted.
-pub const NETNS_DIR: &str = "/run/netns";
+const NETNS_DIR: &str = "/run/netns";
 
 /// Runs `ip [-n ns] -force -batch -` with `lines` on stdin; `-force` goes on
 /// past a failed line, and the first error is returned.

@@ -7,7 +7,7 @@ use super::{plot, report};
 use std::path::{Path, PathBuf};
 
 /// File name of the plot, also referenced from the Markdown.
-pub const PLOT_FILE: &str = "bench.svg";
+const PLOT_FILE: &str = "bench.svg";
 
 /// Where a run's files went.
 #[derive(Debug, Clone)]

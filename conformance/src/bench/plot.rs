@@ -22,7 +22,7 @@ fn esc(s: &str) -> String {
 
 /// The y range of a panel: from the largest tick at or below the smallest
 /// sample to the smallest tick at or above the largest.
-pub fn y_range(samples: impl Iterator<Item = f64>) -> (f64, f64) {
+fn y_range(samples: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::MAX, 0.0f64);
     for v in samples.filter(|v| *v > 0.0) {
         lo = lo.min(v);
@@ -47,7 +47,7 @@ const BUCKETS: usize = 250;
 /// The samples as (k, ms) points: all of them when there are at most
 /// `buckets`, else the lowest and the highest of each of `buckets` groups,
 /// in order of k.
-pub fn envelope(v: &[f64], buckets: usize) -> Vec<(usize, f64)> {
+fn envelope(v: &[f64], buckets: usize) -> Vec<(usize, f64)> {
     let size = v.len().div_ceil(buckets.max(1)).max(1);
     if size == 1 {
         return v.iter().enumerate().map(|(j, m)| (j + 1, *m)).collect();
@@ -68,7 +68,7 @@ pub fn envelope(v: &[f64], buckets: usize) -> Vec<(usize, f64)> {
 }
 
 /// The median of the `2*half+1` samples around each one (fewer at the ends).
-pub fn running_median(v: &[f64], half: usize) -> Vec<f64> {
+fn running_median(v: &[f64], half: usize) -> Vec<f64> {
     (0..v.len())
         .map(|i| {
             let mut w = v[i.saturating_sub(half)..(i + half + 1).min(v.len())].to_vec();

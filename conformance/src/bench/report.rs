@@ -85,7 +85,7 @@ fn ratio_cells(base: &Column, other: &Column) -> Vec<String> {
 }
 
 /// The rows of one scenario.
-pub fn scenario_rows(s: &ScenarioResult, n: usize) -> Vec<Row> {
+fn scenario_rows(s: &ScenarioResult, n: usize) -> Vec<Row> {
     let mut rows = vec![Row::Heading(format!("{} (N={n})", s.title))];
     match &s.status {
         Status::Skipped(why) => {

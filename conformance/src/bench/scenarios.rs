@@ -12,7 +12,7 @@ pub const PLUGINS: &[&str] =
     &["loopback", "host-local", "bridge", "portmap", "macvlan", "vxlan", "ptp", "static", "bandwidth"];
 
 /// First host port of the portmap scenario (container k maps `BASE + k`).
-pub const PORT_BASE: usize = 20_000;
+const PORT_BASE: usize = 20_000;
 
 /// Largest N: a Linux bridge takes at most 1023 ports (the 1024th gets
 /// `EXFULL`), and every container of the bridge scenarios is one port.
@@ -105,7 +105,7 @@ fn underlay(addr: Option<&str>) -> Vec<String> {
 
 /// The vxlan config with `peers` remote hosts (underlay 172.30.1.x, pod
 /// subnets 10.250.x.0/24); this host has 10.200.0.0/16.
-pub fn vxlan_conflist(peers: usize) -> Value {
+fn vxlan_conflist(peers: usize) -> Value {
     let peers: Vec<Value> = (0..peers)
         .map(|i| json!({ "underlayIP": format!("172.30.{}.{}", 1 + i / 250, 1 + i % 250), "subnet": format!("10.250.{i}.0/24") }))
         .collect();

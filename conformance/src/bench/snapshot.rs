@@ -56,7 +56,7 @@ fn text(v: &Value, key: &str) -> String {
 
 /// Removes `packets N bytes M` after `counter`, which traffic (router
 /// solicitations of a new link) may change without anyone leaking state.
-pub fn strip_counters(line: &str) -> String {
+fn strip_counters(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut out = Vec::with_capacity(words.len());
     let mut i = 0;

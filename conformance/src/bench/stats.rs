@@ -30,7 +30,7 @@ pub struct Summary {
 }
 
 /// The nearest-rank percentile `p` (0–100) of sorted samples.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

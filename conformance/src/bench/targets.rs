@@ -8,7 +8,7 @@ use super::stats::{ratio, window, Summary};
 
 /// "Flat": the mean of the last containers is within this factor of the
 /// mean of the first ones (either way).
-pub const FLAT: f64 = 1.25;
+const FLAT: f64 = 1.25;
 
 /// One target and what the run showed.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +180,7 @@ pub fn evaluate(r: &BenchResult) -> Vec<Target> {
 
 /// Issue 20's "flat": the mean of the last containers at most this factor
 /// of the first ones.
-pub const ISSUE20_FLAT: f64 = 1.3;
+const ISSUE20_FLAT: f64 = 1.3;
 
 #[cfg(test)]
 mod tests {

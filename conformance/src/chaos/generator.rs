@@ -2,7 +2,7 @@
 //! one network, a DEL of everything, or up to `parallel` operations on
 //! distinct slots at once. Everything here is a function of the seed.
 
-use super::lab::Net;
+use super::net::Net;
 
 /// xorshift64*: small, seedable, good enough to pick operations.
 #[derive(Debug, Clone)]

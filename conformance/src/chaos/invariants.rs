@@ -1,12 +1,11 @@
 //! The chaos run's invariants, checked after every step against the
 //! kernel, the IPAM store, nftables and the runtime's cache.
 
-use super::lab::Lab;
+use super::lab::{eth0_addresses, Lab};
 use crate::witness;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::Mutex;
 
 /// Whether `ip` is an address host-local may give a container from `pool`:
@@ -37,35 +36,6 @@ fn strings(v: &Value, out: &mut Vec<String>) {
         Value::Object(o) => o.values().for_each(|x| strings(x, out)),
         _ => {}
     }
-}
-
-/// The global addresses on `eth0` in the namespace called `ns`.
-pub(super) fn eth0_addresses(ns: &str) -> Result<BTreeSet<IpAddr>, String> {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-j", "addr", "show", "dev", "eth0", "scope", "global"])
-        .output()
-        .map_err(|e| format!("ip addr: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let mut have = BTreeSet::new();
-    for l in v.as_array().into_iter().flatten() {
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
-                have.insert(ip);
-            }
-        }
-    }
-    Ok(have)
-}
-
-/// The addresses `network`'s store leases to container `cid`.
-pub(super) fn leased_to(store: &std::path::Path, cid: &str) -> BTreeSet<IpAddr> {
-    std::fs::read_dir(store)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|c| c.lines().next() == Some(cid)))
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()))
-        .collect()
 }
 
 impl Lab {

@@ -4,6 +4,7 @@
 
 use super::exec::{ChaosExec, KillPlan};
 use super::generator::{Op, Rng};
+use super::net::Net;
 use super::{Options, Report};
 use crate::fixture::Host;
 use crate::netns::TestNs;
@@ -11,60 +12,10 @@ use runtime::{Attachment, GcAttachment, NetConfList, Runtime};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// The networks of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Net {
-    /// bridge + host-local + portmap on `chaosbr0`.
-    Bridge,
-    /// A second bridge network on the same `chaosbr0` and subnets, with a
-    /// range of its own (what GC of one network must never touch).
-    Shared,
-    /// macvlan + host-local.
-    Macvlan,
-    /// ptp + host-local (a veth pair per container, no bridge, ipMasq).
-    Ptp,
-}
-
-impl Net {
-    /// The network's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Net::Bridge => "chaosbr",
-            Net::Shared => "chaossh",
-            Net::Macvlan => "chaosmv",
-            Net::Ptp => "chaospt",
-        }
-    }
-    /// Whether each of its containers has a host veth (bridge and ptp).
-    pub fn has_host_veth(self) -> bool {
-        matches!(self, Net::Bridge | Net::Shared | Net::Ptp)
-    }
-    /// The address pools of the network (container addresses come from
-    /// these, gateways excluded).
-    pub fn pools(self) -> [(&'static str, &'static str); 2] {
-        match self {
-            Net::Bridge | Net::Shared => [("10.201.0.0/27", "10.201.0.1"), ("fd00:c9:1::/120", "fd00:c9:1::1")],
-            Net::Macvlan => [("10.202.0.0/27", "10.202.0.1"), ("fd00:c9:2::/120", "fd00:c9:2::1")],
-            Net::Ptp => [("10.203.0.0/27", "10.203.0.1"), ("fd00:c9:3::/120", "fd00:c9:3::1")],
-        }
-    }
-    /// host-local's range sets: the two bridge networks split one subnet.
-    fn ranges(self) -> Value {
-        let [(v4, gw4), (v6, gw6)] = self.pools();
-        let (a4, b4, a6, b6) = match self {
-            Net::Bridge => ("10.201.0.2", "10.201.0.15", "fd00:c9:1::2", "fd00:c9:1::7f"),
-            Net::Shared => ("10.201.0.16", "10.201.0.30", "fd00:c9:1::80", "fd00:c9:1::fe"),
-            Net::Macvlan => ("10.202.0.2", "10.202.0.30", "fd00:c9:2::2", "fd00:c9:2::fe"),
-            Net::Ptp => ("10.203.0.2", "10.203.0.30", "fd00:c9:3::2", "fd00:c9:3::fe"),
-        };
-        json!([[{"subnet": v4, "gateway": gw4, "rangeStart": a4, "rangeEnd": b4}],
-               [{"subnet": v6, "gateway": gw6, "rangeStart": a6, "rangeEnd": b6}]])
-    }
-}
 
 /// A running container.
 #[derive(Debug, Clone)]
@@ -316,8 +267,8 @@ impl Lab {
             Ok(_) => "exited 0".to_string(),
             Err(e) => format!("cut short: {}", e.msg),
         };
-        let leased = super::invariants::leased_to(&self.host.ipam_dir().join(net.name()), &cid);
-        let held = super::invariants::eth0_addresses(&ns_name)?;
+        let leased = leased_to(&self.host.ipam_dir().join(net.name()), &cid);
+        let held = eth0_addresses(&ns_name)?;
         self.note(format!("  ADD {cid} {outcome}; after the DEL: leased {leased:?}, in the container {held:?}"));
         if leased != held {
             return Err(format!(
@@ -389,4 +340,33 @@ impl Lab {
             steps = self.opts.steps
         )
     }
+}
+
+/// The global addresses on `eth0` in the namespace called `ns`.
+pub(super) fn eth0_addresses(ns: &str) -> Result<BTreeSet<IpAddr>, String> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j", "addr", "show", "dev", "eth0", "scope", "global"])
+        .output()
+        .map_err(|e| format!("ip addr: {e}"))?;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let mut have = BTreeSet::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
+                have.insert(ip);
+            }
+        }
+    }
+    Ok(have)
+}
+
+/// The addresses `network`'s store leases to container `cid`.
+pub(super) fn leased_to(store: &std::path::Path, cid: &str) -> BTreeSet<IpAddr> {
+    std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|c| c.lines().next() == Some(cid)))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()))
+        .collect()
 }

@@ -32,6 +32,7 @@ pub mod exec;
 pub mod generator;
 mod invariants;
 mod lab;
+mod net;
 
 pub use exec::runtime_in;
 pub use generator::{fresh_seed, Rng};

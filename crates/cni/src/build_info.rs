@@ -10,7 +10,7 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit this binary was built from, or `unknown`.
-pub const GIT_COMMIT: &str = match option_env!("CNIRS_GIT_COMMIT") {
+const GIT_COMMIT: &str = match option_env!("CNIRS_GIT_COMMIT") {
     Some(c) if !c.is_empty() => c,
     _ => "unknown",
 };

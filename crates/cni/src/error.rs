@@ -10,8 +10,6 @@ use std::fmt;
 pub mod code {
     /// Incompatible CNI version.
     pub const INCOMPATIBLE_VERSION: u32 = 1;
-    /// Unsupported field in the network configuration.
-    pub const UNSUPPORTED_FIELD: u32 = 2;
     /// Container unknown or does not exist.
     pub const UNKNOWN_CONTAINER: u32 = 3;
     /// Invalid or missing environment variables.
@@ -28,8 +26,6 @@ pub mod code {
     pub const TRY_AGAIN: u32 = 11;
     /// STATUS: the plugin cannot serve ADD.
     pub const NOT_AVAILABLE: u32 = 50;
-    /// STATUS: not available, and existing containers may be degraded.
-    pub const NOT_AVAILABLE_DEGRADED: u32 = 51;
     /// A kernel or plugin operation failed (netlink, nftables, files).
     pub const PLUGIN: u32 = 100;
     /// An address pool has no free address left.

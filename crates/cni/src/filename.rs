@@ -14,7 +14,7 @@ pub const NAME_MAX: usize = 255;
 /// Separates the readable prefix of a hashed name from its hash; no
 /// container id or network name may contain it, so a hashed name never
 /// equals the plain name of other parts.
-pub const HASH_MARK: char = '~';
+const HASH_MARK: char = '~';
 
 /// Hex characters of the hash in a hashed name.
 const HASH_HEX: usize = 64;

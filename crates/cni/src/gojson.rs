@@ -50,7 +50,7 @@ pub fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 /// Go's `bytes.EqualFold` for the keys we meet: simple Unicode case
 /// folding, including the two non-ASCII letters that fold to ASCII
 /// (KELVIN SIGN to `k`, LONG S to `s`).
-pub fn fold_eq(a: &str, b: &str) -> bool {
+fn fold_eq(a: &str, b: &str) -> bool {
     fn fold(c: char) -> char {
         match c {
             '\u{212A}' => 'k',

@@ -60,7 +60,7 @@ impl Command {
     }
 
     /// Whether the command names one attachment (container id, ifname).
-    pub fn is_attachment(self) -> bool {
+    fn is_attachment(self) -> bool {
         matches!(self, Command::Add | Command::Del | Command::Check)
     }
 }
@@ -214,7 +214,7 @@ pub struct Outcome {
 }
 
 /// The VERSION document: compact JSON and a newline, as the reference.
-pub fn version_info() -> String {
+fn version_info() -> String {
     let v = serde_json::json!({"cniVersion": CURRENT, "supportedVersions": SUPPORTED});
     format!("{v}\n")
 }

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 const TMP_MARK: &str = ".cni-install-";
 
 /// Mode of an installed binary.
-pub const BIN_MODE: u32 = 0o755;
+const BIN_MODE: u32 = 0o755;
 /// Mode of an installed network config (the runtime reads it, nobody execs it).
-pub const CONF_MODE: u32 = 0o644;
+const CONF_MODE: u32 = 0o644;
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ fn ctx<T>(r: io::Result<T>, what: impl FnOnce() -> String) -> Result<T, InstallE
 
 /// An exclusive `flock` on a directory, held while we write into it, so two
 /// installers never interleave and our leftover temp files are ours to clear.
-pub struct DirLock {
+struct DirLock {
     _dir: File,
 }
 
@@ -103,7 +103,7 @@ fn same_file(target: &Path, data: &[u8], mode: u32) -> bool {
 /// file in `dir` (`atomic_file`: fsynced, then renamed over the old
 /// file), unless it already holds exactly that. The caller fsyncs `dir`
 /// afterwards, once for all its files ([`sync_dir`]).
-pub fn replace_file(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<Action, InstallError> {
+fn replace_file(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<Action, InstallError> {
     let target = dir.join(name);
     if same_file(&target, data, mode) {
         return Ok(Action::Unchanged);
@@ -115,13 +115,13 @@ pub fn replace_file(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<Ac
 }
 
 /// fsyncs a directory, so the renames into it survive a crash.
-pub fn sync_dir(dir: &Path) -> Result<(), InstallError> {
+fn sync_dir(dir: &Path) -> Result<(), InstallError> {
     ctx(atomic_file::sync_dir(dir), || format!("syncing {}", dir.display()))
 }
 
 /// Removes our temporary files that a killed run left in `dir` (call it
 /// with the [`DirLock`] held).
-pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
+fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
     let mut removed = Vec::new();
     for entry in ctx(fs::read_dir(dir), || format!("reading {}", dir.display()))? {
         let entry = ctx(entry, || format!("reading {}", dir.display()))?;
@@ -142,7 +142,7 @@ pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
 /// The binaries to install from `from`: its regular files (symlinks
 /// followed) with an execute bit, not hidden, sorted by name. LICENSE,
 /// INSTALL and the like beside them in a release tarball are skipped.
-pub fn binaries_in(from: &Path) -> Result<Vec<String>, InstallError> {
+fn binaries_in(from: &Path) -> Result<Vec<String>, InstallError> {
     let mut names = Vec::new();
     for entry in ctx(fs::read_dir(from), || format!("reading {}", from.display()))? {
         let entry = ctx(entry, || format!("reading {}", from.display()))?;
@@ -161,7 +161,7 @@ pub fn binaries_in(from: &Path) -> Result<Vec<String>, InstallError> {
 
 /// Installs every binary of `from` into `to` (created if missing), each
 /// replaced atomically, under `to`'s lock. Returns what happened to each.
-pub fn install_binaries(from: &Path, to: &Path) -> Result<Vec<(String, Action)>, InstallError> {
+fn install_binaries(from: &Path, to: &Path) -> Result<Vec<(String, Action)>, InstallError> {
     let names = binaries_in(from)?;
     if names.is_empty() {
         return Err(InstallError {
@@ -186,7 +186,7 @@ pub fn install_binaries(from: &Path, to: &Path) -> Result<Vec<(String, Action)>,
 /// name, atomically and only if it changed. It must parse as a conflist
 /// (`.conflist`) or a single config (`.conf`, `.json`), so a broken file
 /// never replaces a working one.
-pub fn install_conf(file: &Path, conf_dir: &Path) -> Result<(String, Action), InstallError> {
+fn install_conf(file: &Path, conf_dir: &Path) -> Result<(String, Action), InstallError> {
     let data = ctx(fs::read(file), || format!("reading {}", file.display()))?;
     let name = file
         .file_name()

@@ -30,12 +30,12 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Largest plugin stdout kept; a result is a few KiB.
-pub const MAX_STDOUT: usize = 4 << 20;
+const MAX_STDOUT: usize = 4 << 20;
 /// Largest plugin stderr kept (the rest is read and dropped).
-pub const MAX_STDERR: usize = 64 << 10;
+const MAX_STDERR: usize = 64 << 10;
 /// How often exec is retried when the binary is still being written
 /// (`ETXTBSY`): waits of 20, 40, 80, 160 and 320 ms.
-pub const TEXT_BUSY_RETRIES: u32 = 5;
+const TEXT_BUSY_RETRIES: u32 = 5;
 /// The code given to a failure the plugin did not describe with an error
 /// object (empty or garbled stdout): the Go reference's "internal" code.
 pub const UNTYPED_FAILURE: u32 = code::INTERNAL;
@@ -210,7 +210,7 @@ pub fn parse_result(stdout: &[u8], version: Version) -> Result<CniResult, Error>
 }
 
 /// How a process ended, in Go's `exec.ExitError` wording.
-pub fn describe_exit(status: &ExitStatus) -> String {
+fn describe_exit(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(sig)) => format!("signal: killed by signal {sig}"),

@@ -28,7 +28,7 @@ const CTA_PROTO_DST_PORT: u16 = 3;
 /// One entry as much as deleting it needs: its original tuple (the raw
 /// attribute, sent back as is) and its zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+struct Entry {
     /// `AF_INET` or `AF_INET6`.
     pub family: u8,
     /// The `CTA_TUPLE_ORIG` payload.
@@ -142,7 +142,7 @@ impl Socket {
 
 /// Entries of protocol `proto` (6 tcp, 17 udp, 132 sctp) whose original
 /// destination port is one of `ports`, IPv4 and IPv6.
-pub fn list_by_dst_port(proto: u8, ports: &[u16]) -> Result<Vec<Entry>> {
+fn list_by_dst_port(proto: u8, ports: &[u16]) -> Result<Vec<Entry>> {
     let sock = Socket::open()?;
     let mut out = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {

@@ -55,8 +55,10 @@ pub fn lock(file: &File) -> io::Result<()> {
     }
 }
 
-/// [`open`] then [`lock`]: the lock file at `path`, held until dropped.
-pub fn open_locked(path: &Path) -> io::Result<File> {
+/// [`open`] then [`lock`]: the lock file at `path`, held until dropped
+/// (the tests' shorthand).
+#[cfg(test)]
+fn open_locked(path: &Path) -> io::Result<File> {
     let file = open(path)?;
     lock(&file)?;
     Ok(file)

@@ -30,7 +30,7 @@ pub const NLM_F_DUMP_INTR: u16 = libc::NLM_F_DUMP_INTR as u16;
 /// `NLA_F_NESTED`: an attribute that holds attributes.
 pub const NLA_F_NESTED: u16 = libc::NLA_F_NESTED as u16;
 /// The type bits of an attribute's type field.
-pub const NLA_TYPE_MASK: u16 = libc::NLA_TYPE_MASK as u16;
+const NLA_TYPE_MASK: u16 = libc::NLA_TYPE_MASK as u16;
 /// `struct nlmsghdr`.
 pub const HDR_LEN: usize = 16;
 /// `struct nfgenmsg`, after the header of every netfilter message.

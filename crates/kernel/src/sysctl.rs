@@ -11,7 +11,7 @@ use crate::netlink::Family;
 use crate::netns::Netns;
 
 /// Where sysctls live.
-pub const PROC_SYS: &str = "/proc/sys";
+const PROC_SYS: &str = "/proc/sys";
 
 /// Turns a key into its path below `/proc/sys`, the way `sysctl(8)` reads it:
 /// when the first separator is `.`, dots separate and slashes stand for dots

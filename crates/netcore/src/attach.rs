@@ -238,7 +238,7 @@ pub fn remove_stale_veths(
 }
 
 /// Adds to a batch the removal of one attachment's nftables elements.
-pub type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) -> Result<()> + Sync + 'a;
+type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) -> Result<()> + Sync + 'a;
 
 /// DEL's kernel half for a container on a bridge: commits one nftables
 /// batch that `elements` fills with the attachment's elements, in a thread

@@ -66,7 +66,7 @@ pub fn lock(network: &str, container_id: &str, ifname: &str) -> Result<Attachmen
 }
 
 /// [`lock`] with the lock files in `dir`.
-pub fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Result<AttachmentLock, Error> {
+fn lock_in(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Result<AttachmentLock, Error> {
     let net_dir = network_dir(dir, network);
     fs::DirBuilder::new()
         .recursive(true)
@@ -127,7 +127,7 @@ impl cni::Plugin for Locked {
 
 /// GC of the call's network: [`gc`] with the runtime's valid list; no
 /// list removes nothing (as every GC).
-pub fn gc_of(ctx: &cni::Context) {
+fn gc_of(ctx: &cni::Context) {
     if let Ok(Some(valid)) = ctx.valid_attachments() {
         gc(&ctx.conf.name, &valid);
     }
@@ -141,7 +141,7 @@ pub fn gc(network: &str, valid: &[cni::config::Attachment]) {
 
 /// [`gc`] with the lock files in `dir`. Failures only leave small files
 /// behind, so they are logged, not returned.
-pub fn gc_in(dir: &Path, network: &str, valid: &[cni::config::Attachment]) {
+fn gc_in(dir: &Path, network: &str, valid: &[cni::config::Attachment]) {
     let keep: std::collections::HashSet<String> =
         valid.iter().map(|a| lock_name(network, &a.container_id, &a.ifname)).collect();
     let net_dir = network_dir(dir, network);

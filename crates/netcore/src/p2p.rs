@@ -52,7 +52,7 @@ pub struct Hop {
 }
 
 /// A single address as a network (/32 or /128).
-pub fn host_net(ip: IpAddr) -> IpNetwork {
+fn host_net(ip: IpAddr) -> IpNetwork {
     IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 }).expect("full-length prefix")
 }
 

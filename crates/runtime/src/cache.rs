@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The `kind` libcni writes and checks.
-pub const CACHE_KIND: &str = "cniCacheV1";
+const CACHE_KIND: &str = "cniCacheV1";
 /// The default cache directory (libcni's `/var/lib/cni` + `results`).
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni/results";
 /// Largest cache file read.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The default directory of network configs, as cnitool's.
-pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
+const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";
 
 /// A container runtime's view of CNI: where plugins, configs and the result
 /// cache live, and how plugins are run. Cheap to clone; one value can serve
@@ -359,7 +359,7 @@ impl Runtime {
     }
 
     /// The versions a plugin reports with the VERSION command.
-    pub fn plugin_versions(&self, plugin_type: &str) -> crate::Result<Vec<String>> {
+    fn plugin_versions(&self, plugin_type: &str) -> crate::Result<Vec<String>> {
         let path = self.exec.find_plugin(plugin_type, &self.plugin_path)?;
         let env = vec![
             ("CNI_COMMAND".to_string(), "VERSION".to_string()),

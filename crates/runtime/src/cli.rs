@@ -148,7 +148,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ArgsError> {
 /// Makes `path` absolute against `cwd` and cleans it lexically (`.`, `..`,
 /// repeated `/`), as Go's `filepath.Abs`: the container id hashes this
 /// exact string, so it must match upstream's.
-pub fn absolute_path(path: &str, cwd: &str) -> String {
+fn absolute_path(path: &str, cwd: &str) -> String {
     let joined = if path.starts_with('/') { path.to_string() } else { format!("{cwd}/{path}") };
     let mut parts: Vec<&str> = Vec::new();
     for p in joined.split('/') {

@@ -9,11 +9,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Largest config file read; a network config is a few KiB.
-pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// The files in `dir` whose extension is one of `exts`, sorted by path. A
 /// missing directory has no files (as libcni: not an error by itself).
-pub fn conf_files(dir: &Path, exts: &[&str]) -> crate::Result<Vec<PathBuf>> {
+fn conf_files(dir: &Path, exts: &[&str]) -> crate::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -318,12 +318,6 @@ pub fn store(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A fuzz target body.
-pub type Target = fn(&[u8]);
-
-/// The targets by name, for the smoke tests and tools.
-pub const TARGETS: [(&str, Target); 4] = [("conf", conf), ("cni_args", cni_args), ("result", result), ("store", store)];
-
 /// The seed corpus of `target`: `fuzz/seeds/<target>/*`, and for `conf`
 /// also every example in `cni-conf/`.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {

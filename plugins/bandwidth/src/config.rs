@@ -17,9 +17,9 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 /// Most subnets one attachment may list (inputs are bounded).
-pub const MAX_SUBNETS: usize = 256;
+const MAX_SUBNETS: usize = 256;
 /// Largest burst, bits: the reference's limit (4 GiB in bytes).
-pub const MAX_BURST_BITS: u64 = (u32::MAX as u64) * 8;
+const MAX_BURST_BITS: u64 = (u32::MAX as u64) * 8;
 
 /// One direction's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

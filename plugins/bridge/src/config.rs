@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 /// One `vlanTrunk` entry: a single id or a `minID`..`maxID` range.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct TrunkEntry {
+struct TrunkEntry {
     /// A single VLAN id.
     #[serde(default)]
     pub id: Option<i64>,

@@ -32,7 +32,7 @@ pub const TABLE: &str = "cnirs-spoofchk";
 /// The set of protected host ports.
 pub const PORTS: &str = "ports";
 /// The set of allowed (host port . source MAC) pairs.
-pub const ALLOWED: &str = "allowed";
+const ALLOWED: &str = "allowed";
 /// -300: ahead of the bridge `filter` priority (-200), so a spoofed frame
 /// is dropped before any other bridge chain (or FDB learning) sees it.
 const PRIORITY: i32 = priority::BRIDGE_DSTNAT;

@@ -74,7 +74,7 @@ pub fn remove_if_unused(host: &Handle, bridge: &Link) {
 /// The bridge-side end of the gateway veth: `vgw` + 12 hex digits, stable
 /// per (bridge, vlan). Not `veth...`, so GC never takes it for a stale
 /// container port.
-pub fn gateway_port_name(bridge: &str, vlan: u16) -> String {
+fn gateway_port_name(bridge: &str, vlan: u16) -> String {
     format!("vgw{:012x}", fnv1a64(&["vlan-gateway", bridge, &vlan.to_string()]) >> 16)
 }
 

@@ -18,7 +18,7 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
 }
 
 /// The CNI result of a lease.
-pub fn to_result(l: &LeaseView) -> Result<CniResult, Error> {
+fn to_result(l: &LeaseView) -> Result<CniResult, Error> {
     let net = |a: Ipv4Addr, p: u8| {
         Ipv4Network::new(a, p).map(IpNetwork::V4).map_err(|e| Error::io(format!("the dhcp daemon sent {a}/{p}: {e}")))
     };

@@ -16,7 +16,7 @@ pub const DEFAULT_SOCKET: &str = "/run/cni/dhcp.sock";
 /// asks for the subnet mask and router; we also ask for what the result
 /// carries (name servers, domain, classless and static routes) and the
 /// lease timers.
-pub const DEFAULT_REQUEST: &[u8] = &[1, 3, 6, 15, 121, 33, 51, 58, 59];
+const DEFAULT_REQUEST: &[u8] = &[1, 3, 6, 15, 121, 33, 51, 58, 59];
 
 /// The largest DHCP option value (its length is one octet).
 const MAX_OPTION_LEN: usize = 255;
@@ -92,7 +92,7 @@ pub struct Config {
 
 /// Reads an option as the reference does: a dhcp-options(5) name or a
 /// decimal code (a JSON number is taken too).
-pub fn option_code(field: &str, v: Option<&Value>) -> Result<u8, Error> {
+fn option_code(field: &str, v: Option<&Value>) -> Result<u8, Error> {
     let bad = |what: String| Error::invalid_config(format!("invalid dhcp config: field {field:?}: {what}"));
     let code = match v {
         None | Some(Value::Null) => return Err(bad("missing (a name such as \"routers\" or a code 1-254)".into())),

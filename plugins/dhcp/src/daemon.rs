@@ -15,8 +15,9 @@
 
 use crate::client::{self, Params};
 use crate::config::DEFAULT_SOCKET;
-use crate::lease::{now_ms, Keeper, Lease, Record, State};
+use crate::lease::{Keeper, Lease};
 use crate::proto::{Held, Op, Reply, ReplyError, Request, MAX_LINE};
+use crate::record::{now_ms, Record, State};
 use crate::store::Store;
 use cni::error::code;
 use std::collections::HashMap;

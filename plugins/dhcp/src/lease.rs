@@ -5,15 +5,14 @@
 //! most the daemon's `-resendmax`. Every
 //! change is written to the store before anything else sees it.
 
-use crate::client::{Answer, Granted, Params};
-use crate::proto::{LeaseRoute, LeaseView};
+use crate::client::{Answer, Params};
+use crate::record::{now_ms, Record, State};
 use crate::store::Store;
-use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long one renewal or rebinding attempt waits for an answer.
 const ATTEMPT: Duration = Duration::from_secs(5);
@@ -21,161 +20,8 @@ const ATTEMPT: Duration = Duration::from_secs(5);
 /// The shortest wait between two failed attempts.
 const RETRY_MIN_MS: u64 = 2_000;
 
-/// Where a lease is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Held; nothing to do before T1.
-    Bound,
-    /// Past T1: renewing with the server that granted it.
-    Renewing,
-    /// Past T2: asking any server.
-    Rebinding,
-    /// Expired or refused: the address is no longer ours.
-    Lost,
-}
-
-/// Everything known of a lease, as stored on disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Network name.
-    pub network: String,
-    /// Container id.
-    pub container_id: String,
-    /// Interface in the container.
-    pub ifname: String,
-    /// The container's namespace path, as the daemon opens it.
-    pub netns: String,
-    /// Option 61 as sent.
-    pub client_id: Vec<u8>,
-    /// Parameter request list.
-    pub request: Vec<u8>,
-    /// Options sent.
-    pub provide: Vec<(u8, Vec<u8>)>,
-    /// Address.
-    pub address: Ipv4Addr,
-    /// Prefix length.
-    pub prefix: u8,
-    /// Server that granted (or last renewed) it.
-    pub server: Ipv4Addr,
-    /// Gateway for the result.
-    pub gateway: Option<Ipv4Addr>,
-    /// Routes for the result.
-    pub routes: Vec<LeaseRoute>,
-    /// Name servers.
-    pub dns: Vec<Ipv4Addr>,
-    /// Domain.
-    pub domain: String,
-    /// T1, T2 and expiry, in ms since the epoch; no expiry when infinite.
-    pub t1_ms: u64,
-    /// T2.
-    pub t2_ms: u64,
-    /// Expiry.
-    pub expiry_ms: Option<u64>,
-    /// State.
-    pub state: State,
-    /// Why the last attempt failed, until one succeeds.
-    pub problem: Option<String>,
-    /// Renewals so far (for logs and tests of the daemon's own view).
-    pub renewals: u64,
-}
-
-/// Now, in ms since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-impl Record {
-    /// The record of a lease granted at `now` to the attachment `(network,
-    /// container id, ifname)` whose namespace the daemon opens at `netns`,
-    /// asked for with `params`: bound, its timers set by [`Record::apply`].
-    pub fn granted(attachment: (&str, &str, &str), netns: &str, params: &Params, g: &Granted, now: u64) -> Record {
-        let (network, container_id, ifname) = attachment;
-        let mut rec = Record {
-            network: network.to_string(),
-            container_id: container_id.to_string(),
-            ifname: ifname.to_string(),
-            netns: netns.to_string(),
-            client_id: params.client_id.clone(),
-            request: params.request.clone(),
-            provide: params.provide.clone(),
-            address: g.address,
-            prefix: 0,
-            server: g.server,
-            gateway: None,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: String::new(),
-            t1_ms: 0,
-            t2_ms: 0,
-            expiry_ms: None,
-            state: State::Bound,
-            problem: None,
-            renewals: 0,
-        };
-        rec.apply(g, now);
-        rec
-    }
-
-    /// The client's parameters.
-    pub fn params(&self) -> Params {
-        Params { client_id: self.client_id.clone(), request: self.request.clone(), provide: self.provide.clone() }
-    }
-
-    /// Takes what a DHCPACK granted at `now`: address, options and timers
-    /// (T1 defaults to half the lease, T2 to 7/8, RFC 2131 4.4.5).
-    pub fn apply(&mut self, g: &Granted, now: u64) {
-        self.address = g.address;
-        self.prefix = g.prefix;
-        self.server = g.server;
-        self.gateway = g.gateway;
-        self.routes = g.routes.clone();
-        self.dns = g.dns.clone();
-        self.domain = g.domain.clone();
-        match g.lease {
-            None => {
-                self.t1_ms = u64::MAX;
-                self.t2_ms = u64::MAX;
-                self.expiry_ms = None;
-            }
-            Some(l) => {
-                let l = u64::from(l) * 1000;
-                let t2 = g.t2.map(|s| u64::from(s) * 1000).filter(|t| *t <= l).unwrap_or(l * 7 / 8);
-                let t1 = g.t1.map(|s| u64::from(s) * 1000).filter(|t| *t <= t2).unwrap_or(l / 2).min(t2);
-                self.t1_ms = now + t1;
-                self.t2_ms = now + t2;
-                self.expiry_ms = Some(now + l);
-            }
-        }
-        self.state = State::Bound;
-        self.problem = None;
-    }
-
-    /// What the plugin is told.
-    pub fn view(&self) -> LeaseView {
-        let state = match self.state {
-            State::Bound => "bound",
-            State::Renewing => "renewing",
-            State::Rebinding => "rebinding",
-            State::Lost => "lost",
-        };
-        LeaseView {
-            address: self.address,
-            prefix: self.prefix,
-            gateway: self.gateway,
-            routes: self.routes.clone(),
-            dns: self.dns.clone(),
-            domain: self.domain.clone(),
-            server: self.server,
-            state: state.into(),
-            problem: self.problem.clone(),
-            expires_in: self.expiry_ms.map_or(u64::MAX / 1000, |e| e.saturating_sub(now_ms()) / 1000),
-        }
-    }
-}
-
 /// What renews a lease: [`client::renew`], or a fake in unit tests.
-pub type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
+type Renew = fn(&std::path::Path, &str, &Params, Ipv4Addr, Option<Ipv4Addr>, Instant) -> Result<Answer, String>;
 
 /// How a lease is kept: the store, the namespace prefix, the longest wait
 /// between failed attempts, and the renewal exchange.
@@ -341,6 +187,7 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::Granted;
 
     fn granted(lease: Option<u32>, t1: Option<u32>, t2: Option<u32>) -> Granted {
         Granted {

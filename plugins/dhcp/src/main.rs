@@ -13,6 +13,7 @@ mod daemon;
 mod del;
 mod lease;
 mod proto;
+mod record;
 mod store;
 
 use cni::error::code;

@@ -4,7 +4,7 @@
 //! moment finds each lease as it last was and goes on renewing it (or
 //! releases it on DEL).
 
-use crate::lease::Record;
+use crate::record::Record;
 use atomic_file::{Durability, Options};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;

@@ -16,14 +16,14 @@ use std::path::PathBuf;
 
 /// The domain names are answered under when the config names none
 /// (Podman's and containers/dnsname's default).
-pub const DEFAULT_DOMAIN: &str = "dns.podman";
+const DEFAULT_DOMAIN: &str = "dns.podman";
 /// Where records live when the config names no `dataDir`
 /// (containers/dnsname's default, so operators find them where they expect).
 pub const DEFAULT_DATA_DIR: &str = "/run/containers/cni/dnsname";
 /// The resolver file upstream servers are read from by default.
-pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// Most aliases one attachment may have: inputs are bounded.
-pub const MAX_ALIASES: usize = 256;
+const MAX_ALIASES: usize = 256;
 
 /// The options, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

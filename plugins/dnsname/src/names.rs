@@ -4,7 +4,7 @@
 //! every record name is exactly one label, checked here.
 
 /// Longest label DNS allows (RFC 1035).
-pub const MAX_LABEL: usize = 63;
+const MAX_LABEL: usize = 63;
 /// Longest name DNS allows in text form, without the final dot.
 pub const MAX_NAME: usize = 253;
 

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long an ADD waits for a new server to be ready.
-pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long DEL waits for a server that said "bye" to be gone.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the server said to a change.
 #[derive(Debug, PartialEq, Eq)]

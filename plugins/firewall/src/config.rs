@@ -66,7 +66,7 @@ pub fn backend(s: &str) -> Result<Backend, Error> {
 }
 
 /// Parses `ingressPolicy`.
-pub fn ingress_policy(s: &str) -> Result<IngressPolicy, Error> {
+fn ingress_policy(s: &str) -> Result<IngressPolicy, Error> {
     match s {
         "" | "open" => Ok(IngressPolicy::Open),
         "same-bridge" => Ok(IngressPolicy::SameBridge),

@@ -23,7 +23,7 @@ use kernel::nft::{Batch, Chain, Family, Rule, Socket, Table};
 pub const COMMENT: &str = "cnirs-firewall: admit CNI containers";
 
 /// The iptables-nft tables whose FORWARD chain we open: IPv4 and IPv6.
-pub const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
+const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
 
 /// `filter FORWARD` of `family`, as iptables-nft names it.
 pub fn chain(family: Family) -> kernel::Result<Chain> {

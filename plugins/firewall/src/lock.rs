@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 
 /// The lock file (on tmpfs: a reboot leaves no stale lock).
-pub const LOCK_PATH: &str = "/run/cnirs-firewall.lock";
+const LOCK_PATH: &str = "/run/cnirs-firewall.lock";
 
 /// An exclusive `flock`, released when dropped.
 pub struct SetupLock {

@@ -147,7 +147,7 @@ const ADMIT_COMMENT: &str = "admitted by the CNI firewall plugin";
 const UNMARK_COMMENT: &str = "clear the admission mark";
 
 /// Which of the mark chains (`admit`, `unmark`) have lost their rule.
-pub fn missing_mark_rules(sock: &Socket, o: &Objects) -> kernel::Result<Vec<&'static str>> {
+fn missing_mark_rules(sock: &Socket, o: &Objects) -> kernel::Result<Vec<&'static str>> {
     let mut out = Vec::new();
     for (chain, c) in [("admit", &o.admit), ("unmark", &o.unmark)] {
         let rules = match sock.list_rules(c) {

@@ -35,7 +35,7 @@ impl Sysfs {
     }
 
     /// The net devices of a kernel device directory.
-    pub fn by_kernelpath(&self, kernelpath: &str) -> Result<Vec<String>, Error> {
+    fn by_kernelpath(&self, kernelpath: &str) -> Result<Vec<String>, Error> {
         let dir = self.at(kernelpath).join("net");
         self.names_in(&dir).filter(|v| !v.is_empty()).ok_or_else(|| {
             not_found(format!("\"kernelpath\": failed to find network devices at {:?}", format!("{kernelpath}/net")))
@@ -43,7 +43,7 @@ impl Sysfs {
     }
 
     /// The net devices of a PCI function (its `net`, or a virtio child's).
-    pub fn by_pci(&self, field: &str, pci: &str) -> Result<Vec<String>, Error> {
+    fn by_pci(&self, field: &str, pci: &str) -> Result<Vec<String>, Error> {
         let dev = self.at("/sys/bus/pci/devices").join(pci);
         let mut dirs = vec![dev.join("net")];
         if let Ok(rd) = std::fs::read_dir(&dev) {

@@ -14,6 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// Mode of every file the store creates (leases, markers, lock, index
+/// seal): only root reads or writes them.
+pub const FILE_MODE: u32 = 0o600;
+
 /// Name prefix of temp files (`atomic_file` writes them in the
 /// index directory); a store treats any such file it finds while holding
 /// the lock as the leftover of a killed call.
@@ -28,7 +32,7 @@ pub const TEMP_PREFIX: &str = "tmp.";
 /// handed out on the strength of it. (Timed as phase `fsync` under
 /// `make bench PROFILE=1`.)
 pub fn lease_options(index_dir: &Path) -> atomic_file::Options<'_> {
-    atomic_file::Options::new(crate::store::FILE_MODE)
+    atomic_file::Options::new(FILE_MODE)
         .durability(atomic_file::Durability::NewOnDisk)
         .temp_in(index_dir)
         .temp_prefix(TEMP_PREFIX)
@@ -37,7 +41,7 @@ pub fn lease_options(index_dir: &Path) -> atomic_file::Options<'_> {
 /// How the index writes its entries (symlinks): replaced in one step, not
 /// synced (the index is rebuilt from the leases when it is lost).
 pub fn index_options(index_dir: &Path) -> atomic_file::Options<'_> {
-    atomic_file::Options::new(crate::store::FILE_MODE).temp_in(index_dir).temp_prefix(TEMP_PREFIX)
+    atomic_file::Options::new(FILE_MODE).temp_in(index_dir).temp_prefix(TEMP_PREFIX)
 }
 
 fn cstring(p: &Path) -> io::Result<CString> {

@@ -33,7 +33,8 @@
 //! within the same clock tick as ours moves it.
 
 use crate::fsutil;
-use crate::store::{io_error, Lease, Owner, Store, FILE_MODE};
+use crate::fsutil::FILE_MODE;
+use crate::store::{io_error, Lease, Owner, Store};
 use cni::{validate, Error};
 use std::collections::BTreeMap;
 use std::fs;
@@ -56,7 +57,7 @@ const MAX_INDEX: u64 = 64 * 1024;
 /// or `None` when the pair cannot be a file name, in which case lookups
 /// walk the store as the reference does. `:` separates the two because
 /// neither a container id nor an interface name may contain it.
-pub fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
+fn index_name(container_id: &str, ifname: Option<&str>) -> Option<String> {
     if !validate::is_valid_id(container_id) {
         return None;
     }

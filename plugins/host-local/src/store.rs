@@ -32,7 +32,7 @@
 //! A lease is on disk (file and directory fsynced) before ADD returns, so
 //! a crash of the node cannot empty a lease whose address was handed out.
 
-use crate::fsutil;
+use crate::fsutil::{self, FILE_MODE};
 use cni::Error;
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -45,13 +45,10 @@ use std::path::{Path, PathBuf};
 /// The lock file's name (the reference's go-filemutex file).
 pub const LOCK_FILE: &str = "lock";
 /// Prefix of the per-range-set round-robin markers.
-pub const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
 /// The index directory's name inside a store (the index module keeps it;
 /// the store only knows where it is).
 pub const INDEX_DIR: &str = ".host-local-index";
-/// Mode of every file the store creates (leases, markers, lock, index
-/// seal): only root reads or writes them.
-pub const FILE_MODE: u32 = 0o600;
 /// Largest lease file read. Ours are under 150 bytes (ADD refuses longer
 /// ids, `cni::limits::MAX_CONTAINER_ID`), but an older release or the
 /// reference may have written any id the environment can carry (one
@@ -93,7 +90,7 @@ impl Owner {
     /// Parses lease content strictly: UTF-8, a valid container id, and
     /// optionally `\r\n` and a valid interface name, with whitespace around
     /// the whole ignored (the reference trims it). Anything else is corrupt.
-    pub fn parse_strict(content: &[u8]) -> Result<Owner, String> {
+    fn parse_strict(content: &[u8]) -> Result<Owner, String> {
         if content.len() as u64 > MAX_LEASE {
             return Err(format!("larger than {MAX_LEASE} bytes"));
         }
@@ -221,7 +218,7 @@ impl Store {
     }
 
     /// The lease file of `ip` (named by the address text, as the reference).
-    pub fn lease_path(&self, ip: IpAddr) -> PathBuf {
+    fn lease_path(&self, ip: IpAddr) -> PathBuf {
         self.dir.join(ip.to_string())
     }
 

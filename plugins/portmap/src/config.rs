@@ -148,7 +148,7 @@ pub fn mappings(ctx: &Context) -> Result<Vec<Mapping>, Error> {
 }
 
 /// Checks every entry; identical duplicates collapse.
-pub fn check_mappings(list: &[PortMapping]) -> Result<Vec<Mapping>, Error> {
+fn check_mappings(list: &[PortMapping]) -> Result<Vec<Mapping>, Error> {
     let mut out: Vec<Mapping> = Vec::new();
     for (i, pm) in list.iter().enumerate() {
         let host_port = port(i, "hostPort", pm.host_port)?;

@@ -204,7 +204,7 @@ impl Layout {
     /// localhost) towards its containers: `masq-10.88.0.0_16`. Shared by
     /// the network's containers; the DEL that removes the last element
     /// jumping to it deletes it ([`Layout::network_chain_of`] finds it).
-    pub fn network_chain(&self, net: IpNetwork) -> Result<(Chain, Vec<Rule>), Error> {
+    fn network_chain(&self, net: IpNetwork) -> Result<(Chain, Vec<Rule>), Error> {
         let name = format!("{NETWORK_CHAIN_PREFIX}{}_{}", net.network().to_string().replace(':', "-"), net.prefix());
         let c = self.table.chain(name)?;
         let f = IpFamily::of(&net.ip());
@@ -232,7 +232,7 @@ impl Layout {
     }
 
     /// The conditions vmap keyed like DNAT map `set`.
-    pub fn cond_twin(&self, set: &Set) -> Option<&Set> {
+    fn cond_twin(&self, set: &Set) -> Option<&Set> {
         [&self.v4, &self.v6].into_iter().find_map(|m| {
             if set.name() == m.hp.name() {
                 Some(&m.cond)
@@ -402,7 +402,7 @@ pub fn plan(
 /// unspecified, loopback, multicast or broadcast address, or a network of
 /// every address (`0.0.0.0/0`, `::/0`), is a mistake (or an attack) of the
 /// plugin before us.
-pub fn check_container_addr(addr: IpNetwork) -> Result<(), Error> {
+fn check_container_addr(addr: IpNetwork) -> Result<(), Error> {
     let ip = addr.ip();
     let why = if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
         Some("is not a container address (unspecified, loopback or multicast)")

@@ -9,7 +9,7 @@ mod config;
 use cni::{CniResult, Context, Error, Plugin};
 
 /// The plugin.
-pub struct Static;
+struct Static;
 
 impl Plugin for Static {
     fn name(&self) -> &'static str {

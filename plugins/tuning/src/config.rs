@@ -22,13 +22,13 @@ pub const DEFAULT_DATA_DIR: &str = "/run/cni/tuning";
 pub const KNOWN_ARGS: &[&str] = &["IP", "MAC"];
 
 /// Smallest MTU accepted: the IPv4 minimum (and the kernel's `ETH_MIN_MTU`).
-pub const MTU_MIN: u32 = 68;
+const MTU_MIN: u32 = 68;
 /// Largest MTU accepted: the kernel's `ETH_MAX_MTU`.
-pub const MTU_MAX: u32 = 65535;
+const MTU_MAX: u32 = 65535;
 /// Most sysctls one attachment may set (inputs are bounded).
-pub const MAX_SYSCTLS: usize = 256;
+const MAX_SYSCTLS: usize = 256;
 /// Longest sysctl value accepted.
-pub const MAX_SYSCTL_VALUE: usize = 4096;
+const MAX_SYSCTL_VALUE: usize = 4096;
 
 /// The options, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,7 +114,7 @@ fn parse_data_dir(dir: &str) -> Result<PathBuf, Error> {
 /// Checks one sysctl key: a `net.` key in dotted form only. A `/` or an
 /// empty component (`..`) could walk out of `/proc/sys/net`, so both are
 /// refused outright, before the kernel crate's own path check.
-pub fn check_sysctl_key(key: &str) -> Result<(), Error> {
+fn check_sysctl_key(key: &str) -> Result<(), Error> {
     let why = if key.contains('/') {
         Some("contains '/': keys are dotted (net.ipv4.conf.eth0.rp_filter), never paths")
     } else if key.split('.').any(str::is_empty) {
@@ -133,7 +133,7 @@ pub fn check_sysctl_key(key: &str) -> Result<(), Error> {
 
 /// The token the reference replaces with the container's interface name
 /// in sysctl names (`net.ipv4.conf.IFNAME.accept_redirects`).
-pub const IFNAME_TOKEN: &str = "IFNAME";
+const IFNAME_TOKEN: &str = "IFNAME";
 
 /// Replaces every `IFNAME` in a checked key with `ifname`, as the
 /// reference does. A dot inside the name is written as `/`, the

@@ -86,7 +86,7 @@ pub fn steps(conf: &TuningConf) -> Vec<Step> {
 
 /// What puts back the values in `saved`; the MTU goes first, so a smaller
 /// MTU is never refused over a link setting that depends on it.
-pub fn restore_steps(saved: &Saved) -> Vec<Step> {
+fn restore_steps(saved: &Saved) -> Vec<Step> {
     let mut out = Vec::new();
     out.extend(saved.mtu.map(Step::Mtu));
     out.extend(saved.mac.as_deref().and_then(parse_mac).map(Step::Mac));

@@ -20,7 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// Where the records live (tmpfs: gone at reboot, with the VTEPs).
-pub const STATE_DIR: &str = "/run/cni/vxlan";
+const STATE_DIR: &str = "/run/cni/vxlan";
 
 /// `SO_NETNS_COOKIE` (asm-generic), which the libc crate does not define.
 const SO_NETNS_COOKIE: libc::c_int = 71;

@@ -14,7 +14,7 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     let conf = config::load(ctx)?;
     if let Some(e) = &conf.etcd {
         // The agent holds its lease and runs (the subnet read above says it held it).
-        crate::state::verify(e)?;
+        crate::state::verify(&e.network, &e.state_dir)?;
     }
     let prev = ctx.require_prev_result()?;
     ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Check, &conf.ipam.stdin)?;

@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// The IANA VXLAN port (flannel leaves the kernel's 8472).
-pub const DEFAULT_PORT: u16 = 4789;
+const DEFAULT_PORT: u16 = 4789;
 /// Largest VNI (24 bits).
-pub const MAX_VNI: i64 = 16_777_215;
+const MAX_VNI: i64 = 16_777_215;
 /// At most this many cluster CIDRs.
 const MAX_CLUSTER_CIDRS: usize = 16;
 
@@ -130,17 +130,17 @@ pub struct EtcdConf {
 }
 
 /// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "/cni-rs/overlay";
+const DEFAULT_PREFIX: &str = "/cni-rs/overlay";
 /// Default lease TTL (seconds).
-pub const DEFAULT_LEASE_TTL: i64 = 30;
+const DEFAULT_LEASE_TTL: i64 = 30;
 /// Default IPv4 subnet length per host.
-pub const DEFAULT_SUBNET_LEN: u8 = 24;
+const DEFAULT_SUBNET_LEN: u8 = 24;
 /// Default IPv6 subnet length per host.
 pub const SUBNET_LEN_V6: u8 = 64;
 /// Default state directory.
-pub const DEFAULT_STATE_DIR: &str = "/run/cni/vxlan";
+const DEFAULT_STATE_DIR: &str = "/run/cni/vxlan";
 /// Default seconds between full reconciles.
-pub const DEFAULT_RECONCILE: u64 = 60;
+const DEFAULT_RECONCILE: u64 = 60;
 
 impl EtcdConf {
     /// The network's directory in the store: `<prefix>/<network>/`.
@@ -185,7 +185,7 @@ fn field<T: DeserializeOwned>(raw: &Value, key: &str) -> Result<Option<T>, Error
 }
 
 /// Parses a CIDR that must have no host bits.
-pub fn parse_net(field_name: &str, s: &str) -> Result<IpNetwork, Error> {
+fn parse_net(field_name: &str, s: &str) -> Result<IpNetwork, Error> {
     let net: IpNetwork = s.parse().map_err(|_| bad(field_name, format!("{s:?} is not a CIDR (e.g. 10.244.1.0/24)")))?;
     if net.ip() != net.network() {
         return Err(bad(
@@ -217,7 +217,7 @@ pub fn parse_nets(field_name: &str, v: &Value) -> Result<Vec<IpNetwork>, Error> 
 }
 
 /// At most one network per family; IPv4 required when `need_v4`.
-pub fn one_per_family(field_name: &str, nets: &[IpNetwork], need_v4: bool) -> Result<(), Error> {
+fn one_per_family(field_name: &str, nets: &[IpNetwork], need_v4: bool) -> Result<(), Error> {
     for v4 in [true, false] {
         let n = nets.iter().filter(|n| n.is_ipv4() == v4).count();
         if n > 1 {
@@ -357,7 +357,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
     match etcd_options(raw)? {
         None => from_raw_static(raw),
         Some(e) => {
-            let subnets = crate::state::subnets_for_plugin(&e)?;
+            let subnets = crate::state::subnets_for_plugin(&e.network, &e.state_dir)?;
             with_subnets(raw, e, &subnets)
         }
     }
@@ -366,7 +366,7 @@ pub fn from_raw(raw: &Value) -> Result<VxConf, Error> {
 /// As [`from_raw`], for DEL and GC, which must work with the agent gone:
 /// with `etcd` and no state, the IPAM config spans the cluster CIDR (host-local
 /// releases by container, whatever the range).
-pub fn from_raw_for_release(raw: &Value) -> Result<VxConf, Error> {
+fn from_raw_for_release(raw: &Value) -> Result<VxConf, Error> {
     match etcd_options(raw)? {
         None => from_raw_static(raw),
         Some(e) => {

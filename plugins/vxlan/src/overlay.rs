@@ -54,7 +54,7 @@ pub fn vtep_mac(ip: IpAddr) -> Mac {
 
 /// The next hop of a subnet on its host's VTEP: the subnet's network
 /// address, which that host's VTEP holds as a /32 (/128).
-pub fn next_hop(subnet: &IpNetwork) -> IpAddr {
+fn next_hop(subnet: &IpNetwork) -> IpAddr {
     subnet.network()
 }
 
@@ -70,7 +70,7 @@ pub struct Desired {
 }
 
 /// The entries for `peers` (pure).
-pub fn desired(peers: &[Peer]) -> Desired {
+fn desired(peers: &[Peer]) -> Desired {
     let mut d = Desired::default();
     for p in peers {
         let mac = vtep_mac(p.underlay);
@@ -190,7 +190,7 @@ pub fn plan(d: &Desired, c: &Current) -> Plan {
 }
 
 /// A route to a peer subnet through the VTEP.
-pub fn peer_route(index: u32, dst: IpNetwork, gw: IpAddr) -> Route {
+fn peer_route(index: u32, dst: IpNetwork, gw: IpAddr) -> Route {
     Route { gw: Some(gw), oif: Some(index), onlink: true, ..Route::to(dst) }
 }
 
@@ -341,7 +341,7 @@ pub fn table_applied(h: &Handle, conf: &VxConf, table: &Table<'_>) -> Result<boo
 
 /// The kernel's entries as they are after `d` was applied to the VTEP
 /// `index` (what [`current`] would read then), without reading them.
-pub fn assumed(d: &Desired, index: u32) -> Current {
+fn assumed(d: &Desired, index: u32) -> Current {
     Current {
         neighs: d
             .neighs

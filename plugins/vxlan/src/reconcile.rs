@@ -36,7 +36,7 @@ pub fn read(path: &str) -> Result<Value, Error> {
 
 /// The vxlan plugin config in `v`: `v` itself, or the conflist entry of
 /// type `vxlan` with the list's name and version.
-pub fn plugin_conf(v: &Value) -> Result<Value, Error> {
+fn plugin_conf(v: &Value) -> Result<Value, Error> {
     let Some(list) = v.get("plugins") else {
         return Ok(v.clone());
     };

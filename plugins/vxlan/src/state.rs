@@ -10,7 +10,6 @@
 //! Both are written whole to a temp file and renamed: a reader sees the old
 //! or the new file, never half of one.
 
-use crate::config::{bad, EtcdConf};
 use cni::Error;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
@@ -112,33 +111,36 @@ pub fn read(dir: &Path) -> Result<Option<AgentState>, Error> {
 }
 
 /// The hint every "no subnet" error carries.
-fn start_hint(e: &EtcdConf) -> String {
+fn start_hint(state_dir: &Path) -> String {
     format!(
         "start the node's control plane, `vxlan agent <this network's config>` (see cni-conf/vxlan/vxlan-agent.service); \
          it writes {}",
-        state_path(&e.state_dir).display()
+        state_path(state_dir).display()
     )
 }
 
 /// This host's subnets for an ADD/CHECK: the agent must hold them (it may
-/// have lost etcd for now: the data path does not need it).
-pub fn subnets_for_plugin(e: &EtcdConf) -> Result<Vec<IpNetwork>, Error> {
-    let Some(st) = read(&e.state_dir)? else {
+/// have lost etcd for now: the data path does not need it). Takes the
+/// network and its `stateDir` rather than the config, so that config.rs
+/// uses this module and not the other way round.
+pub fn subnets_for_plugin(network: &str, state_dir: &Path) -> Result<Vec<IpNetwork>, Error> {
+    let Some(st) = read(state_dir)? else {
         return Err(Error::try_again(format!(
             "vxlan: network {:?} has no subnet on this host yet: the vxlan agent has not run",
-            e.network
+            network
         ))
-        .with_details(start_hint(e)));
+        .with_details(start_hint(state_dir)));
     };
-    let msg = |what: &str| format!("vxlan: network {:?}: the vxlan agent (pid {}) {what}", e.network, st.pid);
+    let msg = |what: &str| format!("vxlan: network {:?}: the vxlan agent (pid {}) {what}", network, st.pid);
     match st.status {
         Status::Running if !st.subnets.is_empty() => Ok(st.subnets),
         Status::Running | Status::Starting => {
-            Err(Error::try_again(msg(&format!("has no subnet yet: {}", st.message))).with_details(start_hint(e)))
+            Err(Error::try_again(msg(&format!("has no subnet yet: {}", st.message)))
+                .with_details(start_hint(state_dir)))
         }
         Status::Lost => Err(Error::plugin(msg(&format!(
             "lost this host's subnet {}: {}",
-            crate::config::show(&st.subnets),
+            st.subnets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             st.message
         )))
         .with_details(
@@ -146,7 +148,7 @@ pub fn subnets_for_plugin(e: &EtcdConf) -> Result<Vec<IpNetwork>, Error> {
         )),
         Status::Stopped => {
             Err(Error::plugin(msg("is stopped: its lease was revoked and the other hosts dropped this one"))
-                .with_details(start_hint(e)))
+                .with_details(start_hint(state_dir)))
         }
     }
 }
@@ -159,16 +161,17 @@ pub fn agent_alive(pid: u32) -> bool {
 }
 
 /// CHECK's view of the control plane: the agent holds its lease and runs.
-pub fn verify(e: &EtcdConf) -> Result<(), Error> {
-    subnets_for_plugin(e)?;
-    let st = read(&e.state_dir)?.ok_or_else(|| bad("etcd", "the agent's state disappeared"))?;
+pub fn verify(network: &str, state_dir: &Path) -> Result<(), Error> {
+    subnets_for_plugin(network, state_dir)?;
+    let st = read(state_dir)?
+        .ok_or_else(|| Error::invalid_config("vxlan: field \"etcd\": the agent's state disappeared"))?;
     if !agent_alive(st.pid) {
         return Err(Error::plugin(format!(
             "vxlan: network {:?}: the vxlan agent (pid {}) is not running; its lease will expire and the other hosts \
              will drop this one",
-            e.network, st.pid
+            network, st.pid
         ))
-        .with_details(start_hint(e)));
+        .with_details(start_hint(state_dir)));
     }
     Ok(())
 }
@@ -177,7 +180,7 @@ pub fn verify(e: &EtcdConf) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn conf(dir: &Path) -> EtcdConf {
+    fn conf(dir: &Path) -> crate::config::EtcdConf {
         let raw = serde_json::json!({
             "name": "ov", "type": "vxlan", "clusterCIDR": "10.244.0.0/16",
             "etcd": {"endpoints": ["http://127.0.0.1:2379"]}, "stateDir": dir,
@@ -207,7 +210,7 @@ mod tests {
     fn the_plugin_gets_the_subnet_only_from_a_running_agent() {
         let dir = std::env::temp_dir().join(format!("vx-state-test-{}", std::process::id()));
         let e = conf(&dir);
-        let err = subnets_for_plugin(&e).unwrap_err();
+        let err = subnets_for_plugin(&e.network, &e.state_dir).unwrap_err();
         assert_eq!(err.code, 11);
         assert!(err.msg.contains("vxlan agent") && err.details.contains("vxlan agent"), "{err:?}");
         for (status, ok) in
@@ -216,7 +219,7 @@ mod tests {
             let st = state(status);
             write_atomic(&state_path(&e.state_dir), &serde_json::to_vec(&st).unwrap()).unwrap();
             assert_eq!(read(&e.state_dir).unwrap().unwrap(), st);
-            let r = subnets_for_plugin(&e);
+            let r = subnets_for_plugin(&e.network, &e.state_dir);
             assert_eq!(r.is_ok(), ok, "{status:?}: {r:?}");
             if let Err(err) = r {
                 assert!(err.msg.contains("vxlan agent"), "{err:?}");

@@ -10,9 +10,9 @@ use std::net::IpAddr;
 
 /// The VXLAN header overhead on an IPv4 underlay: outer IPv4 (20) + UDP
 /// (8) + VXLAN (8) + inner Ethernet (14).
-pub const OVERHEAD_V4: u32 = 50;
+const OVERHEAD_V4: u32 = 50;
 /// The same on an IPv6 underlay (outer header 40).
-pub const OVERHEAD_V6: u32 = 70;
+const OVERHEAD_V6: u32 = 70;
 
 /// This host's end of the underlay.
 #[derive(Debug, Clone)]

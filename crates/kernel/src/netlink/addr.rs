@@ -15,7 +15,6 @@ use crate::error::{Error, Kind, Result};
 
 const IFA_F_DADFAILED: u32 = 0x08;
 const IFA_F_TENTATIVE: u32 = 0x40;
-const IFA_F_PERMANENT: u32 = 0x80;
 
 /// How far an address is valid, as `ip addr` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +65,6 @@ impl Address {
     /// IPv6 DAD found a duplicate.
     pub fn dad_failed(&self) -> bool {
         self.flags & IFA_F_DADFAILED != 0
-    }
-
-    /// Configured (not autoconfigured with a lifetime).
-    pub fn is_permanent(&self) -> bool {
-        self.flags & IFA_F_PERMANENT != 0
     }
 
     /// The family of the address.
@@ -292,6 +286,6 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].net, "fe80::1/64".parse::<IpNetwork>().unwrap());
         assert_eq!(got[0].scope, AddrScope::Link);
-        assert!(got[0].is_tentative() && got[0].is_permanent() && !got[0].dad_failed());
+        assert!(got[0].is_tentative() && !got[0].dad_failed());
     }
 }

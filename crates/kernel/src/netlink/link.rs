@@ -8,17 +8,17 @@ use std::os::fd::AsRawFd;
 use std::str::FromStr;
 
 use rtnetlink::packet_route::link::{
-    InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
+    InfoBridgePort, InfoData, InfoMacVlan, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode, State,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
-use super::port::BridgePortInfo;
 use super::{mac_to_string, Handle, Mac};
 use crate::error::{Error, Kind, Result};
 use crate::netns::Netns;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ` - 1).
-pub const IFNAME_MAX: usize = 15;
+const IFNAME_MAX: usize = 15;
 
 /// Checks an interface name the way the kernel will (1–15 bytes, no `/`, `:`
 /// or whitespace, not `.`/`..`), so a bad `CNI_IFNAME` gets a clear error.
@@ -289,6 +289,32 @@ fn read_vxlan(attrs: &[InfoVxlan]) -> VxlanInfo {
     v
 }
 
+/// The port flags the kernel reports for an enslaved link, for CHECK.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgePortInfo {
+    /// Hairpin mode is on.
+    pub hairpin: bool,
+    /// The port is isolated.
+    pub isolated: bool,
+    /// The port learns source MACs.
+    pub learning: bool,
+}
+
+impl BridgePortInfo {
+    fn from_attrs(attrs: &[InfoBridgePort]) -> BridgePortInfo {
+        let mut p = BridgePortInfo::default();
+        for a in attrs {
+            match a {
+                InfoBridgePort::HairpinMode(b) => p.hairpin = *b,
+                InfoBridgePort::Isolated(b) => p.isolated = *b,
+                InfoBridgePort::Learning(b) => p.learning = *b,
+                _ => {}
+            }
+        }
+        p
+    }
+}
+
 /// Builds an `RTM_NEWLINK` change of an existing link (pure, for tests).
 pub(crate) fn change_msg(id: LinkId<'_>, edit: impl FnOnce(&mut LinkMessage)) -> Result<RouteNetlinkMessage> {
     let mut msg = LinkMessage::default();
@@ -312,7 +338,7 @@ fn on_off(on: bool) -> &'static str {
 
 impl Handle {
     /// The link, or `None` when there is none with that name or index.
-    pub fn find_link<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<Option<Link>> {
+    fn find_link<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<Option<Link>> {
         let id = id.into();
         let mut msg = LinkMessage::default();
         id.apply(&mut msg)?;

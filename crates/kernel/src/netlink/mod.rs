@@ -1,6 +1,7 @@
 //! rtnetlink behind a small synchronous facade: one [`Handle`] per namespace,
-//! with one module per concern (links, link creation, bridge ports, addresses,
-//! routes, neighbours and FDB). Each module keeps message building in pure
+//! with one module per concern (links, link creation, bridge ports, bridge
+//! VLANs, addresses, routes, neighbours and FDB, traffic control, ifb
+//! devices). Each module keeps message building in pure
 //! functions and sends through a [`Transport`], so it is unit-tested with
 //! [`fake::Recorder`] and integration-tested in throwaway namespaces.
 
@@ -28,9 +29,9 @@ use crate::netns::Netns;
 pub use addr::{AddrScope, Address};
 pub use create::{BridgeSpec, MacvlanSpec, VethSpec, VxlanSpec};
 pub use ifb::IfbSpec;
-pub use link::{Link, LinkId, MacvlanMode, VxlanInfo};
+pub use link::{BridgePortInfo, Link, LinkId, MacvlanMode, VxlanInfo};
 pub use neigh::{FdbEntry, Neigh};
-pub use port::{BridgePortFlags, BridgePortInfo};
+pub use port::BridgePortFlags;
 pub use route::{Route, RouteKind, RouteScope};
 pub use transport::{Fault, Request, Transport};
 

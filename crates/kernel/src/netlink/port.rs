@@ -1,6 +1,8 @@
 //! Bridge port flags on an enslaved link (the host veth): hairpin for
 //! `hairpinMode`, isolated for `portIsolation`, learning. Set through
 //! `IFLA_LINKINFO` slave data, as `ip link set DEV type bridge_slave ...` does.
+//! Reading them back is `Link::bridge_port` (link.rs), so this module uses
+//! link.rs and not the other way round.
 
 use rtnetlink::packet_route::link::{InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkInfo};
 
@@ -16,32 +18,6 @@ pub struct BridgePortFlags {
     pub isolated: Option<bool>,
     /// Learn source MACs on this port.
     pub learning: Option<bool>,
-}
-
-/// The port flags the kernel reports for an enslaved link, for CHECK.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BridgePortInfo {
-    /// Hairpin mode is on.
-    pub hairpin: bool,
-    /// The port is isolated.
-    pub isolated: bool,
-    /// The port learns source MACs.
-    pub learning: bool,
-}
-
-impl BridgePortInfo {
-    pub(crate) fn from_attrs(attrs: &[InfoBridgePort]) -> BridgePortInfo {
-        let mut p = BridgePortInfo::default();
-        for a in attrs {
-            match a {
-                InfoBridgePort::HairpinMode(b) => p.hairpin = *b,
-                InfoBridgePort::Isolated(b) => p.isolated = *b,
-                InfoBridgePort::Learning(b) => p.learning = *b,
-                _ => {}
-            }
-        }
-        p
-    }
 }
 
 impl BridgePortFlags {

@@ -32,15 +32,15 @@ pub const ROOT: u32 = 0xFFFF_FFFF;
 /// `TC_H_INGRESS`: the parent of a device's ingress qdisc.
 pub const INGRESS: u32 = 0xFFFF_FFF1;
 /// The ingress qdisc's own handle, `ffff:`.
-pub const INGRESS_HANDLE: u32 = 0xFFFF_0000;
+const INGRESS_HANDLE: u32 = 0xFFFF_0000;
 /// The HTB root qdisc's handle, `1:`.
 pub const HTB_HANDLE: u32 = 0x0001_0000;
 /// The shaped class, `1:30` (as the reference names it).
-pub const SHAPED_MINOR: u16 = 0x30;
+const SHAPED_MINOR: u16 = 0x30;
 /// The unshaped class, `1:1`.
-pub const UNSHAPED_MINOR: u16 = 0x1;
+const UNSHAPED_MINOR: u16 = 0x1;
 /// Rate of the unshaped class, bytes/s (100 Gbit/s: never the limit).
-pub const UNSHAPED_RATE: u64 = 100_000_000_000 / 8;
+const UNSHAPED_RATE: u64 = 100_000_000_000 / 8;
 
 const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_IP: u16 = 0x0800;
@@ -73,7 +73,7 @@ pub fn handle(major: u16, minor: u16) -> u32 {
 
 /// The kernel's bucket size for `burst` bytes at `rate` bytes/s: the time to
 /// send them, in psched ticks, saturating at the largest the kernel holds.
-pub fn burst_ticks(burst: u64, rate: u64) -> u32 {
+fn burst_ticks(burst: u64, rate: u64) -> u32 {
     let ns = u128::from(burst) * 1_000_000_000 / u128::from(rate.max(1));
     u32::try_from(ns >> PSCHED_SHIFT).unwrap_or(u32::MAX)
 }
@@ -136,7 +136,7 @@ impl Shaper {
     }
 
     /// The bucket in ticks, as the kernel stores it.
-    pub fn ticks(&self) -> u32 {
+    fn ticks(&self) -> u32 {
         burst_ticks(self.burst, self.rate)
     }
 

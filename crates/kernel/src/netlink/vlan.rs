@@ -33,7 +33,7 @@ use crate::error::{Error, Kind, Result};
 pub const DEFAULT_VLAN: u16 = 1;
 
 /// The highest usable VLAN id (4095 is reserved by 802.1Q).
-pub const MAX_VLAN: u16 = 4094;
+const MAX_VLAN: u16 = 4094;
 
 /// The VLANs one bridge port should carry, as the bridge plugin's config
 /// asks for them.
@@ -221,7 +221,7 @@ impl Handle {
     /// Turns `vlan_filtering` on or off for a bridge. Prefer
     /// [`Handle::enable_vlan_filtering`], which also checks that the
     /// kernel did it.
-    pub fn set_vlan_filtering<'a>(&self, bridge: impl Into<LinkId<'a>>, on: bool) -> Result<()> {
+    fn set_vlan_filtering<'a>(&self, bridge: impl Into<LinkId<'a>>, on: bool) -> Result<()> {
         let id = bridge.into();
         let what = || format!("setting vlan_filtering {} on bridge {id}", u8::from(on));
         self.ack(vlan_filtering_msg(id, on)?, 0, what)

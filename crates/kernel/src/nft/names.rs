@@ -9,7 +9,7 @@ pub const MAX_NAME: usize = 255;
 
 /// Longest comment (rule or element userdata); `nft` itself stops at 128
 /// bytes including the terminating NUL.
-pub const MAX_COMMENT: usize = 127;
+const MAX_COMMENT: usize = 127;
 
 /// Accepts `[A-Za-z_][A-Za-z0-9_.-]*`, at most [`MAX_NAME`] bytes: what
 /// `nft` can parse back as an identifier, so `nft list` output stays usable.

@@ -199,24 +199,16 @@ pub enum Policy {
 /// Standard chain priorities (as `nft` names them), so our chains run in
 /// the usual order relative to other tables.
 pub mod priority {
-    /// `raw`.
-    pub const RAW: i32 = -300;
-    /// `mangle`.
-    pub const MANGLE: i32 = -150;
     /// `dstnat`: prerouting/output NAT.
     pub const DSTNAT: i32 = -100;
     /// `filter`.
     pub const FILTER: i32 = 0;
-    /// `security`.
-    pub const SECURITY: i32 = 50;
     /// `srcnat`: postrouting NAT.
     pub const SRCNAT: i32 = 100;
     /// `filter` in a bridge table.
     pub const BRIDGE_FILTER: i32 = -200;
     /// `dstnat` in a bridge table.
     pub const BRIDGE_DSTNAT: i32 = -300;
-    /// `srcnat` in a bridge table.
-    pub const BRIDGE_SRCNAT: i32 = 300;
 }
 
 /// The hook part of a base chain.

@@ -23,7 +23,7 @@ use crate::error::{Error, Kind, Result};
 
 /// Room for the largest nf_tables message (a 64 KiB element list plus
 /// headers), as libnftnl assumes when it writes into a buffer.
-pub const MAX_MSG: usize = 65536 + 8192;
+const MAX_MSG: usize = 65536 + 8192;
 
 /// A zeroed byte buffer aligned for `nlmsghdr` (4 bytes), which libnftnl
 /// and libmnl need for building and parsing messages.

@@ -115,16 +115,10 @@ impl Field {
 pub struct CtState(pub u32);
 
 impl CtState {
-    /// `invalid`.
-    pub const INVALID: CtState = CtState(1);
     /// `established`.
     pub const ESTABLISHED: CtState = CtState(2);
     /// `related`.
     pub const RELATED: CtState = CtState(4);
-    /// `new`.
-    pub const NEW: CtState = CtState(8);
-    /// `untracked`.
-    pub const UNTRACKED: CtState = CtState(64);
 }
 
 impl BitOr for CtState {
@@ -148,7 +142,7 @@ pub enum MarkOp {
 
 impl MarkOp {
     /// The (mask, xor) pair of the bitwise step: `mark = (mark & mask) ^ xor`.
-    pub fn mask_xor(self) -> (u32, u32) {
+    fn mask_xor(self) -> (u32, u32) {
         match self {
             MarkOp::Set(bits) => (!bits, bits),
             MarkOp::Clear(bits) => (!bits, 0),

@@ -159,17 +159,6 @@ impl Value {
     /// `sctp`.
     pub const SCTP: Value = Value::Proto(132);
 
-    /// The protocol number for `tcp`, `udp` or `sctp` (CNI `portMappings`
-    /// names), `None` for anything else.
-    pub fn proto_by_name(name: &str) -> Option<Value> {
-        match name.to_ascii_lowercase().as_str() {
-            "tcp" => Some(Value::TCP),
-            "udp" => Some(Value::UDP),
-            "sctp" => Some(Value::SCTP),
-            _ => None,
-        }
-    }
-
     /// The type this value belongs to.
     pub fn data_type(&self) -> DataType {
         match self {
@@ -384,6 +373,5 @@ mod tests {
         let v = [Value::UDP, Value::Ipv6("2001:db8::1".parse().unwrap()), Value::Port(53)];
         assert_eq!(display_values(&v), "udp . 2001:db8::1 . 53");
         assert_eq!(Value::Ether([0xa, 0xb, 0xc, 0xd, 0xe, 0xf]).to_string(), "0a:0b:0c:0d:0e:0f");
-        assert_eq!(Value::proto_by_name("SCTP"), Some(Value::SCTP));
     }
 }

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 /// Largest UDP answer when the client sent no EDNS (RFC 1035).
 pub const UDP_PLAIN_MAX: usize = 512;
 /// Largest UDP answer we offer with EDNS (the DNS flag day's value).
-pub const UDP_EDNS_MAX: u16 = 1232;
+const UDP_EDNS_MAX: u16 = 1232;
 
 /// What to do with a query.
 #[derive(Debug)]

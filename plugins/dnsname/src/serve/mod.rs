@@ -33,13 +33,13 @@ use zone::Zone;
 /// The variable naming the fd the server writes "ready" (or an error) to.
 pub const READY_FD_ENV: &str = "DNSNAME_READY_FD";
 /// TCP connections served at once; more are closed at accept.
-pub const MAX_TCP: usize = 64;
+const MAX_TCP: usize = 64;
 /// How long a TCP client may stay silent, and how long one connection may last.
-pub const TCP_IDLE: Duration = Duration::from_secs(2);
+const TCP_IDLE: Duration = Duration::from_secs(2);
 /// See [`TCP_IDLE`].
-pub const TCP_LIFETIME: Duration = Duration::from_secs(10);
+const TCP_LIFETIME: Duration = Duration::from_secs(10);
 /// Forwarded queries in flight at once; more get SERVFAIL.
-pub const MAX_FORWARDS: usize = 256;
+const MAX_FORWARDS: usize = 256;
 
 struct Shared {
     zone: RwLock<Zone>,

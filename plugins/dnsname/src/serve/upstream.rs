@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long one upstream gets to answer.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upstream servers used at most (glibc's MAXNS).
-pub const MAX_UPSTREAMS: usize = 3;
+const MAX_UPSTREAMS: usize = 3;
 
 type Stamp = (u64, u64, i64, i64);
 
@@ -29,7 +29,7 @@ pub struct Upstreams {
 /// The `nameserver` lines of a resolv.conf (port 53), at most
 /// [`MAX_UPSTREAMS`], leaving out `own` addresses (never forward to
 /// ourselves).
-pub fn parse_resolv_conf(text: &str, own: &[IpAddr]) -> Vec<SocketAddr> {
+fn parse_resolv_conf(text: &str, own: &[IpAddr]) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut words = line.split_whitespace();
