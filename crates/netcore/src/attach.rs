@@ -107,9 +107,10 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
     done
 }
 
-/// Turns IPv6 off on the host end `name` (a bridge port, still down); a
-/// kernel without IPv6 has nothing to turn off.
-fn disable_ipv6(name: &str) -> Result<()> {
+/// Turns IPv6 off on the host end `name` (still down): no link-local
+/// address and no IPv6 routes for a link that needs none. A kernel without
+/// IPv6 has nothing to turn off.
+pub(crate) fn disable_ipv6(name: &str) -> Result<()> {
     match kernel::sysctl::set(&kernel::sysctl::conf_key(kernel::netlink::Family::V6, name, "disable_ipv6"), "1") {
         Err(e) if e.is_not_found() && !std::path::Path::new("/proc/sys/net/ipv6").exists() => Ok(()),
         other => other,
@@ -117,7 +118,7 @@ fn disable_ipv6(name: &str) -> Result<()> {
 }
 
 /// Creates one attachment's pair, the host end named from the attachment,
-/// up unless enslaved (then [`attach_veth`] brings it up), enslaved to `master` when given and with `host_mac` when given; the
+/// down (the caller sets its IPv6, then brings it up), enslaved to `master` when given and with `host_mac` when given; the
 /// container end is made in the container. A stale host end of this same
 /// attachment (a killed ADD) is replaced. The host end carries the owner
 /// key as its alias, which is how GC tells its own veths from another
@@ -133,8 +134,8 @@ pub fn create_pair(host: &Handle, a: &VethAttach<'_>, master: Option<u32>, host_
         mtu: a.mtu,
         mac: host_mac,
         peer_mac: a.mac,
-        // A bridge port goes up once its IPv6 is off (see attach_veth).
-        up: master.is_none(),
+        // Up once the caller set its IPv6 (see attach_veth, p2p::attach).
+        up: false,
         master,
         alias: Some(&alias),
     };
