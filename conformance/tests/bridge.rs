@@ -432,3 +432,34 @@ fn macspoofchk_drops_frames_from_a_changed_mac() {
     assert!(host.leases("spoofnet").is_empty());
     assert!(host.veths().is_empty(), "{:?}", host.veths());
 }
+
+/// A bridge port (the host end of the veth) has no IPv6 of its own: no
+/// link-local address and no route, so the kernel's walks of the IPv6
+/// routing table on every port's up and removal do not grow with the
+/// containers on the host. Both families still cross the bridge.
+#[test]
+fn bridge_ports_carry_no_ipv6_of_their_own() {
+    let host = Host::new("br-port6");
+    let conf = host.conf(net("port6net", "cni-port6", "10.58.0.0/24", Some("fd00:58::/64"), json!({})));
+    let (c1, c2) = (TestNs::new("br-port6-c1"), TestNs::new("br-port6-c2"));
+    let r1 = host.run("bridge", "ADD", &c1.path(), "c1", "eth0", &conf).ok().json();
+    let r2 = host.run("bridge", "ADD", &c2.path(), "c2", "eth0", &conf).ok().json();
+    let ports = host.veths();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    for p in &ports {
+        assert!(witness::addresses(&host.ns, p).is_empty(), "{p} has addresses");
+        let routes = host.ns.ok(&["ip", "-6", "route", "show", "table", "all", "dev", p]);
+        assert!(routes.trim().is_empty(), "{p} has IPv6 routes: {routes}");
+    }
+    // The bridge keeps its own link-local address and the gateway.
+    let br = witness::addresses(&host.ns, "cni-port6");
+    assert!(br.iter().any(|a| a.starts_with("fe80:")) && br.contains(&"fd00:58::1/64".to_string()), "{br:?}");
+    assert!(c1.ping(&addr(&r2, false)), "c1 -> c2 over IPv6");
+    assert!(c2.ping(&addr(&r1, true)), "c2 -> c1 over IPv4");
+    assert!(c2.ping("fd00:58::1"), "c2 -> gateway v6");
+    for (c, r, id) in [(&c1, &r1, "c1"), (&c2, &r2, "c2")] {
+        host.run("bridge", "CHECK", &c.path(), id, "eth0", &with_prev(&conf, r)).ok();
+        host.run("bridge", "DEL", &c.path(), id, "eth0", &with_prev(&conf, r)).ok();
+    }
+    assert!(host.veths().is_empty(), "veths left: {:?}", host.veths());
+}

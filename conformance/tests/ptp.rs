@@ -224,3 +224,29 @@ fn a_failed_add_leaves_nothing_and_bad_config_is_code_7() {
     }
     assert!(host.leases(NET).is_empty() && host.veths().is_empty());
 }
+
+/// With no IPv6 address to route, the host end has no IPv6 at all (no
+/// link-local address, no route), so the kernel's IPv6 routing table does
+/// not grow with the containers; IPv4 works as before. (The dual-stack
+/// test above shows a host end that routes IPv6.)
+#[test]
+fn an_ipv4_only_host_end_carries_no_ipv6() {
+    let host = Host::new("ptp-v4only");
+    let conf = host.conf(json!({
+        "cniVersion": "1.0.0", "name": "ptpv4", "type": "ptp",
+        "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.74.0.0/24" }]] }
+    }));
+    let c = TestNs::new("ptp-v4only-c");
+    let r = host.run("ptp", "ADD", &c.path(), "c1", "eth0", &conf).ok().json();
+    let ip = r["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    let ends = host.veths();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    let v6: Vec<String> = witness::addresses(&host.ns, &ends[0]).into_iter().filter(|a| a.contains(':')).collect();
+    assert!(v6.is_empty(), "host end has IPv6 addresses: {v6:?}");
+    let routes = host.ns.ok(&["ip", "-6", "route", "show", "table", "all", "dev", &ends[0]]);
+    assert!(routes.trim().is_empty(), "host end has IPv6 routes: {routes}");
+    assert!(c.ping("10.74.0.1"), "container -> its gateway on the host end");
+    assert!(host.ns.ping(&ip), "host -> container");
+    host.run("ptp", "DEL", &c.path(), "c1", "eth0", &conf).ok();
+    assert!(host.veths().is_empty(), "{:?}", host.veths());
+}

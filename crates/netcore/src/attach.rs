@@ -77,15 +77,24 @@ pub struct Attached {
 }
 
 /// Creates the pair with the container end made directly in the container
-/// (no move between namespaces) and the host end enslaved to `bridge` and
-/// up in the same request. A stale host end of this same attachment (a
-/// killed ADD) is replaced. On failure the pair is removed again. Each
-/// rtnetlink request costs ~1 ms on a host with 1,000 containers, so this
-/// makes as few as it can: create, read the two ends, and port flags only
-/// when asked for.
+/// (no move between namespaces) and the host end enslaved to `bridge` in
+/// the same request. A stale host end of this same attachment (a killed
+/// ADD) is replaced. On failure the pair is removed again. Requests are
+/// few: create, IPv6 off on the host end, up, read the container end, and
+/// port flags only when asked for.
+///
+/// The host end is a bridge port: it carries no address of its own (the
+/// gateway is on the bridge), so IPv6 is turned off on it before it goes
+/// up. Otherwise each port gets a link-local address and three IPv6 routes,
+/// and the kernel walks the whole IPv6 routing table on every port's up,
+/// carrier change and removal: each ADD and DEL would cost more with every
+/// container already on the host. Frames of either family are still
+/// bridged through the port.
 pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_>) -> Result<Attached> {
     let veth = create_pair(host, a, Some(bridge.index), None)?;
     let done = (|| {
+        disable_ipv6(&veth.name)?;
+        host.set_up(veth.index)?;
         if a.port != BridgePortFlags::default() {
             host.set_bridge_port(veth.index, &a.port)?;
         }
@@ -98,8 +107,18 @@ pub fn attach_veth(host: &Handle, ctr: &Handle, bridge: &Link, a: &VethAttach<'_
     done
 }
 
+/// Turns IPv6 off on the host end `name` (still down): no link-local
+/// address and no IPv6 routes for a link that needs none. A kernel without
+/// IPv6 has nothing to turn off.
+pub(crate) fn disable_ipv6(name: &str) -> Result<()> {
+    match kernel::sysctl::set(&kernel::sysctl::conf_key(kernel::netlink::Family::V6, name, "disable_ipv6"), "1") {
+        Err(e) if e.is_not_found() && !std::path::Path::new("/proc/sys/net/ipv6").exists() => Ok(()),
+        other => other,
+    }
+}
+
 /// Creates one attachment's pair, the host end named from the attachment,
-/// up, enslaved to `master` when given and with `host_mac` when given; the
+/// down (the caller sets its IPv6, then brings it up), enslaved to `master` when given and with `host_mac` when given; the
 /// container end is made in the container. A stale host end of this same
 /// attachment (a killed ADD) is replaced. The host end carries the owner
 /// key as its alias, which is how GC tells its own veths from another
@@ -115,7 +134,8 @@ pub fn create_pair(host: &Handle, a: &VethAttach<'_>, master: Option<u32>, host_
         mtu: a.mtu,
         mac: host_mac,
         peer_mac: a.mac,
-        up: true,
+        // Up once the caller set its IPv6 (see attach_veth, p2p::attach).
+        up: false,
         master,
         alias: Some(&alias),
     };

@@ -37,14 +37,17 @@ fn pick(addrs: &[Address], index: u32) -> Option<IpAddr> {
 }
 
 /// Resolves `underlayInterface` / `underlayIP` (or, with neither, the
-/// interface of the default route) against the host, and the MTU.
+/// interface of the default route) against the host, and the MTU. Reads
+/// only the addresses of the one link concerned when it is known (every
+/// ADD runs this, and a host holds addresses for each of its containers);
+/// all addresses only to find the holder of a bare `underlayIP`.
 pub fn resolve(h: &Handle, conf: &VxConf) -> Result<Underlay, Error> {
-    let addrs = h.all_addresses(None)?;
     let (link, ip) = match (&conf.underlay_interface, conf.underlay_ip) {
         (Some(name), want) => {
             let link = h
                 .link_by_name(name)?
                 .ok_or_else(|| bad("underlayInterface", format!("no link called {name:?} on this host")))?;
+            let addrs = h.addresses(link.index)?;
             let ip = match want {
                 Some(ip) => {
                     if !addrs.iter().any(|a| a.index == link.index && a.net.ip() == ip) {
@@ -59,6 +62,7 @@ pub fn resolve(h: &Handle, conf: &VxConf) -> Result<Underlay, Error> {
             (link, ip)
         }
         (None, Some(ip)) => {
+            let addrs = h.all_addresses(None)?;
             let a = addrs
                 .iter()
                 .find(|a| a.net.ip() == ip)
@@ -76,7 +80,7 @@ pub fn resolve(h: &Handle, conf: &VxConf) -> Result<Underlay, Error> {
                 )
             })?;
             let link = h.link(index)?;
-            let ip = pick(&addrs, index).ok_or_else(|| {
+            let ip = pick(&h.addresses(index)?, index).ok_or_else(|| {
                 bad("underlayInterface", format!("the default route's link {:?} has no global IP address", link.name))
             })?;
             (link, ip)
