@@ -1,6 +1,8 @@
 //! ADD: create the macvlan straight into the container namespace under its
-//! final name (no link move, ~30 ms saved), then IPAM, addresses, routes;
-//! on any failure the IP is released and the link deleted.
+//! final name (no link move, ~30 ms saved) while the IPAM delegate runs
+//! (started just before, once the name is known to be free: its process
+//! start overlaps the link work), then addresses, routes; on any failure
+//! the IP is released and the link deleted.
 
 use cni::error::code;
 use cni::result::Interface;
@@ -34,8 +36,19 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let parent = host.as_ref().unwrap_or(&ch);
     let master = master::resolve(parent, &conf)?;
 
+    // Checked before the delegate starts: a second ADD of a live
+    // attachment must fail here, before host-local hands it the live
+    // attachment's own lease back (and the undo would release it).
+    ensure_free(&ch, &ns, &ctx.ifname)?;
+    let pending = match ipam_type.as_deref() {
+        Some(t) => Some(ipam::Lease::start(ctx, t)?),
+        None => None,
+    };
+    // A failed creation drops `pending`: the delegate is waited for and
+    // what it leased released; the link's error is returned, as when the
+    // link was made before the delegate ran.
     let link = create(parent, &ch, &ns, &conf, master.index, &ctx.ifname)?;
-    let configured = attach(ctx, &conf, &ns, &ch, &link, ipam_type.as_deref());
+    let configured = attach(ctx, &conf, &ns, &ch, &link, pending);
     if configured.is_err() {
         if let Err(e) = ch.delete_link(link.index) {
             log::warn!("deleting {:?} after a failed ADD: {e}", ctx.ifname);
@@ -66,13 +79,7 @@ fn create(
     match parent.create_macvlan(&spec) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {
-            if ch.link_by_name(ifname)?.is_some() {
-                return Err(Error::new(
-                    code::CONFLICT,
-                    format!("container interface name provided ({ifname}) already exists"),
-                )
-                .with_details(format!("netns {} already has a link called {ifname:?}", ns.path().display())));
-            }
+            ensure_free(ch, ns, ifname)?;
             // Some kernels check a new link's name on the creating side too
             // (why the reference always uses a temporary name): do that.
             let tmp = temp_name();
@@ -85,6 +92,15 @@ fn create(
         Err(e) => return Err(e.into()),
     }
     Ok(ch.link(ifname)?)
+}
+
+/// Refuses an `ifname` the container already has (code 50).
+fn ensure_free(ch: &Handle, ns: &Netns, ifname: &str) -> Result<(), Error> {
+    if ch.link_by_name(ifname)?.is_some() {
+        return Err(Error::new(code::CONFLICT, format!("container interface name provided ({ifname}) already exists"))
+            .with_details(format!("netns {} already has a link called {ifname:?}", ns.path().display())));
+    }
+    Ok(())
 }
 
 /// A name unlikely to be taken, for the fallback above.
@@ -102,7 +118,7 @@ fn attach(
     ns: &Netns,
     ch: &Handle,
     link: &Link,
-    ipam_type: Option<&str>,
+    pending: Option<ipam::PendingLease<'_>>,
 ) -> Result<CniResult, Error> {
     let mut result = CniResult {
         interfaces: vec![Interface {
@@ -114,12 +130,12 @@ fn attach(
         dns: ctx.conf.dns.clone().unwrap_or_default(),
         ..Default::default()
     };
-    let Some(ipam_type) = ipam_type else {
+    let Some(pending) = pending else {
         // L2 only: an interface without addresses, just up.
         ch.set_up(link.index)?;
         return Ok(result);
     };
-    let lease = ipam::Lease::acquire(ctx, ipam_type)?;
+    let lease = pending.finish()?;
     result.ips = lease.result().ips.clone();
     for ip in &mut result.ips {
         ip.interface = Some(0);
