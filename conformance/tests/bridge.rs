@@ -463,3 +463,81 @@ fn bridge_ports_carry_no_ipv6_of_their_own() {
     }
     assert!(host.veths().is_empty(), "veths left: {:?}", host.veths());
 }
+
+/// Once the bridge exists, ADD runs its IPAM delegate while it makes the
+/// veth pair (the fake delegate waits until it sees the bridge's second
+/// port, and says whether it did). A delegate that fails there must still
+/// win: its own error is returned, the pair is
+/// removed, the container and the bridge's other port are untouched; a
+/// result without an address is refused and released (the delegate's DEL).
+#[test]
+fn ipam_failing_beside_the_link_work_leaves_only_what_was_there() {
+    let host = Host::new("br-ovl");
+    let c1 = TestNs::new("br-ovl-a");
+    let conf = host.conf(net("ovlnet", "cni-ovl0", "10.61.0.0/24", None, json!({})));
+    host.run("bridge", "ADD", &c1.path(), "o1", "eth0", &conf).ok();
+    let before = host.veths();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let dir = host.dir.join("slowipam");
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("del-called");
+    let saw = dir.join("saw-the-pair");
+    let fakes = [
+        (
+            "slowfail",
+            r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"no addresses left in the range"}'; exit 1"#.to_string(),
+        ),
+        ("slownoaddr", r#"echo '{"cniVersion":"1.0.0","dns":{}}'"#.to_string()),
+    ];
+    for (name, on_add) in &fakes {
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = DEL ]; then touch {}; exit 0; fi\n\
+             for i in $(seq 200); do\n  if [ \"$(ip -o link show master cni-ovl0 | wc -l)\" = 2 ]; then touch {}; break; fi\n  sleep 0.05\ndone\n{on_add}\n",
+            marker.display(),
+            saw.display()
+        );
+        std::fs::write(dir.join(name), script).unwrap();
+        std::process::Command::new("chmod").args(["+x", dir.join(name).to_str().unwrap()]).status().unwrap();
+    }
+    let path = dir.display().to_string();
+    let c2 = TestNs::new("br-ovl-b");
+    let run = |ipam: &str| {
+        let conf = json!({"cniVersion": "1.0.0", "name": "ovlnet", "type": "bridge", "bridge": "cni-ovl0",
+                          "isGateway": true, "ipam": {"type": ipam}});
+        conformance::run_plugin(
+            Some(&host.ns.name),
+            "bridge",
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "o2"),
+                ("CNI_NETNS", &c2.path()),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", &path),
+            ],
+            &conf.to_string(),
+        )
+    };
+    let e = run("slowfail").err(11);
+    assert!(saw.exists(), "the pair was made while the delegate ran");
+    std::fs::remove_file(&saw).unwrap();
+    assert_eq!(e["msg"], "no addresses left in the range", "{e}");
+    assert_eq!(host.veths(), before, "the new pair was removed, the other port stays");
+    assert_eq!(witness::link_names(&c2), vec!["lo"]);
+    assert!(!marker.exists(), "nothing was leased, so nothing is released");
+
+    let e = run("slownoaddr").err(100);
+    assert!(saw.exists(), "the pair was made while the delegate ran");
+    assert!(e["msg"].as_str().unwrap().contains("no IP address"), "{e}");
+    assert_eq!(host.veths(), before);
+    assert_eq!(witness::link_names(&c2), vec!["lo"]);
+    assert!(marker.exists(), "the address-less result was released");
+
+    // The first container is still served, and a good ADD still works.
+    host.run("bridge", "ADD", &c2.path(), "o2", "eth0", &conf).ok();
+    assert_eq!(host.veths().len(), 2);
+    host.run("bridge", "DEL", &c2.path(), "o2", "eth0", &conf).ok();
+    host.run("bridge", "DEL", &c1.path(), "o1", "eth0", &conf).ok();
+    assert!(host.veths().is_empty());
+    assert!(host.leases("ovlnet").is_empty(), "{:?}", host.leases("ovlnet"));
+}

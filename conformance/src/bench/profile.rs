@@ -13,7 +13,9 @@
 //! - `nft-close`: closing netfilter sockets (after a deletion the kernel
 //!   waits there for an RCU grace period);
 //! - `fsync`: host-local putting a lease on disk (file and directory);
-//! - `ipam`: the delegated IPAM plugin, spawn to reaped (its own line below);
+//! - `ipam`: the delegated IPAM plugin, spawn to reaped (its own line
+//!   below); `(waited ..)` when it ran beside the caller's link work: only
+//!   that wait counts in the sum;
 //! - `other`: the rest of the plugin's own work (locks, files, logic);
 //! - `exit`: from the result written to the process reaped.
 
@@ -74,12 +76,17 @@ fn process(out: &mut String, exec: &Event, by_pid: &BTreeMap<u32, Vec<&Event>>, 
     let (close, _, _) = sum(&evs, "nfnl-close");
     let (fsync, syncs, _) = sum(&evs, "fsync");
     let (ipam, _, children) = sum(&evs, "exec");
-    let known = start + exit + parse + open + nl + commit + query + close + fsync + ipam;
+    // A delegate that ran beside the caller's own work counts only for
+    // the time the caller waited for it.
+    let (waited, waits, _) = sum(&evs, "exec-wait");
+    let ipam_cost = if waits > 0 { waited } else { ipam };
+    let overlapped = if waits > 0 { format!(" (waited {:.2})", ms(waited)) } else { String::new() };
+    let known = start + exit + parse + open + nl + commit + query + close + fsync + ipam_cost;
     let other = total.saturating_sub(known);
     let _ = write!(
         out,
         "{indent}{name:<11} {:>6.2} ms = start {:.2} + parse {:.2} + nl-open {:.2} + netlink {:.2} ({calls} calls, \
-         {requests} requests) + nft {:.2} ({batches} batches, {queries} queries) + nft-close {:.2} + fsync {:.2} ({syncs}) + ipam {:.2} \
+         {requests} requests) + nft {:.2} ({batches} batches, {queries} queries) + nft-close {:.2} + fsync {:.2} ({syncs}) + ipam {:.2}{overlapped} \
          + other {:.2} + exit {:.2}",
         ms(total),
         ms(start),
@@ -127,5 +134,21 @@ mod tests {
         // 8.0 - (0.5 start + 0.1 parse + 1.5 netlink + 2.0 ipam + 0.5 exit)
         assert!(lines[0].contains("other 3.40"), "{out}");
         assert!(lines[1].starts_with("    host-local") && lines[1].contains("start 0.30"), "{out}");
+    }
+
+    #[test]
+    fn an_overlapped_delegate_counts_only_the_wait() {
+        let text = "\
+1 bench exec 1000000 9000000 10 bridge
+10 bridge main 1500000 1500000 
+10 bridge netlink 2000000 3500000 6 requests
+10 bridge exec 1800000 6000000 11 host-local
+10 bridge exec-wait 3600000 6000000 11 host-local
+10 bridge exit 8500000 8500000 
+";
+        let out = format(&phases::parse(text), 1);
+        assert!(out.contains("ipam 4.20 (waited 2.40)"), "{out}");
+        // 8.0 - (0.5 start + 1.5 netlink + 2.4 waited + 0.5 exit)
+        assert!(out.contains("other 3.10"), "{out}");
     }
 }

@@ -26,8 +26,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Largest plugin stdout kept; a result is a few KiB.
 const MAX_STDOUT: usize = 4 << 20;
@@ -130,17 +130,7 @@ impl Output {
 /// Runs the plugin and collects what it printed; `Err` only when it could
 /// not be started (after the `ETXTBSY` retries).
 pub fn run(req: &Request) -> std::io::Result<Output> {
-    let mut attempt = 0;
-    loop {
-        match run_once(req) {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < TEXT_BUSY_RETRIES => {
-                log::debug!("{}: text file busy, retrying", req.plugin.display());
-                std::thread::sleep(Duration::from_millis(20 << attempt));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    spawn(req)?.wait()
 }
 
 /// Runs the plugin; see [`Output::into_stdout`].
@@ -282,7 +272,57 @@ fn wait_exited_keep_zombie(pid: libc::pid_t) {
     }
 }
 
-fn run_once(req: &Request) -> std::io::Result<Output> {
+/// Set (and signalled) once the plugin has exited, which stops the
+/// deadline's watchdog.
+type Done = (Mutex<bool>, Condvar);
+
+/// A plugin that [`spawn`] started and nobody has waited for yet. Its
+/// stdin is fed and its stderr drained by threads of their own, and the
+/// deadline (if any) runs from the spawn, so the caller may do other work
+/// meanwhile (a plugin overlapping its IPAM delegate with its link work)
+/// and collect the result with [`Running::wait`]. Dropped without a wait,
+/// the plugin is killed and reaped: it never outlives this value as a
+/// zombie or as an orphan still acting.
+pub struct Running {
+    pid: libc::pid_t,
+    plugin: PathBuf,
+    timeout: Option<Duration>,
+    stdout: Option<std::process::ChildStdout>,
+    stdin: Option<std::thread::JoinHandle<()>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    watchdog: Option<(Arc<Done>, std::thread::JoinHandle<()>)>,
+    timed_out: Arc<AtomicBool>,
+    started: Instant,
+    spawned_ns: u64,
+    reaped: bool,
+}
+
+/// Starts the plugin (with the `ETXTBSY` retries of [`run`]) and returns
+/// at once; `Err` only when it could not be started. The exec happens in
+/// the calling thread, which must outlive the plugin when
+/// `die_with_parent` is set (the kernel's parent-death signal follows the
+/// thread that forked): wait for it from the same thread.
+pub fn spawn(req: &Request) -> std::io::Result<Running> {
+    let mut attempt = 0;
+    loop {
+        match spawn_once(req) {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < TEXT_BUSY_RETRIES => {
+                log::debug!("{}: text file busy, retrying", req.plugin.display());
+                std::thread::sleep(Duration::from_millis(20 << attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`spawn`] with the error as [`run_plugin`] words it; finish with
+/// [`Running::wait_plugin`].
+pub fn spawn_plugin(req: &Request) -> Result<Running, Error> {
+    spawn(req).map_err(|e| Error::io(format!("failed to exec plugin {}: {e}", req.plugin.display())))
+}
+
+fn spawn_once(req: &Request) -> std::io::Result<Running> {
     let mut cmd = Command::new(req.plugin);
     // Our identity, which an IPAM delegate checks before it writes (see
     // `cni::caller`); never a stale one inherited from our own caller.
@@ -296,7 +336,8 @@ fn run_once(req: &Request) -> std::io::Result<Output> {
         .stderr(Stdio::piped());
     let (die_with_parent, netns) = (req.die_with_parent, req.netns);
     // SAFETY: prctl(2) and setns(2) are async-signal-safe and touch only
-    // the child; `netns` stays open in the caller for the whole call.
+    // the child; `netns` stays open in the caller until the exec is done
+    // (`spawn` returns after it).
     unsafe {
         cmd.pre_exec(move || {
             if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -310,52 +351,108 @@ fn run_once(req: &Request) -> std::io::Result<Output> {
             Ok(())
         });
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let spawned_ns = if phases::enabled() { phases::now_ns() } else { 0 };
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut cin = child.stdin.take().expect("stdin is piped");
-    let mut cout = child.stdout.take().expect("stdout is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
     let mut cerr = child.stderr.take().expect("stderr is piped");
-    let done = (Mutex::new(false), Condvar::new());
-    let timed_out = AtomicBool::new(false);
-
-    let (stdout, stdout_overflow, stderr) = std::thread::scope(|s| {
-        s.spawn(move || {
-            // A plugin may exit without reading stdin (EPIPE): not our error.
-            let _ = cin.write_all(req.stdin);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let input = req.stdin.to_vec();
+    // A plugin may exit without reading stdin (EPIPE): not our error.
+    let stdin = std::thread::spawn(move || drop(cin.write_all(&input)));
+    let stderr = std::thread::spawn(move || read_capped(&mut cerr, MAX_STDERR).0);
+    let watchdog = req.timeout.map(|limit| {
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let (d, t) = (Arc::clone(&done), Arc::clone(&timed_out));
+        let thread = std::thread::spawn(move || {
+            let guard = d.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = d.1.wait_timeout_while(guard, limit, |d| !*d).unwrap_or_else(|p| p.into_inner());
+            if !*guard {
+                t.store(true, Ordering::SeqCst);
+                // SAFETY: plain kill(2); the child is not reaped before `done` is set.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         });
-        let err_reader = s.spawn(move || read_capped(&mut cerr, MAX_STDERR).0);
-        if let Some(limit) = req.timeout {
-            let (done, timed_out) = (&done, &timed_out);
-            s.spawn(move || {
-                let guard = done.0.lock().unwrap_or_else(|p| p.into_inner());
-                let (guard, _) = done.1.wait_timeout_while(guard, limit, |d| !*d).unwrap_or_else(|p| p.into_inner());
-                if !*guard {
-                    timed_out.store(true, Ordering::SeqCst);
-                    // SAFETY: plain kill(2); the child is not reaped before `done` is set.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            });
-        }
-        let (out, overflow) = read_capped(&mut cout, MAX_STDOUT);
-        if req.timeout.is_some() {
-            wait_exited_keep_zombie(pid);
+        (done, thread)
+    });
+    Ok(Running {
+        pid,
+        plugin: req.plugin.to_path_buf(),
+        timeout: req.timeout,
+        stdout: Some(stdout),
+        stdin: Some(stdin),
+        stderr: Some(stderr),
+        watchdog,
+        timed_out,
+        started,
+        spawned_ns,
+        reaped: false,
+    })
+}
+
+impl Running {
+    /// The plugin's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Reads its stdout to the end, waits for it to exit and reaps it.
+    pub fn wait(mut self) -> std::io::Result<Output> {
+        self.collect()
+    }
+
+    /// [`Running::wait`], then [`Output::into_stdout`].
+    pub fn wait_plugin(self) -> Result<Vec<u8>, Error> {
+        let (plugin, timeout) = (self.plugin.clone(), self.timeout);
+        let req = Request { timeout, ..Request::new(&plugin, b"", &[]) };
+        self.wait()
+            .map_err(|e| Error::io(format!("failed to exec plugin {}: {e}", plugin.display())))?
+            .into_stdout(&req)
+    }
+
+    fn collect(&mut self) -> std::io::Result<Output> {
+        let waiting_ns = if self.spawned_ns != 0 { phases::now_ns() } else { 0 };
+        let (stdout, stdout_overflow) = match self.stdout.take() {
+            Some(mut out) => read_capped(&mut out, MAX_STDOUT),
+            None => (Vec::new(), false),
+        };
+        if let Some((done, thread)) = self.watchdog.take() {
+            wait_exited_keep_zombie(self.pid);
             *done.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
             done.1.notify_all();
+            let _ = thread.join();
         }
-        let err = err_reader.join().unwrap_or_default();
-        (out, overflow, err)
-    });
-    let (status, max_rss_kib) = wait4(pid)?;
-    let wall = started.elapsed();
-    if spawned_ns != 0 {
-        let name = req.plugin.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        phases::record("exec", spawned_ns, phases::now_ns(), &format!("{pid} {name}"));
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        if let Some(t) = self.stdin.take() {
+            let _ = t.join();
+        }
+        let (status, max_rss_kib) = wait4(self.pid)?;
+        self.reaped = true;
+        let wall = self.started.elapsed();
+        if self.spawned_ns != 0 {
+            let name = self.plugin.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let (end, detail) = (phases::now_ns(), format!("{} {name}", self.pid));
+            phases::record("exec", self.spawned_ns, end, &detail);
+            // The part of it the caller spent waiting (the rest overlapped
+            // the caller's own work).
+            phases::record("exec-wait", waiting_ns, end, &detail);
+        }
+        // A kill that raced a plugin already exiting on its own is no timeout.
+        let timed_out = self.timed_out.load(Ordering::SeqCst) && status.signal() == Some(libc::SIGKILL);
+        Ok(Output { status, stdout, stderr, stdout_overflow, timed_out, wall, max_rss_kib })
     }
-    // A kill that raced a plugin already exiting on its own is no timeout.
-    let timed_out = timed_out.load(Ordering::SeqCst) && status.signal() == Some(libc::SIGKILL);
-    Ok(Output { status, stdout, stderr, stdout_overflow, timed_out, wall, max_rss_kib })
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: plain kill(2) of our own child, not reaped yet.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = self.collect();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -440,6 +537,39 @@ mod tests {
 
         let huge = script(d.path(), "huge", "head -c 5000000 /dev/zero");
         assert_eq!(run_plugin(&Request::new(&huge, b"", &env)).unwrap_err().code, 6);
+    }
+
+    #[test]
+    fn spawn_runs_beside_the_caller_and_wait_collects() {
+        let d = tempfile::tempdir().unwrap();
+        let go = d.path().join("go");
+        // The plugin waits for a file that the caller writes only after
+        // spawn returned: a spawn that waited for the plugin would end in
+        // the deadline's kill.
+        let body = format!("read -r line; while [ ! -e {} ]; do sleep 0.01; done; printf '%s' \"$line\"", go.display());
+        let waiting = script(d.path(), "waiting", &body);
+        let req = Request { timeout: Some(Duration::from_secs(20)), ..Request::new(&waiting, b"hello\n", &[]) };
+        let running = spawn_plugin(&req).unwrap();
+        fs::write(&go, "").unwrap();
+        assert_eq!(running.wait_plugin().unwrap(), b"hello");
+        let fail = script(d.path(), "fail", r#"echo '{"code": 11, "msg": "try later"}'; exit 1"#);
+        let e = spawn_plugin(&Request::new(&fail, b"{}", &[])).unwrap().wait_plugin().unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (11, "try later"));
+        let slow = script(d.path(), "slow", "exec sleep 30");
+        let req = Request { timeout: Some(Duration::from_millis(200)), ..Request::new(&slow, b"", &[]) };
+        let e = spawn_plugin(&req).unwrap().wait_plugin().unwrap_err();
+        assert!(e.msg.contains("timed out"), "{e}");
+    }
+
+    #[test]
+    fn a_dropped_running_plugin_is_killed_and_reaped() {
+        let d = tempfile::tempdir().unwrap();
+        let slow = script(d.path(), "slow", "exec sleep 30");
+        let running = spawn(&Request::new(&slow, b"", &[])).unwrap();
+        let pid = running.pid();
+        drop(running);
+        // Reaped: no such process any more (not even a zombie).
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }
 
     #[test]

@@ -262,16 +262,19 @@ type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) 
 
 /// DEL's kernel half for a container on a bridge: commits one nftables
 /// batch that `elements` fills with the attachment's elements, in a thread
-/// started first; runs `meanwhile` (the IPAM DEL) and deletes the veth pair
-/// in this one; only then lets the nftables socket close. The kernel frees
-/// deleted elements after an RCU grace period and makes a closing nftables
-/// socket wait for that; started early and closed last, that wait overlaps
-/// the veth deletion's own grace periods instead of adding to them.
-/// Every failure is returned; nothing stops at the first.
+/// started first; runs `meanwhile` (the IPAM DEL) in a second thread while
+/// this one deletes the veth pair; only then lets the nftables socket
+/// close. The kernel frees deleted elements after an RCU grace period and
+/// makes a closing nftables socket wait for that, and deleting a veth
+/// waits for grace periods too (~20 ms): started together, the IPAM
+/// delegate's process and the two waits overlap instead of adding up.
+/// Everything has finished when this returns. Every failure is returned
+/// (the IPAM's first, then the veth's, then the elements'); nothing stops
+/// at the first.
 pub fn detach(
     owner: &OwnerKey,
     elements: Option<&ElementRemoval<'_>>,
-    meanwhile: impl FnOnce() -> Vec<cni::Error>,
+    meanwhile: impl FnOnce() -> Vec<cni::Error> + Send,
 ) -> Vec<cni::Error> {
     std::thread::scope(|s| {
         let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
@@ -286,8 +289,13 @@ pub fn detach(
                 committed
             })
         });
-        let mut errors = meanwhile();
+        // The delegate is forked by this thread, which lives until it is
+        // reaped (its parent-death signal follows the forking thread).
+        let release = s.spawn(meanwhile);
         let veth = Handle::new().and_then(|host| detach_veth(&host, owner).map(drop));
+        let mut errors = release
+            .join()
+            .unwrap_or_else(|_| vec![cni::Error::plugin("releasing the address: the worker thread panicked")]);
         errors.extend(veth.err().map(cni::Error::from));
         drop(close_tx);
         if let Some(t) = nft {

@@ -20,15 +20,20 @@ pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
     invoke::find("ipam.type", name, dirs)
 }
 
-/// Runs the delegate for `command` through the suite's one plugin runner
-/// and returns its stdout on success; an error object it printed comes
-/// back unchanged. The delegate dies with its caller: one that outlived a
-/// caller the runtime killed could reserve an address after the runtime's
-/// follow-up DEL.
-fn exec(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) -> Result<Vec<u8>, Error> {
+/// Starts the delegate for `command` through the suite's one plugin
+/// runner; its stdout comes from [`invoke::Running::wait_plugin`], and an
+/// error object it printed comes back unchanged. The delegate dies with
+/// its caller: one that outlived a caller the runtime killed could reserve
+/// an address after the runtime's follow-up DEL.
+fn start(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) -> Result<invoke::Running, Error> {
     let path = find_plugin(ipam_type, &ctx.cni_path)?;
     let env = [("CNI_COMMAND".to_string(), command.as_str().to_string())];
-    invoke::run_plugin(&invoke::Request::new(&path, stdin_bytes, &env))
+    invoke::spawn_plugin(&invoke::Request::new(&path, stdin_bytes, &env))
+}
+
+/// Runs the delegate for `command` and returns its stdout on success.
+fn exec(ctx: &Context, ipam_type: &str, command: Command, stdin_bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    start(ctx, ipam_type, command, stdin_bytes)?.wait_plugin()
 }
 
 /// STATUS of a plugin whose readiness is its IPAM plugin's (none
@@ -51,11 +56,9 @@ pub fn configured(ctx: &Context) -> Result<Option<String>, Error> {
     Ok(ctx.conf.ipam_type()?.map(str::to_string))
 }
 
-/// Delegates ADD (with `stdin` as the delegate's config) and returns the
-/// IPAM result in the internal form; [`Lease`] is the way in.
-fn add_stdin(ctx: &Context, ipam_type: &str, stdin: &[u8]) -> Result<CniResult, Error> {
-    let out = exec(ctx, ipam_type, Command::Add, stdin)?;
-    let v: serde_json::Value = serde_json::from_slice(&out)
+/// Reads the delegate's ADD output as an IPAM result in the internal form.
+fn parse_add(ctx: &Context, ipam_type: &str, out: &[u8]) -> Result<CniResult, Error> {
+    let v: serde_json::Value = serde_json::from_slice(out)
         .map_err(|e| Error::decode(format!("IPAM plugin {ipam_type:?} printed an invalid result: {e}")))?;
     CniResult::parse(&v, ctx.version).map_err(|e| e.context(format!("IPAM plugin {ipam_type:?}")))
 }
@@ -92,12 +95,20 @@ impl<'a> Lease<'a> {
     /// [`Lease::acquire`] with `stdin` as the delegate's config (for the
     /// ADD and for the DEL that undoes it).
     pub fn acquire_stdin(ctx: &'a Context, ipam_type: &'a str, stdin: &'a [u8]) -> Result<Lease<'a>, Error> {
-        let result = add_stdin(ctx, ipam_type, stdin)?;
-        let lease = Lease { ctx, ipam_type, stdin, result, kept: false };
-        if lease.result.ips.is_empty() {
-            return Err(Error::new(code::PLUGIN, format!("IPAM plugin {ipam_type:?} returned no IP address")));
-        }
-        Ok(lease)
+        Lease::start_stdin(ctx, ipam_type, stdin)?.finish()
+    }
+
+    /// Starts the delegate's ADD and returns while it runs, so the caller
+    /// can make its links meanwhile; [`PendingLease::finish`] gives the
+    /// lease. Only a delegate that cannot be found or started fails here.
+    pub fn start(ctx: &'a Context, ipam_type: &'a str) -> Result<PendingLease<'a>, Error> {
+        Lease::start_stdin(ctx, ipam_type, &ctx.stdin)
+    }
+
+    /// [`Lease::start`] with `stdin` as the delegate's config.
+    pub fn start_stdin(ctx: &'a Context, ipam_type: &'a str, stdin: &'a [u8]) -> Result<PendingLease<'a>, Error> {
+        let running = start(ctx, ipam_type, Command::Add, stdin)?;
+        Ok(PendingLease { ctx, ipam_type, stdin, running: Some(running) })
     }
 
     /// What the delegate reserved.
@@ -108,6 +119,48 @@ impl<'a> Lease<'a> {
     /// The ADD succeeded: the lease stays reserved.
     pub fn keep(mut self) {
         self.kept = true;
+    }
+}
+
+/// An IPAM ADD that is still running (from [`Lease::start`]). Its one way
+/// out is [`PendingLease::finish`]; dropped without it (the caller's link
+/// work failed), it waits for the delegate and releases whatever it
+/// reserved, through [`Lease`]'s own drop, so a failed ADD never leaks an
+/// address and never leaves the delegate running behind it.
+pub struct PendingLease<'a> {
+    ctx: &'a Context,
+    ipam_type: &'a str,
+    stdin: &'a [u8],
+    running: Option<invoke::Running>,
+}
+
+impl<'a> PendingLease<'a> {
+    /// Waits for the delegate: its lease, or its error as the delegate
+    /// printed it; a result without any address is refused (and released).
+    pub fn finish(mut self) -> Result<Lease<'a>, Error> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<Lease<'a>, Error> {
+        let Some(running) = self.running.take() else {
+            return Err(Error::plugin(format!("IPAM plugin {:?} was already waited for", self.ipam_type)));
+        };
+        let (ctx, ipam_type, stdin) = (self.ctx, self.ipam_type, self.stdin);
+        let result = parse_add(ctx, ipam_type, &running.wait_plugin()?)?;
+        let lease = Lease { ctx, ipam_type, stdin, result, kept: false };
+        if lease.result.ips.is_empty() {
+            return Err(Error::new(code::PLUGIN, format!("IPAM plugin {ipam_type:?} returned no IP address")));
+        }
+        Ok(lease)
+    }
+}
+
+impl Drop for PendingLease<'_> {
+    fn drop(&mut self) {
+        if self.running.is_some() {
+            // The lease (if the delegate gave one) is released as it drops.
+            let _ = self.wait();
+        }
     }
 }
 
@@ -170,6 +223,14 @@ mod tests {
         };
         assert_eq!(failed_add().unwrap_err().msg, "later step failed");
         assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the rollback DEL gets the same bytes");
+        // A lease started and dropped before it was finished (the link
+        // work beside it failed) is waited for and released too.
+        let _ = std::fs::remove_file(dir.join("seen.DEL"));
+        drop(Lease::start_stdin(&ctx, "fake-ipam", derived).unwrap());
+        assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the dropped pending lease is released");
+        let lease = Lease::start_stdin(&ctx, "fake-ipam", derived).unwrap().finish().unwrap();
+        assert_eq!(lease.result().ips[0].address.to_string(), "10.9.0.2/24");
+        lease.keep();
         forward_stdin(&ctx, "fake-ipam", Command::Check, derived).unwrap();
         assert_eq!(std::fs::read(dir.join("seen.CHECK")).unwrap(), derived);
         forward(&ctx, "fake-ipam", Command::Check).unwrap();

@@ -23,7 +23,7 @@ use crate::gateway::first_host;
 use crate::ifconfig::{self, Options};
 use crate::naming::{fnv1a64, host_veth_name};
 use kernel::error::{Error, Result};
-use kernel::netlink::{Family, Handle, Mac, Route, RouteScope};
+use kernel::netlink::{Family, Handle, Link, Mac, Route, RouteScope};
 use kernel::netns::Netns;
 use kernel::sysctl;
 
@@ -86,8 +86,21 @@ pub fn container_ips(hops: &[Hop], iface: usize) -> Vec<IpConfig> {
 /// gateway on the host end, a /32 (/128) route per container address to
 /// it, and forwarding on. The pair is removed again on failure.
 pub fn attach(host: &Handle, ctr: &Handle, a: &VethAttach<'_>, hops: &[Hop]) -> Result<Attached> {
+    let veth = create(host, a)?;
+    attach_created(host, ctr, a, veth, hops)
+}
+
+/// The first half of [`attach`]: only the pair, which needs no address
+/// (so it can be made while the IPAM delegate runs). The caller removes it
+/// when what follows fails before [`attach_created`].
+pub fn create(host: &Handle, a: &VethAttach<'_>) -> Result<Link> {
     let mac = host_mac(a.owner.network(), a.owner.container_id(), a.owner.ifname());
-    let veth = create_pair(host, a, None, Some(mac))?;
+    create_pair(host, a, None, Some(mac))
+}
+
+/// The second half of [`attach`], on the host end `veth` that [`create`]
+/// made; the pair is removed again on failure.
+pub fn attach_created(host: &Handle, ctr: &Handle, a: &VethAttach<'_>, veth: Link, hops: &[Hop]) -> Result<Attached> {
     let done = (|| {
         if hops.iter().any(|h| h.address.is_ipv6()) {
             // The host end's link-local address appears when the container

@@ -1,6 +1,9 @@
-//! ADD: IPAM first, then the bridge, the veth pair, the container's
+//! ADD: the IPAM delegate, the bridge, the veth pair, the container's
 //! addresses and routes, the gateway, and one nftables batch; every step
-//! after a side effect is undone when a later one fails.
+//! after a side effect is undone when a later one fails. When the bridge
+//! is already there as this config wants it (every ADD but a network's
+//! first), the delegate runs beside the veth pair's creation instead of
+//! before it: its process start and its fsync overlap the link work.
 
 use crate::config::{self, BridgeConf};
 use crate::{isolation, spoofchk, vlan};
@@ -25,6 +28,9 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let host = Handle::new()?;
     let env = Env { ctx, conf: &conf, ns: &ns, host: &host, ctr: &ctr };
     let Some(ipam_type) = ipam::configured(ctx)? else { return env.setup(None) };
+    if let Some(br) = env.ready_bridge()? {
+        return env.overlapped(&ipam_type, &br);
+    }
     let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
     let result = env.setup(Some(lease.result().clone()))?;
     lease.keep();
@@ -41,23 +47,67 @@ struct Env<'a> {
 
 impl Env<'_> {
     fn setup(&self, lease: Option<CniResult>) -> Result<CniResult, Error> {
-        let (conf, ctx) = (self.conf, self.ctx);
         let br = self.bridge()?;
+        let attached = self.attach(&br)?;
+        self.finish(&br, &attached, lease)
+    }
+
+    /// The delegate's ADD runs while the veth pair is made; the outcome is
+    /// the one of running them one after the other: the delegate's error
+    /// first (even when the link work failed too), the link work undone
+    /// when the delegate fails, the lease released when the link work
+    /// fails (`PendingLease`'s drop).
+    fn overlapped(&self, ipam_type: &str, br: &Link) -> Result<CniResult, Error> {
+        let pending = ipam::Lease::start(self.ctx, ipam_type)?;
+        let attached = match self.attach(br) {
+            Ok(a) => a,
+            Err(e) => return Err(pending.finish().err().unwrap_or(e)),
+        };
+        let lease = pending.finish().inspect_err(|_| {
+            let _ = detach_veth(self.host, &OwnerKey::of(self.ctx));
+        })?;
+        let result = self.finish(br, &attached, Some(lease.result().clone()))?;
+        lease.keep();
+        Ok(result)
+    }
+
+    /// The bridge when it exists and needs no change for this config (up,
+    /// promiscuous if asked, no VLANs): then an ADD whose IPAM fails
+    /// leaves the host as it was once its veth pair is removed again.
+    /// Otherwise (a network's first ADD, VLANs) `None`: the delegate runs
+    /// first, as the bridge made or changed here would otherwise stay
+    /// behind a failed ADD.
+    fn ready_bridge(&self) -> Result<Option<Link>, Error> {
+        if self.conf.uses_vlans() {
+            return Ok(None);
+        }
+        let found = self.host.link_by_name(&self.conf.bridge)?;
+        Ok(found.filter(|l| l.is_kind("bridge") && l.up && (l.promisc || !self.conf.promisc_mode)))
+    }
+
+    /// The veth pair on `br`, with its VLANs; removed again on failure.
+    fn attach(&self, br: &Link) -> Result<Attached, Error> {
+        let (conf, ctx) = (self.conf, self.ctx);
         let port = BridgePortFlags {
             hairpin: conf.hairpin_mode.then_some(true),
             isolated: conf.port_isolation.then_some(true),
             learning: None,
         };
         let attach = VethAttach { owner: &OwnerKey::of(ctx), netns: self.ns, mtu: conf.mtu, mac: conf.mac, port };
-        let attached = attach_veth(self.host, self.ctr, &br, &attach)?;
+        let attached = attach_veth(self.host, self.ctr, br, &attach)?;
         let plan = vlan::port_plan(conf);
-        self.host
-            .set_port_vlans(attached.host.index, &plan)
-            .map_err(|e| vlan::error(conf, e))
-            .and_then(|()| self.configure(&br, &attached, lease))
-            .inspect_err(|_| {
-                let _ = detach_veth(self.host, &OwnerKey::of(ctx));
-            })
+        self.host.set_port_vlans(attached.host.index, &plan).map_err(|e| vlan::error(conf, e)).inspect_err(|_| {
+            let _ = detach_veth(self.host, &OwnerKey::of(ctx));
+        })?;
+        Ok(attached)
+    }
+
+    /// Addresses, gateway and nftables on an attached pair, which is
+    /// removed again when any of it fails.
+    fn finish(&self, br: &Link, attached: &Attached, lease: Option<CniResult>) -> Result<CniResult, Error> {
+        self.configure(br, attached, lease).inspect_err(|_| {
+            let _ = detach_veth(self.host, &OwnerKey::of(self.ctx));
+        })
     }
 
     /// The bridge, made if missing, with `vlan_filtering` on when the

@@ -1,6 +1,8 @@
 //! ADD: create the macvlan straight into the container namespace under its
-//! final name (no link move, ~30 ms saved), then IPAM, addresses, routes;
-//! on any failure the IP is released and the link deleted.
+//! final name (no link move, ~30 ms saved) while the IPAM delegate runs
+//! (started just before, once the name is known to be free: its process
+//! start overlaps the link work), then addresses, routes; on any failure
+//! the IP is released and the link deleted.
 
 use cni::error::code;
 use cni::{CniResult, Context, Error};
@@ -29,8 +31,19 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let parent = host.as_ref().unwrap_or(&ch);
     let master = master::resolve(parent, &conf)?;
 
+    // Checked before the delegate starts: a second ADD of a live
+    // attachment must fail here, before host-local hands it the live
+    // attachment's own lease back (and the undo would release it).
+    ensure_free(&ch, &ns, &ctx.ifname)?;
+    let pending = match ipam_type.as_deref() {
+        Some(t) => Some(ipam::Lease::start(ctx, t)?),
+        None => None,
+    };
+    // A failed creation drops `pending`: the delegate is waited for and
+    // what it leased released; the link's error is returned, as when the
+    // link was made before the delegate ran.
     let link = create(parent, &ch, &ns, &conf, master.index, &ctx.ifname)?;
-    let configured = attach(ctx, &conf, &ns, &ch, &link, ipam_type.as_deref());
+    let configured = attach(ctx, &conf, &ns, &ch, &link, pending);
     if configured.is_err() {
         if let Err(e) = ch.delete_link(link.index) {
             log::warn!("deleting {:?} after a failed ADD: {e}", ctx.ifname);
@@ -61,13 +74,7 @@ fn create(
     match parent.create_macvlan(&spec) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {
-            if ch.link_by_name(ifname)?.is_some() {
-                return Err(Error::new(
-                    code::CONFLICT,
-                    format!("container interface name provided ({ifname}) already exists"),
-                )
-                .with_details(format!("netns {} already has a link called {ifname:?}", ns.path().display())));
-            }
+            ensure_free(ch, ns, ifname)?;
             // Some kernels check a new link's name on the creating side too
             // (why the reference always uses a temporary name): do that.
             let tmp = temp_name();
@@ -80,6 +87,15 @@ fn create(
         Err(e) => return Err(e.into()),
     }
     Ok(ch.link(ifname)?)
+}
+
+/// Refuses an `ifname` the container already has (code 50).
+fn ensure_free(ch: &Handle, ns: &Netns, ifname: &str) -> Result<(), Error> {
+    if ch.link_by_name(ifname)?.is_some() {
+        return Err(Error::new(code::CONFLICT, format!("container interface name provided ({ifname}) already exists"))
+            .with_details(format!("netns {} already has a link called {ifname:?}", ns.path().display())));
+    }
+    Ok(())
 }
 
 /// A name unlikely to be taken, for the fallback above.
@@ -97,16 +113,16 @@ fn attach(
     ns: &Netns,
     ch: &Handle,
     link: &Link,
-    ipam_type: Option<&str>,
+    pending: Option<ipam::PendingLease<'_>>,
 ) -> Result<CniResult, Error> {
     let sandbox = ns.path().display().to_string();
     let mut result = CniResult::container_only(&ctx.ifname, link.mac_string(), sandbox, ctx.conf.dns.as_ref());
-    let Some(ipam_type) = ipam_type else {
+    let Some(pending) = pending else {
         // L2 only: an interface without addresses, just up.
         ch.set_up(link.index)?;
         return Ok(result);
     };
-    let lease = ipam::Lease::acquire(ctx, ipam_type)?;
+    let lease = pending.finish()?;
     result.take_lease(lease.result(), 0);
     let opts = ifconfig::Options { dad: conf.enable_dad, announce: true, announce_v6: true, ..Default::default() };
     ifconfig::configure(ns, ch, link.index, &ctx.ifname, &result, 0, &opts)?;

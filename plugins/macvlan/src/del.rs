@@ -1,16 +1,35 @@
-//! DEL: release the IP first, always (also when the namespace is gone), then
-//! remove the link. Reads nothing but `ipam` from the config and never looks
-//! at the master, so it works after the master is gone (plugins#953).
+//! DEL: release the IP, always (also when the namespace is gone), and
+//! remove the link, both at once (the delegate's process runs while the
+//! kernel deletes the link, which waits for RCU grace periods). Reads
+//! nothing but `ipam` from the config and never looks at the master, so it
+//! works after the master is gone (plugins#953).
 
 use cni::{Command, Context, Error};
 use kernel::netlink::Handle;
 use netcore::{ipam, sandbox};
 
-/// Runs DEL; idempotent.
+/// Runs DEL; idempotent. Both halves are tried; the IPAM's error is
+/// reported first, then the link's.
 pub fn del(ctx: &Context) -> Result<(), Error> {
-    if let Some(t) = ipam::configured(ctx)? {
-        ipam::forward(ctx, &t, Command::Del)?;
-    }
+    let ipam_type = ipam::configured(ctx)?;
+    std::thread::scope(|s| {
+        // The delegate is forked by this thread, which lives until it is
+        // reaped (its parent-death signal follows the forking thread).
+        let release = s.spawn(|| ipam_type.as_deref().map_or(Ok(()), |t| ipam::forward(ctx, t, Command::Del)));
+        let link = remove_link(ctx);
+        let released =
+            release.join().unwrap_or_else(|_| Err(Error::plugin("releasing the address: the worker thread panicked")));
+        if let (Err(e), Err(_)) = (&link, &released) {
+            // Reported only here: the IPAM's error is the one returned.
+            log::warn!("DEL: {e}");
+        }
+        released.and(link)
+    })
+}
+
+/// Deletes the container's macvlan named `ifname`, if it is there and is
+/// one.
+fn remove_link(ctx: &Context) -> Result<(), Error> {
     let Some(ns) = sandbox::open_for_del(ctx.netns.as_deref())? else {
         return Ok(());
     };

@@ -1,7 +1,8 @@
-//! ADD: IPAM first (a ptp container needs an address), then the veth pair
-//! with the host side (gateways, host routes, forwarding), the container
-//! side, and masquerade in one nftables batch; the pair is removed and the
-//! lease released when a later step fails.
+//! ADD: IPAM (a ptp container needs an address; its delegate runs while
+//! the veth pair is made), then the pair's host side (gateways, host
+//! routes, forwarding), the container side, and masquerade in one nftables
+//! batch; the pair is removed and the lease released when a later step
+//! fails.
 
 use crate::config;
 use cni::result::Interface;
@@ -22,12 +23,28 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let ctr = Handle::in_netns(&ns)?;
     sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
     let host = Handle::new()?;
-    let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
-    let hops = p2p::hops(&lease.result().ips)?;
     let (net, ifname) = (&ctx.conf.name, &ctx.ifname);
     let owner = OwnerKey::of(ctx);
     let attach = VethAttach { owner: &owner, netns: &ns, mtu: conf.mtu, mac: None, port: BridgePortFlags::default() };
-    let attached = p2p::attach(&host, &ctr, &attach, &hops)?;
+    // The delegate runs while the pair is made (the pair needs no address).
+    // The outcome is the one of running them one after the other: the
+    // delegate's error (or a lease without usable hops) first, even when
+    // the pair failed too; the pair removed when the lease fails; the
+    // lease released when anything fails (`PendingLease`/`Lease` drops).
+    let pending = ipam::Lease::start(ctx, &ipam_type)?;
+    let veth = match p2p::create(&host, &attach) {
+        Ok(v) => v,
+        Err(e) => {
+            let lease = pending.finish()?;
+            p2p::hops(&lease.result().ips)?;
+            return Err(e.into());
+        }
+    };
+    let leased = pending.finish().and_then(|lease| Ok((p2p::hops(&lease.result().ips)?, lease)));
+    let (hops, lease) = leased.inspect_err(|_| {
+        let _ = detach_veth(&host, &owner);
+    })?;
+    let attached = p2p::attach_created(&host, &ctr, &attach, veth, &hops)?;
     let sandbox = ctx.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     let dns = match &ctx.conf.dns {
         Some(d) if !d.is_empty() => d.clone(),

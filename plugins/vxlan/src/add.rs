@@ -40,10 +40,10 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
         overlay::ensure(&host, &conf, &ul, overlay::Peers::IfChanged { table: &table, parsed: parsed.as_deref() })?
     };
     let env = Env { ctx, conf: &conf, ul: &ul, side: &side, ns: &ns, host: &host, ctr: &ctr };
-    let lease = ipam::Lease::acquire_stdin(ctx, &conf.ipam.plugin, &conf.ipam.stdin)?;
-    let result = env.attach(lease.result().clone())?;
-    lease.keep();
-    Ok(result)
+    // The delegate runs while the veth pair is made (the bridge is there:
+    // the host side above made it).
+    let pending = ipam::Lease::start_stdin(ctx, &conf.ipam.plugin, &conf.ipam.stdin)?;
+    env.attach(pending)
 }
 
 struct Env<'a> {
@@ -57,8 +57,13 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
-    fn attach(&self, lease: CniResult) -> Result<CniResult, Error> {
-        let lease = self.own_subnet(lease)?;
+    /// Makes the veth pair while the delegate runs, then configures it
+    /// with the lease. The outcome is the one of running them one after
+    /// the other: the delegate's error (or a lease outside this host's
+    /// subnet) first, even when the link work failed too; the pair removed
+    /// when anything after it fails; the lease released when the ADD fails
+    /// (`PendingLease` and `Lease` drops).
+    fn attach(&self, pending: ipam::PendingLease<'_>) -> Result<CniResult, Error> {
         let ctx = self.ctx;
         let a = VethAttach {
             owner: &OwnerKey::of(ctx),
@@ -67,10 +72,22 @@ impl Env<'_> {
             mac: None,
             port: BridgePortFlags { hairpin: self.conf.hairpin_mode.then_some(true), ..Default::default() },
         };
-        let attached = attach_veth(self.host, self.ctr, &self.side.bridge, &a)?;
-        self.configure(&attached, lease).inspect_err(|_| {
+        let attached = match attach_veth(self.host, self.ctr, &self.side.bridge, &a) {
+            Ok(attached) => attached,
+            Err(e) => {
+                let lease = pending.finish()?;
+                self.own_subnet(lease.result().clone())?;
+                return Err(e.into());
+            }
+        };
+        let undo = |_: &Error| {
             let _ = detach_veth(self.host, &OwnerKey::of(ctx));
-        })
+        };
+        let lease = pending.finish().inspect_err(undo)?;
+        let own = self.own_subnet(lease.result().clone()).inspect_err(undo)?;
+        let result = self.configure(&attached, own).inspect_err(undo)?;
+        lease.keep();
+        Ok(result)
     }
 
     /// Every leased address must be in this host's subnet (another IPAM
