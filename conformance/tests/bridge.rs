@@ -490,6 +490,8 @@ fn ipam_failing_beside_the_link_work_leaves_only_what_was_there() {
         ),
         ("slownoaddr", r#"echo '{"cniVersion":"1.0.0","dns":{}}'"#.to_string()),
     ];
+    // Each fake answers to host-local's name, the delegate that may run
+    // beside the link work (`netcore::ipam::runs_beside_links`).
     for (name, on_add) in &fakes {
         let script = format!(
             "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = DEL ]; then touch {}; exit 0; fi\n\
@@ -497,14 +499,16 @@ fn ipam_failing_beside_the_link_work_leaves_only_what_was_there() {
             marker.display(),
             saw.display()
         );
-        std::fs::write(dir.join(name), script).unwrap();
-        std::process::Command::new("chmod").args(["+x", dir.join(name).to_str().unwrap()]).status().unwrap();
+        let fake = dir.join(name).join("host-local");
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(&fake, script).unwrap();
+        std::process::Command::new("chmod").args(["+x", fake.to_str().unwrap()]).status().unwrap();
     }
-    let path = dir.display().to_string();
     let c2 = TestNs::new("br-ovl-b");
-    let run = |ipam: &str| {
+    let run = |variant: &str| {
+        let path = dir.join(variant).display().to_string();
         let conf = json!({"cniVersion": "1.0.0", "name": "ovlnet", "type": "bridge", "bridge": "cni-ovl0",
-                          "isGateway": true, "ipam": {"type": ipam}});
+                          "isGateway": true, "ipam": {"type": "host-local"}});
         conformance::run_plugin(
             Some(&host.ns.name),
             "bridge",
@@ -540,4 +544,56 @@ fn ipam_failing_beside_the_link_work_leaves_only_what_was_there() {
     host.run("bridge", "DEL", &c1.path(), "o1", "eth0", &conf).ok();
     assert!(host.veths().is_empty());
     assert!(host.leases("ovlnet").is_empty(), "{:?}", host.leases("ovlnet"));
+}
+
+/// An IPAM delegate other than host-local and static may need the
+/// container's interface (dhcp acquires on it and sends its release from
+/// the leased address): its ADD runs once the interface exists, its DEL
+/// before the interface goes, as the reference orders them, also when the
+/// bridge exists already (where host-local runs beside the link work).
+#[test]
+fn an_ipam_that_needs_the_interface_runs_after_it_exists_and_before_it_goes() {
+    let host = Host::new("br-lnk");
+    let c1 = TestNs::new("br-lnk-a");
+    let conf = host.conf(net("lnknet", "cni-lnk0", "10.62.0.0/24", None, json!({})));
+    host.run("bridge", "ADD", &c1.path(), "l1", "eth0", &conf).ok();
+
+    let dir = host.dir.join("linkipam");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("needs-link");
+    let seen = dir.join("seen");
+    let script = format!(
+        "#!/bin/sh\ncat >/dev/null\n\
+         if nsenter --net=\"$CNI_NETNS\" ip link show \"$CNI_IFNAME\" >/dev/null 2>&1; then s=present; else s=missing; fi\n\
+         echo \"$CNI_COMMAND $s\" >> {}\n\
+         [ \"$CNI_COMMAND\" = ADD ] && echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.62.0.77/24\",\"gateway\":\"10.62.0.1\"}}]}}'\n\
+         exit 0\n",
+        seen.display()
+    );
+    std::fs::write(&fake, script).unwrap();
+    std::process::Command::new("chmod").args(["+x", fake.to_str().unwrap()]).status().unwrap();
+    let c2 = TestNs::new("br-lnk-b");
+    let run = |command: &str| {
+        let conf = json!({"cniVersion": "1.0.0", "name": "lnknet", "type": "bridge", "bridge": "cni-lnk0",
+                          "isGateway": true, "ipam": {"type": "needs-link"}});
+        conformance::run_plugin(
+            Some(&host.ns.name),
+            "bridge",
+            &[
+                ("CNI_COMMAND", command),
+                ("CNI_CONTAINERID", "l2"),
+                ("CNI_NETNS", &c2.path()),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", &dir.display().to_string()),
+            ],
+            &conf.to_string(),
+        )
+    };
+    run("ADD").ok();
+    assert!(witness::addresses(&c2, "eth0").contains(&"10.62.0.77/24".to_string()));
+    run("DEL").ok();
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "ADD present\nDEL present\n");
+    assert_eq!(witness::link_names(&c2), vec!["lo"]);
+    host.run("bridge", "DEL", &c1.path(), "l1", "eth0", &conf).ok();
+    assert!(host.veths().is_empty(), "{:?}", host.veths());
 }

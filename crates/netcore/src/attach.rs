@@ -262,9 +262,10 @@ type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) 
 
 /// DEL's kernel half for a container on a bridge: commits one nftables
 /// batch that `elements` fills with the attachment's elements, in a thread
-/// started first; runs `meanwhile` (the IPAM DEL) in a second thread while
-/// this one deletes the veth pair; only then lets the nftables socket
-/// close. The kernel frees deleted elements after an RCU grace period and
+/// started first; runs `release` (the IPAM DEL) in a second thread while
+/// this one deletes the veth pair when `release_beside` (the delegate
+/// needs no interface: [`crate::ipam::runs_beside_links`]), else before
+/// it, as the reference does; only then lets the nftables socket close. The kernel frees deleted elements after an RCU grace period and
 /// makes a closing nftables socket wait for that, and deleting a veth
 /// waits for grace periods too (~20 ms): started together, the IPAM
 /// delegate's process and the two waits overlap instead of adding up.
@@ -274,7 +275,8 @@ type ElementRemoval<'a> = dyn Fn(&kernel::nft::Socket, &mut kernel::nft::Batch) 
 pub fn detach(
     owner: &OwnerKey,
     elements: Option<&ElementRemoval<'_>>,
-    meanwhile: impl FnOnce() -> Vec<cni::Error> + Send,
+    release: impl FnOnce() -> Vec<cni::Error> + Send,
+    release_beside: bool,
 ) -> Vec<cni::Error> {
     std::thread::scope(|s| {
         let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
@@ -289,13 +291,20 @@ pub fn detach(
                 committed
             })
         });
-        // The delegate is forked by this thread, which lives until it is
-        // reaped (its parent-death signal follows the forking thread).
-        let release = s.spawn(meanwhile);
-        let veth = Handle::new().and_then(|host| detach_veth(&host, owner).map(drop));
-        let mut errors = release
-            .join()
-            .unwrap_or_else(|_| vec![cni::Error::plugin("releasing the address: the worker thread panicked")]);
+        let delete_veth = || Handle::new().and_then(|host| detach_veth(&host, owner).map(drop));
+        let (mut errors, veth) = if release_beside {
+            // The delegate is forked by that thread, which lives until it
+            // is reaped (its parent-death signal follows the forking thread).
+            let released = s.spawn(release);
+            let veth = delete_veth();
+            let errors = released
+                .join()
+                .unwrap_or_else(|_| vec![cni::Error::plugin("releasing the address: the worker thread panicked")]);
+            (errors, veth)
+        } else {
+            let errors = release();
+            (errors, delete_veth())
+        };
         errors.extend(veth.err().map(cni::Error::from));
         drop(close_tx);
         if let Some(t) = nft {

@@ -51,6 +51,18 @@ pub fn forward_configured(ctx: &Context, command: Command) -> Result<(), Error> 
     }
 }
 
+/// Whether the IPAM plugin `ipam_type` may run beside the caller's link
+/// work: its ADD while the link is made, its DEL while the link is
+/// deleted. Only for the suite's own host-local and static, which read
+/// their config and their own store and never the container's interface.
+/// Any other runs in the reference's order, ADD after the link exists and
+/// DEL before it goes: dhcp acquires on the container's interface and
+/// sends its release from the leased address, and a third-party IPAM may
+/// do the same.
+pub fn runs_beside_links(ipam_type: &str) -> bool {
+    matches!(ipam_type, "host-local" | "static")
+}
+
 /// The configured IPAM type, or `None` for `"ipam": {}`.
 pub fn configured(ctx: &Context) -> Result<Option<String>, Error> {
     Ok(ctx.conf.ipam_type()?.map(str::to_string))
@@ -101,14 +113,20 @@ impl<'a> Lease<'a> {
     /// Starts the delegate's ADD and returns while it runs, so the caller
     /// can make its links meanwhile; [`PendingLease::finish`] gives the
     /// lease. Only a delegate that cannot be found or started fails here.
+    /// A delegate that must not run beside the link work
+    /// ([`runs_beside_links`]) is only started by `finish`, once the
+    /// caller's link exists.
     pub fn start(ctx: &'a Context, ipam_type: &'a str) -> Result<PendingLease<'a>, Error> {
         Lease::start_stdin(ctx, ipam_type, &ctx.stdin)
     }
 
     /// [`Lease::start`] with `stdin` as the delegate's config.
     pub fn start_stdin(ctx: &'a Context, ipam_type: &'a str, stdin: &'a [u8]) -> Result<PendingLease<'a>, Error> {
+        if !runs_beside_links(ipam_type) {
+            return Ok(PendingLease { ctx, ipam_type, stdin, running: None, deferred: true });
+        }
         let running = start(ctx, ipam_type, Command::Add, stdin)?;
-        Ok(PendingLease { ctx, ipam_type, stdin, running: Some(running) })
+        Ok(PendingLease { ctx, ipam_type, stdin, running: Some(running), deferred: false })
     }
 
     /// What the delegate reserved.
@@ -132,20 +150,35 @@ pub struct PendingLease<'a> {
     ipam_type: &'a str,
     stdin: &'a [u8],
     running: Option<invoke::Running>,
+    /// Not started yet: it starts in `finish`, after the link work.
+    deferred: bool,
 }
 
 impl<'a> PendingLease<'a> {
-    /// Waits for the delegate: its lease, or its error as the delegate
-    /// printed it; a result without any address is refused (and released).
+    /// Waits for the delegate (starting it first when it was deferred):
+    /// its lease, or its error as the delegate printed it; a result without
+    /// any address is refused (and released).
     pub fn finish(mut self) -> Result<Lease<'a>, Error> {
         self.wait()
     }
 
+    /// For a caller whose link work failed: the delegate's outcome when it
+    /// was already running beside it (its error comes first), `None` when
+    /// it was deferred and so never started (nothing to release).
+    pub fn finish_if_started(self) -> Option<Result<Lease<'a>, Error>> {
+        (!self.deferred).then(|| self.finish())
+    }
+
     fn wait(&mut self) -> Result<Lease<'a>, Error> {
-        let Some(running) = self.running.take() else {
-            return Err(Error::plugin(format!("IPAM plugin {:?} was already waited for", self.ipam_type)));
-        };
         let (ctx, ipam_type, stdin) = (self.ctx, self.ipam_type, self.stdin);
+        let running = match self.running.take() {
+            Some(running) => running,
+            None if self.deferred => {
+                self.deferred = false;
+                start(ctx, ipam_type, Command::Add, stdin)?
+            }
+            None => return Err(Error::plugin(format!("IPAM plugin {ipam_type:?} was already waited for"))),
+        };
         let result = parse_add(ctx, ipam_type, &running.wait_plugin()?)?;
         let lease = Lease { ctx, ipam_type, stdin, result, kept: false };
         if lease.result.ips.is_empty() {
@@ -223,11 +256,22 @@ mod tests {
         };
         assert_eq!(failed_add().unwrap_err().msg, "later step failed");
         assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the rollback DEL gets the same bytes");
-        // A lease started and dropped before it was finished (the link
-        // work beside it failed) is waited for and released too.
+        // A delegate that may run beside the link work (the fake, under
+        // host-local's name) and is dropped before it was finished (the
+        // link work failed) is waited for and released too.
+        std::fs::copy(&script, dir.join("host-local")).unwrap();
+        let _ = std::fs::remove_file(dir.join("seen.DEL"));
+        drop(Lease::start_stdin(&ctx, "host-local", derived).unwrap());
+        assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the dropped pending lease is released");
+        let pending = Lease::start_stdin(&ctx, "host-local", derived).unwrap();
+        assert!(pending.finish_if_started().unwrap().is_ok(), "a started delegate is waited for");
+        // Any other delegate starts only at `finish`: dropped before it
+        // (the link work failed), it never ran and releases nothing.
+        let _ = std::fs::remove_file(dir.join("seen.ADD"));
         let _ = std::fs::remove_file(dir.join("seen.DEL"));
         drop(Lease::start_stdin(&ctx, "fake-ipam", derived).unwrap());
-        assert_eq!(std::fs::read(dir.join("seen.DEL")).unwrap(), derived, "the dropped pending lease is released");
+        assert!(Lease::start_stdin(&ctx, "fake-ipam", derived).unwrap().finish_if_started().is_none());
+        assert!(!dir.join("seen.ADD").exists() && !dir.join("seen.DEL").exists(), "a deferred delegate never ran");
         let lease = Lease::start_stdin(&ctx, "fake-ipam", derived).unwrap().finish().unwrap();
         assert_eq!(lease.result().ips[0].address.to_string(), "10.9.0.2/24");
         lease.keep();

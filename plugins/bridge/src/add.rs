@@ -61,7 +61,7 @@ impl Env<'_> {
         let pending = ipam::Lease::start(self.ctx, ipam_type)?;
         let attached = match self.attach(br) {
             Ok(a) => a,
-            Err(e) => return Err(pending.finish().err().unwrap_or(e)),
+            Err(e) => return Err(pending.finish_if_started().and_then(Result::err).unwrap_or(e)),
         };
         let lease = pending.finish().inspect_err(|_| {
             let _ = detach_veth(self.host, &OwnerKey::of(self.ctx));

@@ -1,6 +1,7 @@
 //! DEL: release the IP, always (also when the namespace is gone), and
-//! remove the link, both at once (the delegate's process runs while the
-//! kernel deletes the link, which waits for RCU grace periods). Reads
+//! remove the link, both at once when the delegate needs no interface
+//! (host-local, static: its process runs while the kernel deletes the
+//! link, which waits for RCU grace periods), else the release first. Reads
 //! nothing but `ipam` from the config and never looks at the master, so it
 //! works after the master is gone (plugins#953).
 
@@ -12,19 +13,29 @@ use netcore::{ipam, sandbox};
 /// reported first, then the link's.
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let ipam_type = ipam::configured(ctx)?;
-    std::thread::scope(|s| {
-        // The delegate is forked by this thread, which lives until it is
-        // reaped (its parent-death signal follows the forking thread).
-        let release = s.spawn(|| ipam_type.as_deref().map_or(Ok(()), |t| ipam::forward(ctx, t, Command::Del)));
-        let link = remove_link(ctx);
-        let released =
-            release.join().unwrap_or_else(|_| Err(Error::plugin("releasing the address: the worker thread panicked")));
-        if let (Err(e), Err(_)) = (&link, &released) {
-            // Reported only here: the IPAM's error is the one returned.
-            log::warn!("DEL: {e}");
-        }
-        released.and(link)
-    })
+    let release = || ipam_type.as_deref().map_or(Ok(()), |t| ipam::forward(ctx, t, Command::Del));
+    let (released, link) = if ipam_type.as_deref().is_none_or(ipam::runs_beside_links) {
+        std::thread::scope(|s| {
+            // The delegate is forked by this thread, which lives until it is
+            // reaped (its parent-death signal follows the forking thread).
+            let released = s.spawn(release);
+            let link = remove_link(ctx);
+            let released = released
+                .join()
+                .unwrap_or_else(|_| Err(Error::plugin("releasing the address: the worker thread panicked")));
+            (released, link)
+        })
+    } else {
+        // The reference's order: dhcp sends its release from the leased
+        // address, so the link must still be there.
+        let released = release();
+        (released, remove_link(ctx))
+    };
+    if let (Err(e), Err(_)) = (&link, &released) {
+        // Reported only here: the IPAM's error is the one returned.
+        log::warn!("DEL: {e}");
+    }
+    released.and(link)
 }
 
 /// Deletes the container's macvlan named `ifname`, if it is there and is

@@ -35,8 +35,9 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let veth = match p2p::create(&host, &attach) {
         Ok(v) => v,
         Err(e) => {
-            let lease = pending.finish()?;
-            p2p::hops(&lease.result().ips)?;
+            if let Some(lease) = pending.finish_if_started() {
+                p2p::hops(&lease?.result().ips)?;
+            }
             return Err(e.into());
         }
     };

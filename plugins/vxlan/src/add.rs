@@ -75,8 +75,9 @@ impl Env<'_> {
         let attached = match attach_veth(self.host, self.ctr, &self.side.bridge, &a) {
             Ok(attached) => attached,
             Err(e) => {
-                let lease = pending.finish()?;
-                self.own_subnet(lease.result().clone())?;
+                if let Some(lease) = pending.finish_if_started() {
+                    self.own_subnet(lease?.result().clone())?;
+                }
                 return Err(e.into());
             }
         };

@@ -19,7 +19,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     let remove = |sock: &Socket, batch: &mut Batch| masq::del_container_into(sock, batch, &owner).map(drop);
     let release =
         || ipam::forward_stdin(ctx, &conf.ipam.plugin, Command::Del, &conf.ipam.stdin).err().into_iter().collect();
-    let errors = attach::detach(&owner, Some(&remove), release);
+    let errors = attach::detach(&owner, Some(&remove), release, ipam::runs_beside_links(&conf.ipam.plugin));
     cni::error::first_of("DEL", errors)
 }
 
