@@ -126,7 +126,19 @@ fn run_alone(bin: &Path, args: &[&str], env: &[(&str, &str)], netns: Option<&str
             check(libc::chdir(c"/".as_ptr()))
         });
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("exec /{name} alone in a chroot: {e}"));
+    // Another test thread forking while a binary of this test was being
+    // written holds it open for writing until that child's exec: ETXTBSY
+    // for a moment (the runtime's own exec retries the same way).
+    let mut attempt = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 6 => {
+                std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
+                attempt += 1;
+            }
+            other => break other.unwrap_or_else(|e| panic!("exec /{name} alone in a chroot: {e}")),
+        }
+    };
     use std::io::Write;
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
