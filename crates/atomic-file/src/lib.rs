@@ -281,7 +281,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("kernel-atomic-{tag}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("atomic-file-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
