@@ -24,6 +24,8 @@ fn profile_shows_every_process_of_the_chain_and_its_phases() {
         command: "test".into(),
         progress: false,
         profile: true,
+        no_reference: false,
+        containers_without_ipv6: false,
     });
     std::env::remove_var(phases::ENV);
     let _ = std::fs::remove_file(&file);

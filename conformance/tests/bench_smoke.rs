@@ -20,6 +20,8 @@ fn smoke_run_measures_everything_and_leaves_nothing() {
         command: "make bench QUICK=1 N=20".into(),
         progress: false,
         profile: false,
+        no_reference: false,
+        containers_without_ipv6: false,
     };
     let r = run(&opts);
     let table = report::text(&r);
@@ -90,6 +92,8 @@ fn run_loopback_with(ours: &std::path::Path) -> conformance::bench::BenchResult 
         command: "test".into(),
         progress: false,
         profile: false,
+        no_reference: false,
+        containers_without_ipv6: false,
     })
 }
 

@@ -58,6 +58,15 @@ pub struct Options {
     /// (needs `CNI_RS_PROFILE` set in this process's environment before
     /// any thread starts; see [`super::profile`]).
     pub profile: bool,
+    /// Leave out the reference columns (a density run of ours alone: the
+    /// reference takes most of a long run's time, and its ptp fails by
+    /// itself before 1,000 containers).
+    pub no_reference: bool,
+    /// Container namespaces get IPv6 turned off before any plugin runs: a
+    /// diagnostic that takes the kernel's flooding of every new
+    /// container's IPv6 link-local chatter (MLD reports, router
+    /// solicitations) to all the others out of a density run.
+    pub containers_without_ipv6: bool,
 }
 
 /// One column while it runs.
@@ -191,6 +200,12 @@ pub fn run(opts: &Options) -> BenchResult {
     };
     let mut scenarios = scenarios::all();
     scenarios.retain(|s| opts.only.is_empty() || opts.only.iter().any(|o| o == s.name));
+    if opts.no_reference {
+        for s in &mut scenarios {
+            s.participants.retain(|p| p.kind != SuiteKind::Reference);
+        }
+        scenarios.retain(|s| !s.participants.is_empty());
+    }
     let setup = (|| -> Result<(), String> {
         if opts.n == 0 || opts.n > MAX_N {
             return Err(format!(
@@ -262,7 +277,25 @@ impl Bench<'_> {
         while self.slots < count {
             let names = self.slot_names(self.slots);
             self.reg.create(&names)?;
+            self.prepare_containers(&names)?;
             self.slots += 1;
+        }
+        Ok(())
+    }
+
+    /// What every fresh container namespace gets before a plugin sees it.
+    fn prepare_containers(&self, names: &[String]) -> Result<(), String> {
+        if !self.opts.containers_without_ipv6 {
+            return Ok(());
+        }
+        for name in names {
+            self.home.within(name, || {
+                for scope in ["all", "default"] {
+                    let key = format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6");
+                    std::fs::write(&key, "1").map_err(|e| format!("{name}: writing {key}: {e}"))?;
+                }
+                Ok::<(), String>(())
+            })??;
         }
         Ok(())
     }
@@ -272,7 +305,8 @@ impl Bench<'_> {
     fn renew_slot(&mut self, slot: usize) -> Result<(), String> {
         let names = self.slot_names(slot);
         self.reg.delete(&names);
-        self.reg.create(&names)
+        self.reg.create(&names)?;
+        self.prepare_containers(&names)
     }
 
     /// Runs one scenario to a [`ScenarioResult`].

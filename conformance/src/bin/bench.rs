@@ -15,7 +15,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "bench: {msg}\nusage: bench [--quick] [--profile] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,bandwidth,vxlan] \
+        "bench: {msg}\nusage: bench [--quick] [--profile] [--n N | N=<n>] [--only loopback,host-local,bridge,portmap,macvlan,ptp,static,bandwidth,vxlan] [--no-reference] [--containers-without-ipv6] \
          [--out DIR] [--ours DIR] [--reference DIR]"
     );
     std::process::exit(2);
@@ -25,6 +25,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut quick = false;
     let mut profile = false;
+    let mut no_reference = false;
+    let mut containers_without_ipv6 = false;
     let mut n: Option<String> = std::env::var("N").ok().filter(|v| !v.is_empty());
     let mut only = Vec::new();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
@@ -36,6 +38,8 @@ fn main() {
         match a.as_str() {
             "--quick" => quick = true,
             "--profile" => profile = true,
+            "--no-reference" => no_reference = true,
+            "--containers-without-ipv6" => containers_without_ipv6 = true,
             "--n" => n = Some(value("--n")),
             "--only" => only = value("--only").split(',').map(str::to_string).collect(),
             "--out" => out = PathBuf::from(value("--out")),
@@ -61,6 +65,10 @@ fn main() {
     if !only.is_empty() {
         command.push_str(&format!(" ONLY={}", only.join(",")));
     }
+    if no_reference || containers_without_ipv6 {
+        // Options `make bench` does not pass: the bench's own command line.
+        command = std::env::args().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+    }
     // SAFETY: the handler only stores to an atomic, which is signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -75,6 +83,8 @@ fn main() {
         command,
         progress: true,
         profile,
+        no_reference,
+        containers_without_ipv6,
     };
     if profile {
         // Before any thread starts: every plugin the runner execs inherits
