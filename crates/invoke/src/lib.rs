@@ -20,7 +20,7 @@ use cni::error::code;
 use cni::{validate, CniResult, Error, Version};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -272,6 +272,31 @@ fn wait_exited_keep_zombie(pid: libc::pid_t) {
     }
 }
 
+/// The read end of a pipe that already holds all of `input` and whose write
+/// end is closed, when `input` fits in the pipe's buffer (the usual
+/// config: a few KiB); `None` when it does not, and a thread feeds it.
+fn prefilled_stdin(input: &[u8]) -> std::io::Result<Option<OwnedFd>> {
+    if input.len() > 64 * 1024 {
+        return Ok(None);
+    }
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2(2) returns.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A user over its pipe quota gets one-page pipes: the write could block.
+    // SAFETY: F_GETPIPE_SZ takes no argument and only reads the pipe's size.
+    let capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    if capacity < 0 || input.len() > capacity as usize {
+        return Ok(None);
+    }
+    // An empty pipe with room for all of it: the write does not block.
+    std::fs::File::from(write).write_all(input)?;
+    Ok(Some(read))
+}
+
 /// Set (and signalled) once the plugin has exited, which stops the
 /// deadline's watchdog.
 type Done = (Mutex<bool>, Condvar);
@@ -330,8 +355,12 @@ fn spawn_once(req: &Request) -> std::io::Result<Running> {
         Some(me) => cmd.env(cni::caller::CALLER_ENV, me.to_env()),
         None => cmd.env_remove(cni::caller::CALLER_ENV),
     };
+    // A config that fits in a pipe is written before the spawn: the plugin
+    // reads it at once, with no feeding thread to start and schedule.
+    let prefilled = prefilled_stdin(req.stdin)?;
+    let stdin_is_fed = prefilled.is_some();
     cmd.envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
+        .stdin(prefilled.map_or_else(Stdio::piped, Stdio::from))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let (die_with_parent, netns) = (req.die_with_parent, req.netns);
@@ -355,13 +384,17 @@ fn spawn_once(req: &Request) -> std::io::Result<Running> {
     let spawned_ns = if phases::enabled() { phases::now_ns() } else { 0 };
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
-    let mut cin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut cerr = child.stderr.take().expect("stderr is piped");
     let timed_out = Arc::new(AtomicBool::new(false));
-    let input = req.stdin.to_vec();
-    // A plugin may exit without reading stdin (EPIPE): not our error.
-    let stdin = std::thread::spawn(move || drop(cin.write_all(&input)));
+    let stdin = match child.stdin.take() {
+        Some(mut cin) if !stdin_is_fed => {
+            let input = req.stdin.to_vec();
+            // A plugin may exit without reading stdin (EPIPE): not our error.
+            Some(std::thread::spawn(move || drop(cin.write_all(&input))))
+        }
+        _ => None,
+    };
     let stderr = std::thread::spawn(move || read_capped(&mut cerr, MAX_STDERR).0);
     let watchdog = req.timeout.map(|limit| {
         let done = Arc::new((Mutex::new(false), Condvar::new()));
@@ -382,7 +415,7 @@ fn spawn_once(req: &Request) -> std::io::Result<Running> {
         plugin: req.plugin.to_path_buf(),
         timeout: req.timeout,
         stdout: Some(stdout),
-        stdin: Some(stdin),
+        stdin,
         stderr: Some(stderr),
         watchdog,
         timed_out,
@@ -537,6 +570,19 @@ mod tests {
 
         let huge = script(d.path(), "huge", "head -c 5000000 /dev/zero");
         assert_eq!(run_plugin(&Request::new(&huge, b"", &env)).unwrap_err().code, 6);
+    }
+
+    #[test]
+    fn a_config_that_fits_in_a_pipe_is_there_before_the_plugin_starts() {
+        let d = tempfile::tempdir().unwrap();
+        let count = script(d.path(), "count", "wc -c | tr -d ' \\n'");
+        let env = vec![("CNI_COMMAND".to_string(), "ADD".to_string())];
+        for len in [0, 1, 4096, 60 << 10, 64 << 10, (64 << 10) + 1, 300 << 10] {
+            let input = vec![b'x'; len];
+            let fed = prefilled_stdin(&input).unwrap().is_some();
+            assert_eq!(fed, len <= 64 << 10, "{len} bytes");
+            assert_eq!(run_plugin(&Request::new(&count, &input, &env)).unwrap(), len.to_string().as_bytes());
+        }
     }
 
     #[test]
