@@ -108,3 +108,21 @@ fn replace_elements_sends_the_difference() {
         assert!(sock.plan(&b).unwrap().is_empty());
     });
 }
+
+#[test]
+fn chains_of_the_same_name_in_another_table_are_not_taken_for_ours() {
+    let ns = TestNs::new();
+    let p = Portmap::new("cnirs-portmap");
+    // Another table of the family holds chains named like ours, one with rules.
+    ns.sh("nft add table inet other; nft add chain inet other hostports; nft add rule inet other hostports counter");
+    ns.sh("nft add chain inet other prerouting");
+    ns.run(|| {
+        let sock = Socket::open().unwrap();
+        let plan = sock.plan(&p.setup()).unwrap().descriptions();
+        assert!(plan.contains(&"adding chain inet cnirs-portmap hostports".to_string()), "{plan:#?}");
+        sock.commit(&p.setup()).unwrap();
+        let plan = sock.plan(&p.setup()).unwrap().descriptions();
+        assert!(!plan.iter().any(|d| d.contains("chain")), "a second setup touches no chain: {plan:#?}");
+        assert_eq!(sock.list_rules(&p.hostports).unwrap().len(), 4);
+    });
+}

@@ -260,6 +260,22 @@ impl MsgWriter {
         Ok(())
     }
 
+    /// A rule message naming only `t`: dumps every rule of the table.
+    pub fn table_rules(&mut self, h: Header, t: &Table) -> Result<()> {
+        let table = cstring(t.name())?;
+        let p = NonNull::new(unsafe { sys::nftnl_rule_alloc() }).ok_or_else(oom)?;
+        // SAFETY: p is live; the string is copied.
+        unsafe {
+            sys::nftnl_rule_set_u32(p.as_ptr(), sys::NFTNL_RULE_FAMILY as u16, u32::from(t.family().raw()));
+            sys::nftnl_rule_set_str(p.as_ptr(), sys::NFTNL_RULE_TABLE as u16, table.as_ptr());
+        }
+        // SAFETY: as for tables.
+        self.push(|buf| unsafe { sys::nftnl_rule_nlmsg_build_payload(Self::header(buf, h), p.as_ptr()) });
+        // SAFETY: allocated above, not used after.
+        unsafe { sys::nftnl_rule_free(p.as_ptr()) };
+        Ok(())
+    }
+
     /// A set message; `full` includes the key/data types and flags (for
     /// creation), otherwise only the name (delete, get).
     pub fn set(&mut self, h: Header, s: &Set, id: u32, full: bool) -> Result<()> {
@@ -602,6 +618,12 @@ unsafe fn read_elem(el: *mut sys::nftnl_set_elem) -> RawElem {
 
 /// Reads the handle and userdata of one `NFT_MSG_NEWRULE` message.
 pub fn parse_rule(msg: &[u8]) -> Result<(u64, Option<Vec<u8>>)> {
+    parse_rule_of_chain(msg).map(|(_, handle, udata)| (handle, udata))
+}
+
+/// Reads one `NFT_MSG_NEWRULE` message with the name of its chain (for a
+/// dump of a whole table).
+pub fn parse_rule_of_chain(msg: &[u8]) -> Result<(String, u64, Option<Vec<u8>>)> {
     let buf = AlignedBuf::copy_of(msg);
     let r = NonNull::new(unsafe { sys::nftnl_rule_alloc() }).ok_or_else(oom)?;
     let p = r.as_ptr();
@@ -611,12 +633,17 @@ pub fn parse_rule(msg: &[u8]) -> Result<(u64, Option<Vec<u8>>)> {
             None
         } else {
             let handle = sys::nftnl_rule_get_u64(p, sys::NFTNL_RULE_HANDLE as u16);
+            let chain = if sys::nftnl_rule_is_set(p, sys::NFTNL_RULE_CHAIN as u16) {
+                CStr::from_ptr(sys::nftnl_rule_get_str(p, sys::NFTNL_RULE_CHAIN as u16)).to_string_lossy().into_owned()
+            } else {
+                String::new()
+            };
             let udata = sys::nftnl_rule_is_set(p, sys::NFTNL_RULE_USERDATA as u16).then(|| {
                 let mut len = 0u32;
                 let d = sys::nftnl_rule_get_data(p, sys::NFTNL_RULE_USERDATA as u16, &mut len);
                 std::slice::from_raw_parts(d.cast::<u8>(), len as usize).to_vec()
             });
-            Some((handle, udata))
+            Some((chain, handle, udata))
         }
     };
     // SAFETY: allocated above, not used after.
@@ -628,6 +655,10 @@ pub fn parse_rule(msg: &[u8]) -> Result<(u64, Option<Vec<u8>>)> {
 /// change anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChainInfo {
+    /// The table the chain is in.
+    pub table: String,
+    /// The chain's name.
+    pub name: String,
     /// Hook number, for base chains.
     pub hooknum: Option<u32>,
     /// Priority, for base chains.
@@ -661,6 +692,8 @@ pub fn parse_chain(msg: &[u8]) -> Result<ChainInfo> {
                     .then(|| CStr::from_ptr(sys::nftnl_chain_get_str(p, attr as u16)).to_string_lossy().into_owned())
             };
             Some(ChainInfo {
+                table: string(sys::NFTNL_CHAIN_TABLE).unwrap_or_default(),
+                name: string(sys::NFTNL_CHAIN_NAME).unwrap_or_default(),
                 hooknum: has(sys::NFTNL_CHAIN_HOOKNUM)
                     .then(|| sys::nftnl_chain_get_u32(p, sys::NFTNL_CHAIN_HOOKNUM as u16)),
                 prio: has(sys::NFTNL_CHAIN_PRIO).then(|| sys::nftnl_chain_get_s32(p, sys::NFTNL_CHAIN_PRIO as u16)),

@@ -3,6 +3,8 @@
 //! the few questions CHECK, DEL and GC ask (which elements does a set hold,
 //! which rules does a chain hold, does a table exist).
 
+use std::collections::HashMap;
+
 use super::batch::{encode_element, Batch};
 use super::objects::{Chain, ElemData, Element, Set, SetData, Table, Verdict};
 use super::raw::{self, AlignedBuf, ChainInfo, Header, MsgWriter, RawElem};
@@ -305,6 +307,44 @@ impl Socket {
         Ok(Some(info.references.unwrap_or(0).saturating_sub(rules)))
     }
 
+    /// Every chain of `t` and the userdata of each one's rules, read with
+    /// two dumps (empty when the table does not exist).
+    pub(super) fn table_state(&self, t: &Table) -> Result<TableState> {
+        let family = t.family().raw();
+        let is = |m: &&Vec<u8>, kind: i32| nl_header(m).is_some_and(|h| h.kind == nft_type(kind));
+        let mut state = TableState::default();
+        let what = format!("listing chains of {t}");
+        let chains = match self.request(libc::NFT_MSG_GETCHAIN, family, NLM_F_DUMP, &what, |w, h| {
+            w.bare(h);
+            Ok(())
+        }) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(state),
+            Err(e) => return Err(e),
+        };
+        for m in chains.iter().filter(|m| is(m, libc::NFT_MSG_NEWCHAIN)) {
+            let info = raw::parse_chain(m)?;
+            if info.table == t.name() {
+                state.rules.insert(info.name.clone(), Vec::new());
+                state.chains.insert(info.name.clone(), info);
+            }
+        }
+        if state.chains.is_empty() {
+            return Ok(state);
+        }
+        let what = format!("listing rules of {t}");
+        let rules = match self.request(libc::NFT_MSG_GETRULE, family, NLM_F_DUMP, &what, |w, h| w.table_rules(h, t)) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(TableState::default()),
+            Err(e) => return Err(e),
+        };
+        for m in rules.iter().filter(|m| is(m, libc::NFT_MSG_NEWRULE)) {
+            let (chain, _, udata) = raw::parse_rule_of_chain(m)?;
+            state.rules.entry(chain).or_default().push(udata);
+        }
+        Ok(state)
+    }
+
     /// The chain as the kernel has it, `None` when it does not exist.
     pub(super) fn chain_info(&self, c: &Chain) -> Result<Option<ChainInfo>> {
         let what = format!("looking up {c}");
@@ -318,6 +358,29 @@ impl Socket {
             .find(|m| nl_header(m).is_some_and(|h| h.kind == nft_type(libc::NFT_MSG_NEWCHAIN)))
             .map(|m| raw::parse_chain(m))
             .transpose()
+    }
+}
+
+/// The chains of one table and their rules' userdata, as
+/// [`Socket::table_state`] read them: what the planner asks of several
+/// chains of one table, for two dumps instead of a lookup and a listing
+/// per chain.
+#[derive(Debug, Default)]
+pub(super) struct TableState {
+    chains: HashMap<String, ChainInfo>,
+    rules: HashMap<String, Vec<Option<Vec<u8>>>>,
+}
+
+impl TableState {
+    /// The chain `c` (of this state's table), `None` when it did not exist.
+    pub(super) fn chain(&self, c: &Chain) -> Option<&ChainInfo> {
+        self.chains.get(c.name())
+    }
+
+    /// The userdata of each rule of `c`, in order; `None` when the chain
+    /// did not exist.
+    pub(super) fn rule_udata(&self, c: &Chain) -> Option<&[Option<Vec<u8>>]> {
+        self.chains.contains_key(c.name()).then(|| self.rules.get(c.name()).map_or(&[][..], Vec::as_slice))
     }
 }
 
