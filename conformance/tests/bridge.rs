@@ -285,6 +285,26 @@ fn bad_input_is_refused_and_leaves_nothing() {
 }
 
 #[test]
+fn an_interface_name_already_taken_leaves_no_lease() {
+    // The delegate starts before the name is checked (beside the checks):
+    // its lease must be released when the check fails.
+    let host = Host::new("br-dup");
+    let c = TestNs::new("br-dup-c");
+    let conf = host.conf(net("dupnet", "cni-dup0", "10.62.0.0/24", None, json!({})));
+    host.run("bridge", "ADD", &c.path(), "d1", "eth0", &conf).ok();
+    let leases = host.leases("dupnet");
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let e = host.run("bridge", "ADD", &c.path(), "d2", "eth0", &conf).err(102);
+    assert!(e["msg"].as_str().unwrap().contains("eth0"), "{e}");
+    assert_eq!(host.leases("dupnet"), leases, "the second ADD keeps no address");
+    assert_eq!(host.veths().len(), 1, "no second veth pair");
+    // The range still serves the next ADD.
+    let c2 = TestNs::new("br-dup-c");
+    host.run("bridge", "ADD", &c2.path(), "d3", "eth0", &conf).ok();
+    assert_eq!(host.leases("dupnet").len(), 2);
+}
+
+#[test]
 fn gc_removes_what_no_valid_attachment_owns() {
     let host = Host::new("br-gc");
     let mut v = net("gcnet", "cni-gc0", "10.59.0.0/24", None, json!({"ipMasq": true}));

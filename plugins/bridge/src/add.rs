@@ -1,9 +1,11 @@
 //! ADD: the IPAM delegate, the bridge, the veth pair, the container's
 //! addresses and routes, the gateway, and one nftables batch; every step
-//! after a side effect is undone when a later one fails. When the bridge
-//! is already there as this config wants it (every ADD but a network's
-//! first), the delegate runs beside the veth pair's creation instead of
-//! before it: its process start and its fsync overlap the link work.
+//! after a side effect is undone when a later one fails. The delegate
+//! (host-local, static) starts once the config and the namespace are
+//! known; when the bridge is already there as this config wants it (every
+//! ADD but a network's first), it runs beside the veth pair's creation:
+//! its process start and its fsync overlap the link work. Otherwise its
+//! lease is waited for before the bridge is made or changed.
 
 use crate::config::{self, BridgeConf};
 use crate::{isolation, spoofchk, vlan};
@@ -23,15 +25,21 @@ use std::net::IpAddr;
 pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let conf = config::load(ctx)?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
+    let ipam_type = ipam::configured(ctx)?;
+    // The delegate starts before the interface-name and bridge checks,
+    // which run while its process starts: it is the longest step of an
+    // ADD. When a check fails, the pending lease's drop waits for it and
+    // releases what it reserved.
+    let pending = ipam_type.as_deref().map(|t| ipam::Lease::start(ctx, t)).transpose()?;
     let ctr = Handle::in_netns(&ns)?;
     sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
     let host = Handle::new()?;
     let env = Env { ctx, conf: &conf, ns: &ns, host: &host, ctr: &ctr };
-    let Some(ipam_type) = ipam::configured(ctx)? else { return env.setup(None) };
+    let Some(pending) = pending else { return env.setup(None) };
     if let Some(br) = env.ready_bridge()? {
-        return env.overlapped(&ipam_type, &br);
+        return env.overlapped(pending, &br);
     }
-    let lease = ipam::Lease::acquire(ctx, &ipam_type)?;
+    let lease = pending.finish()?;
     let result = env.setup(Some(lease.result().clone()))?;
     lease.keep();
     Ok(result)
@@ -57,8 +65,7 @@ impl Env<'_> {
     /// first (even when the link work failed too), the link work undone
     /// when the delegate fails, the lease released when the link work
     /// fails (`PendingLease`'s drop).
-    fn overlapped(&self, ipam_type: &str, br: &Link) -> Result<CniResult, Error> {
-        let pending = ipam::Lease::start(self.ctx, ipam_type)?;
+    fn overlapped(&self, pending: ipam::PendingLease<'_>, br: &Link) -> Result<CniResult, Error> {
         let attached = match self.attach(br) {
             Ok(a) => a,
             Err(e) => return Err(pending.finish_if_started().and_then(Result::err).unwrap_or(e)),
