@@ -4,7 +4,7 @@
 
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTIPART};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// One rtnetlink request: the message and its `NLM_F_*` header flags.
@@ -47,6 +47,8 @@ pub struct Rtnl {
     fd: OwnedFd,
     /// The sequence number of the last request sent.
     seq: Cell<u32>,
+    /// Where answers are read, allocated once per socket.
+    buf: RefCell<Vec<u8>>,
 }
 
 /// What is known of one request while its answer comes in.
@@ -95,12 +97,12 @@ impl Rtnl {
         if unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Rtnl { fd, seq: Cell::new(0) })
+        Ok(Rtnl { fd, seq: Cell::new(0), buf: RefCell::new(vec![0u8; RECV_BUFFER]) })
     }
 
     fn send_all(&self, reqs: Vec<Request>) -> Vec<Result<Vec<RouteNetlinkMessage>, Fault>> {
         let mut pending: Vec<Pending> = Vec::with_capacity(reqs.len());
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut buf = self.buf.borrow_mut();
         for req in reqs {
             // A dump waits for the answers before it: the kernel runs one
             // dump per socket at a time.

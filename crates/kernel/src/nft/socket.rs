@@ -325,7 +325,6 @@ impl Socket {
         for m in chains.iter().filter(|m| is(m, libc::NFT_MSG_NEWCHAIN)) {
             let info = raw::parse_chain(m)?;
             if info.table == t.name() {
-                state.rules.insert(info.name.clone(), Vec::new());
                 state.chains.insert(info.name.clone(), info);
             }
         }
