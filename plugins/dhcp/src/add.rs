@@ -22,10 +22,13 @@ fn to_result(l: &LeaseView) -> Result<CniResult, Error> {
     let net = |a: Ipv4Addr, p: u8| {
         Ipv4Network::new(a, p).map(IpNetwork::V4).map_err(|e| Error::io(format!("the dhcp daemon sent {a}/{p}: {e}")))
     };
-    let ips =
-        vec![IpConfig { interface: None, address: net(l.address, l.prefix)?, gateway: l.gateway.map(IpAddr::V4) }];
+    let ips = vec![IpConfig {
+        interface: None,
+        address: net(l.terms.address, l.terms.prefix)?,
+        gateway: l.terms.gateway.map(IpAddr::V4),
+    }];
     let mut routes = Vec::new();
-    for r in &l.routes {
+    for r in &l.terms.routes {
         let dst = net(r.dst, r.prefix)?;
         let mut route = Route::new(dst, r.gw.map(IpAddr::V4));
         if r.gw.is_none() {
@@ -35,8 +38,8 @@ fn to_result(l: &LeaseView) -> Result<CniResult, Error> {
         routes.push(route);
     }
     let dns = Dns {
-        nameservers: l.dns.iter().map(ToString::to_string).collect(),
-        domain: l.domain.clone(),
+        nameservers: l.terms.dns.iter().map(ToString::to_string).collect(),
+        domain: l.terms.domain.clone(),
         search: Vec::new(),
         options: Vec::new(),
     };

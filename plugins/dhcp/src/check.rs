@@ -19,16 +19,21 @@ pub fn check(ctx: &Context) -> Result<(), Error> {
     if let Some(problem) = &lease.problem {
         return Err(Error::new(
             code::PLUGIN,
-            format!("lease of {}/{} is {}: {problem}", lease.address, lease.prefix, lease.state),
+            format!("lease of {}/{} is {}: {problem}", lease.terms.address, lease.terms.prefix, lease.state),
         )
-        .with_details(format!("server {}, lease expires in {} s", lease.server, lease.expires_in)));
+        .with_details(format!("server {}, lease expires in {} s", lease.terms.server, lease.expires_in)));
     }
-    let leased = IpAddr::V4(lease.address);
+    let leased = IpAddr::V4(lease.terms.address);
     if !prev.ips.iter().any(|ip| ip.address.ip() == leased) {
         let had: Vec<String> = prev.ips.iter().map(|ip| ip.address.to_string()).collect();
         return Err(Error::new(
             code::PLUGIN,
-            format!("prevResult has {} but the lease is {}/{}", had.join(", "), lease.address, lease.prefix),
+            format!(
+                "prevResult has {} but the lease is {}/{}",
+                had.join(", "),
+                lease.terms.address,
+                lease.terms.prefix
+            ),
         ));
     }
     Ok(())

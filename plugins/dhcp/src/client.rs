@@ -11,7 +11,7 @@
 //! - release: DHCPRELEASE unicast from the leased address to the server,
 //!   so that it reaches the server as any other packet of that host.
 
-use crate::proto::LeaseRoute;
+use crate::proto::{LeaseRoute, Terms};
 use dhcproto::v4::{
     Decodable, Decoder, DhcpOption, Encodable, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
 };
@@ -43,20 +43,8 @@ pub struct Params {
 /// What a DHCPACK granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Granted {
-    /// Address.
-    pub address: Ipv4Addr,
-    /// Prefix length from option 1.
-    pub prefix: u8,
-    /// Server identifier (option 54, else the sender).
-    pub server: Ipv4Addr,
-    /// Router (option 3), unless option 121 is present (RFC 3442).
-    pub gateway: Option<Ipv4Addr>,
-    /// Routes: option 121, else option 33 and a default via the router.
-    pub routes: Vec<LeaseRoute>,
-    /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
-    /// Option 15.
-    pub domain: String,
+    /// The address and options.
+    pub terms: Terms,
     /// Lease time (option 51); None for an infinite lease.
     pub lease: Option<u32>,
     /// T1 (option 58).
@@ -324,13 +312,7 @@ pub fn granted(m: &Message, from: SocketAddr) -> Result<Granted, String> {
         return Err(format!("DHCPACK grants no usable address ({address})"));
     }
     Ok(Granted {
-        address,
-        prefix,
-        server: server_of(m, from),
-        gateway,
-        routes,
-        dns,
-        domain,
+        terms: Terms { address, prefix, server: server_of(m, from), gateway, routes, dns, domain },
         lease,
         t1: secs(OptionCode::Renewal),
         t2: secs(OptionCode::Rebinding),
@@ -461,13 +443,16 @@ mod tests {
     #[test]
     fn router_gives_default_route() {
         let g = granted(&ack(vec![]), from()).unwrap();
-        assert_eq!((g.address, g.prefix, g.server), (Ipv4Addr::new(10, 1, 0, 5), 24, Ipv4Addr::new(10, 1, 0, 2)));
-        assert_eq!(g.gateway, Some(Ipv4Addr::new(10, 1, 0, 1)));
         assert_eq!(
-            g.routes,
+            (g.terms.address, g.terms.prefix, g.terms.server),
+            (Ipv4Addr::new(10, 1, 0, 5), 24, Ipv4Addr::new(10, 1, 0, 2))
+        );
+        assert_eq!(g.terms.gateway, Some(Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(
+            g.terms.routes,
             vec![LeaseRoute { dst: Ipv4Addr::UNSPECIFIED, prefix: 0, gw: Some(Ipv4Addr::new(10, 1, 0, 1)) }]
         );
-        assert_eq!(g.dns, vec![Ipv4Addr::new(10, 1, 0, 53)]);
+        assert_eq!(g.terms.dns, vec![Ipv4Addr::new(10, 1, 0, 53)]);
         assert_eq!((g.lease, g.t1, g.t2), (Some(120), None, None));
     }
 
@@ -483,9 +468,9 @@ mod tests {
             from(),
         )
         .unwrap();
-        assert_eq!(g.gateway, None);
+        assert_eq!(g.terms.gateway, None);
         assert_eq!(
-            g.routes,
+            g.terms.routes,
             vec![
                 LeaseRoute { dst: Ipv4Addr::new(192, 168, 50, 0), prefix: 24, gw: Some(Ipv4Addr::new(10, 1, 0, 9)) },
                 LeaseRoute { dst: Ipv4Addr::UNSPECIFIED, prefix: 0, gw: Some(Ipv4Addr::new(10, 1, 0, 8)) },

@@ -304,14 +304,14 @@ impl Daemon {
         let rec = Record::granted(attachment, &req.netns, &params, &granted, now_ms());
         if let Err(e) = self.store.save(&rec) {
             // Not kept across a restart means not kept: give it back.
-            let _ = client::release(Path::new(&netns), &req.ifname, &params, rec.address, rec.server);
+            let _ = client::release(Path::new(&netns), &req.ifname, &params, rec.terms.address, rec.terms.server);
             return err(code::IO, format!("storing the lease in {}: {e}", self.opts.state_dir.display()));
         }
         log::info!(
             "{who}: acquired {}/{} from {} in {} ms, expires in {:?} s",
-            rec.address,
-            rec.prefix,
-            rec.server,
+            rec.terms.address,
+            rec.terms.prefix,
+            rec.terms.server,
             started.elapsed().as_millis(),
             granted.lease
         );
@@ -331,9 +331,9 @@ impl Daemon {
         let who = format!("{}/{}/{}", rec.network, rec.container_id, rec.ifname);
         if rec.state != State::Lost {
             let netns = format!("{}{}", self.opts.host_prefix, rec.netns);
-            match client::release(Path::new(&netns), &rec.ifname, &rec.params(), rec.address, rec.server) {
-                Ok(()) => log::info!("{who}: released {} to {}", rec.address, rec.server),
-                Err(e) => log::info!("{who}: could not release {} ({e}); forgetting it", rec.address),
+            match client::release(Path::new(&netns), &rec.ifname, &rec.params(), rec.terms.address, rec.terms.server) {
+                Ok(()) => log::info!("{who}: released {} to {}", rec.terms.address, rec.terms.server),
+                Err(e) => log::info!("{who}: could not release {} ({e}); forgetting it", rec.terms.address),
             }
         }
         if let Err(e) = self.store.remove(&rec.network, &rec.container_id, &rec.ifname) {
@@ -347,11 +347,11 @@ impl Daemon {
             let who = format!("{}/{}/{}", rec.network, rec.container_id, rec.ifname);
             let netns = format!("{}{}", self.opts.host_prefix, rec.netns);
             if !kernel::netns::Netns::exists(&netns) {
-                log::info!("{who}: container namespace {netns} is gone; forgetting {}", rec.address);
+                log::info!("{who}: container namespace {netns} is gone; forgetting {}", rec.terms.address);
                 let _ = self.store.remove(&rec.network, &rec.container_id, &rec.ifname);
                 continue;
             }
-            log::info!("{who}: keeping {} ({:?}) from the previous run", rec.address, rec.state);
+            log::info!("{who}: keeping {} ({:?}) from the previous run", rec.terms.address, rec.state);
             let key = (rec.network.clone(), rec.container_id.clone(), rec.ifname.clone());
             let lease = Lease::start(rec, self.keeper());
             self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert(key, lease);

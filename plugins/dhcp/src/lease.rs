@@ -121,7 +121,7 @@ impl Lease {
             if rec.expiry_ms.is_some_and(|e| e <= due) {
                 log::warn!(
                     "{who}: lease of {} expired, not renewed: {}",
-                    rec.address,
+                    rec.terms.address,
                     rec.problem.as_deref().unwrap_or("-")
                 );
                 self.update(store, |r| {
@@ -131,30 +131,34 @@ impl Lease {
                 continue;
             }
             let rebinding = due >= rec.t2_ms;
-            let server = (!rebinding).then_some(rec.server);
+            let server = (!rebinding).then_some(rec.terms.server);
             let netns = PathBuf::from(format!("{host_prefix}{}", rec.netns));
             let deadline = Instant::now() + ATTEMPT;
             let verb = if rebinding { "rebinding" } else { "renewing" };
-            log::info!("{who}: {verb} {}", rec.address);
-            let outcome = (k.renew)(&netns, &rec.ifname, &rec.params(), rec.address, server, deadline);
+            log::info!("{who}: {verb} {}", rec.terms.address);
+            let outcome = (k.renew)(&netns, &rec.ifname, &rec.params(), rec.terms.address, server, deadline);
             let now = now_ms();
             match outcome {
-                Ok(Answer::Ack(g)) if g.address == rec.address => {
-                    log::info!("{who}: {} renewed by {} for {:?} s", g.address, g.server, g.lease);
+                Ok(Answer::Ack(g)) if g.terms.address == rec.terms.address => {
+                    log::info!("{who}: {} renewed by {} for {:?} s", g.terms.address, g.terms.server, g.lease);
                     self.update(store, |r| {
                         r.apply(&g, now);
                         r.renewals += 1;
                     });
                 }
                 Ok(Answer::Ack(g)) => {
-                    log::warn!("{who}: server answered {verb} of {} with {}: lease lost", rec.address, g.address);
+                    log::warn!(
+                        "{who}: server answered {verb} of {} with {}: lease lost",
+                        rec.terms.address,
+                        g.terms.address
+                    );
                     self.update(store, |r| {
                         r.state = State::Lost;
-                        r.problem = Some(format!("server {} offered {} instead", g.server, g.address));
+                        r.problem = Some(format!("server {} offered {} instead", g.terms.server, g.terms.address));
                     });
                 }
                 Ok(Answer::Nak) => {
-                    log::warn!("{who}: server refused {verb} of {}: lease lost", rec.address);
+                    log::warn!("{who}: server refused {verb} of {}: lease lost", rec.terms.address);
                     self.update(store, |r| {
                         r.state = State::Lost;
                         r.problem = Some("the server refused the renewal (DHCPNAK)".into());
@@ -164,7 +168,7 @@ impl Lease {
                     let end = if rebinding { rec.expiry_ms.unwrap_or(u64::MAX) } else { rec.t2_ms };
                     let wait = (end.saturating_sub(now) / 2).clamp(RETRY_MIN_MS, retry_max);
                     next_try = now + wait;
-                    log::warn!("{who}: {verb} {} failed: {e}; next try in {} s", rec.address, wait / 1000);
+                    log::warn!("{who}: {verb} {} failed: {e}; next try in {} s", rec.terms.address, wait / 1000);
                     self.update(store, |r| {
                         r.state = if rebinding { State::Rebinding } else { State::Renewing };
                         r.problem = Some(format!("{verb} failed: {e}"));
@@ -179,7 +183,7 @@ impl Lease {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut g.rec);
         if let Err(e) = store.save(&g.rec) {
-            log::error!("storing lease of {}: {e}", g.rec.address);
+            log::error!("storing lease of {}: {e}", g.rec.terms.address);
         }
     }
 }
@@ -188,9 +192,10 @@ impl Lease {
 mod tests {
     use super::*;
     use crate::client::Granted;
+    use crate::proto::Terms;
 
     fn granted(lease: Option<u32>, t1: Option<u32>, t2: Option<u32>) -> Granted {
-        Granted {
+        let terms = Terms {
             address: Ipv4Addr::new(10, 0, 0, 5),
             prefix: 24,
             server: Ipv4Addr::new(10, 0, 0, 1),
@@ -198,16 +203,14 @@ mod tests {
             routes: Vec::new(),
             dns: Vec::new(),
             domain: String::new(),
-            lease,
-            t1,
-            t2,
-        }
+        };
+        Granted { terms, lease, t1, t2 }
     }
 
     fn record() -> Record {
         let params = Params { client_id: vec![0], request: vec![1, 3], provide: Vec::new() };
         let mut g = granted(None, None, None);
-        g.address = Ipv4Addr::UNSPECIFIED;
+        g.terms.address = Ipv4Addr::UNSPECIFIED;
         let mut r = Record::granted(("n", "c", "eth0"), "/run/netns/x", &params, &g, 0);
         (r.state, r.problem) = (State::Lost, Some("old".into()));
         r
@@ -236,6 +239,18 @@ mod tests {
         assert!(!tmp.exists() && std::fs::symlink_metadata(&tmp).is_err(), "no temporary name is left");
         let _ = std::fs::remove_file(&victim);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_record_on_disk_keeps_the_granted_terms_as_top_level_fields() {
+        let r = record();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["address"], "0.0.0.0");
+        assert_eq!(v["prefix"], 24);
+        assert_eq!(v["server"], "10.0.0.1");
+        assert!(v.get("terms").is_none(), "{v}");
+        let back: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]
@@ -276,7 +291,7 @@ mod tests {
     const SERVER_ACKS: Renew = |_, _, _, a, server, _| {
         CALLS.lock().unwrap().push((a, server.is_some()));
         let mut g = granted(Some(120), None, None);
-        g.address = a;
+        g.terms.address = a;
         Ok(Answer::Ack(g))
     };
 
@@ -305,7 +320,7 @@ mod tests {
     fn unanswered_lease_goes_renewing_rebinding_lost_and_is_stored() {
         let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-a", std::process::id()));
         let mut r = record();
-        r.address = Ipv4Addr::new(10, 9, 9, 9);
+        r.terms.address = Ipv4Addr::new(10, 9, 9, 9);
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 100, now + 2_200, Some(now + 4_500));
@@ -318,7 +333,8 @@ mod tests {
         let lost = wait_until("lost", &l, |r| r.state == State::Lost);
         assert!(lost.problem.as_deref().unwrap().starts_with("lease expired"), "{lost:?}");
         // Unicast before T2, broadcast after.
-        let calls: Vec<bool> = CALLS.lock().unwrap().iter().filter(|(a, _)| *a == r.address).map(|(_, u)| *u).collect();
+        let calls: Vec<bool> =
+            CALLS.lock().unwrap().iter().filter(|(a, _)| *a == r.terms.address).map(|(_, u)| *u).collect();
         assert_eq!(calls.first(), Some(&true));
         assert_eq!(calls.last(), Some(&false));
         // What a restarted daemon would read.
@@ -333,7 +349,7 @@ mod tests {
     fn answered_renewal_moves_the_timers_and_stop_ends_the_keeper() {
         let dir = std::env::temp_dir().join(format!("dhcp-lease-test-{}-b", std::process::id()));
         let mut r = record();
-        r.address = Ipv4Addr::new(10, 9, 9, 8);
+        r.terms.address = Ipv4Addr::new(10, 9, 9, 8);
         let now = now_ms();
         (r.state, r.problem) = (State::Bound, None);
         (r.t1_ms, r.t2_ms, r.expiry_ms) = (now + 50, now + 1_000, Some(now + 2_000));

@@ -69,14 +69,19 @@ pub struct LeaseRoute {
     pub gw: Option<Ipv4Addr>,
 }
 
-/// What the daemon knows of one lease.
+/// What a server granted with a lease: the address and the options a
+/// result is made of. One declaration for the DHCPACK as read, the record
+/// on disk and the daemon's answer (flattened into both: their JSON keeps
+/// these as top-level fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseView {
+pub struct Terms {
     /// The leased address.
     pub address: Ipv4Addr,
     /// Its prefix length (option 1).
     pub prefix: u8,
-    /// The router (option 3), unless option 121 is present.
+    /// The server that granted (or last renewed) it: option 54, else the sender.
+    pub server: Ipv4Addr,
+    /// The router (option 3), unless option 121 is present (RFC 3442).
     pub gateway: Option<Ipv4Addr>,
     /// Routes: option 121, else option 33 and a default via the router.
     pub routes: Vec<LeaseRoute>,
@@ -84,8 +89,14 @@ pub struct LeaseView {
     pub dns: Vec<Ipv4Addr>,
     /// Domain (option 15).
     pub domain: String,
-    /// The server that granted it.
-    pub server: Ipv4Addr,
+}
+
+/// What the daemon knows of one lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseView {
+    /// What was granted.
+    #[serde(flatten)]
+    pub terms: Terms,
     /// `bound`, `renewing`, `rebinding` or `lost`.
     pub state: String,
     /// Why the last renewal failed, while it has not succeeded since.

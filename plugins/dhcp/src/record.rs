@@ -3,9 +3,8 @@
 //! store and the keeper both use it and not each other).
 
 use crate::client::{Granted, Params};
-use crate::proto::{LeaseRoute, LeaseView};
+use crate::proto::{LeaseView, Terms};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where a lease is in its life.
@@ -39,20 +38,9 @@ pub struct Record {
     pub request: Vec<u8>,
     /// Options sent.
     pub provide: Vec<(u8, Vec<u8>)>,
-    /// Address.
-    pub address: Ipv4Addr,
-    /// Prefix length.
-    pub prefix: u8,
-    /// Server that granted (or last renewed) it.
-    pub server: Ipv4Addr,
-    /// Gateway for the result.
-    pub gateway: Option<Ipv4Addr>,
-    /// Routes for the result.
-    pub routes: Vec<LeaseRoute>,
-    /// Name servers.
-    pub dns: Vec<Ipv4Addr>,
-    /// Domain.
-    pub domain: String,
+    /// What was granted (or last renewed).
+    #[serde(flatten)]
+    pub terms: Terms,
     /// T1, T2 and expiry, in ms since the epoch; no expiry when infinite.
     pub t1_ms: u64,
     /// T2.
@@ -86,13 +74,7 @@ impl Record {
             client_id: params.client_id.clone(),
             request: params.request.clone(),
             provide: params.provide.clone(),
-            address: g.address,
-            prefix: 0,
-            server: g.server,
-            gateway: None,
-            routes: Vec::new(),
-            dns: Vec::new(),
-            domain: String::new(),
+            terms: g.terms.clone(),
             t1_ms: 0,
             t2_ms: 0,
             expiry_ms: None,
@@ -112,13 +94,7 @@ impl Record {
     /// Takes what a DHCPACK granted at `now`: address, options and timers
     /// (T1 defaults to half the lease, T2 to 7/8, RFC 2131 4.4.5).
     pub fn apply(&mut self, g: &Granted, now: u64) {
-        self.address = g.address;
-        self.prefix = g.prefix;
-        self.server = g.server;
-        self.gateway = g.gateway;
-        self.routes = g.routes.clone();
-        self.dns = g.dns.clone();
-        self.domain = g.domain.clone();
+        self.terms = g.terms.clone();
         match g.lease {
             None => {
                 self.t1_ms = u64::MAX;
@@ -147,13 +123,7 @@ impl Record {
             State::Lost => "lost",
         };
         LeaseView {
-            address: self.address,
-            prefix: self.prefix,
-            gateway: self.gateway,
-            routes: self.routes.clone(),
-            dns: self.dns.clone(),
-            domain: self.domain.clone(),
-            server: self.server,
+            terms: self.terms.clone(),
             state: state.into(),
             problem: self.problem.clone(),
             expires_in: self.expiry_ms.map_or(u64::MAX / 1000, |e| e.saturating_sub(now_ms()) / 1000),
