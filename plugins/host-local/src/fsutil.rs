@@ -118,12 +118,13 @@ pub fn read_small(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
 /// Opens `path` for writing without following a symlink there, creating
 /// it with `mode`; a symlink or other non-file planted at the name is
 /// removed first (the caller holds the store lock and owns the name).
-pub fn open_own(path: &Path, mode: u32, truncate: bool) -> io::Result<fs::File> {
+/// The content is left as it is: callers overwrite it in place.
+pub fn open_own(path: &Path, mode: u32) -> io::Result<fs::File> {
     let open = || {
         OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(truncate)
+            .truncate(false)
             .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)
@@ -196,7 +197,7 @@ mod tests {
         // A new lease at the name: refused (the name is taken), victim intact.
         assert!(!atomic_file::create_new(&link, b"c\r\neth0", &lease_options(&d)).unwrap());
         // A marker rewritten in place: the link is replaced, not followed.
-        let f = open_own(&link, 0o600, true).unwrap();
+        let f = open_own(&link, 0o600).unwrap();
         drop(f);
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_file());
         assert_eq!(fs::read(&victim).unwrap(), b"precious");

@@ -158,7 +158,7 @@ impl Store {
     /// seal is rewritten in place so that writing it does not itself change
     /// the index directory; a torn seal just fails to match.
     fn write_seal(&self) -> io::Result<()> {
-        let f = fsutil::open_own(&self.index_dir.join(SEAL), FILE_MODE, false)?;
+        let f = fsutil::open_own(&self.index_dir.join(SEAL), FILE_MODE)?;
         // File times come from a coarse clock: a foreign change within the
         // tick of our last one would leave the mtime as it is. Backdating
         // it by 1 ns makes every later change visible.

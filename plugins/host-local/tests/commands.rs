@@ -237,3 +237,24 @@ fn long_container_ids_are_refused_at_add_and_old_leases_still_released() {
     }
     assert_eq!(leases(&store).len(), 2, "only short's");
 }
+
+#[test]
+fn the_round_robin_position_is_rewritten_whole_when_the_address_gets_shorter() {
+    let d = DataDir::new("rr-short");
+    let c = conf(
+        "1.0.0",
+        "net",
+        &d,
+        json!({"ranges": [[{"subnet": "10.57.0.0/24", "rangeStart": "10.57.0.9", "rangeEnd": "10.57.0.10"}]]}),
+    );
+    let store = d.store("net");
+    assert_eq!(Call::new("ADD", "a").run(&c).ips(), ["10.57.0.9/24"]);
+    assert_eq!(Call::new("ADD", "b").run(&c).ips(), ["10.57.0.10/24"]);
+    assert_eq!(std::fs::read_to_string(store.join("last_reserved_ip.0")).unwrap(), "10.57.0.10");
+    Call::new("DEL", "a").run(&c);
+    // The search wraps round to .9: the file says "10.57.0.9", not "10.57.0.90".
+    assert_eq!(Call::new("ADD", "c").run(&c).ips(), ["10.57.0.9/24"]);
+    assert_eq!(std::fs::read_to_string(store.join("last_reserved_ip.0")).unwrap(), "10.57.0.9");
+    Call::new("DEL", "b").run(&c);
+    assert_eq!(Call::new("ADD", "d").run(&c).ips(), ["10.57.0.10/24"], "the next search starts after .9");
+}
