@@ -286,8 +286,8 @@ fn bad_input_is_refused_and_leaves_nothing() {
 
 #[test]
 fn an_interface_name_already_taken_leaves_no_lease() {
-    // The delegate starts before the name is checked (beside the checks):
-    // its lease must be released when the check fails.
+    // The name is checked before the delegate starts: a refused ADD takes
+    // no address and releases none.
     let host = Host::new("br-dup");
     let c = TestNs::new("br-dup-c");
     let conf = host.conf(net("dupnet", "cni-dup0", "10.62.0.0/24", None, json!({})));
@@ -298,6 +298,12 @@ fn an_interface_name_already_taken_leaves_no_lease() {
     assert!(e["msg"].as_str().unwrap().contains("eth0"), "{e}");
     assert_eq!(host.leases("dupnet"), leases, "the second ADD keeps no address");
     assert_eq!(host.veths().len(), 1, "no second veth pair");
+    // The same attachment added again (a runtime's retry of a live one):
+    // refused, and the live container keeps its address, on disk and in use.
+    let e = host.run("bridge", "ADD", &c.path(), "d1", "eth0", &conf).err(102);
+    assert!(e["msg"].as_str().unwrap().contains("eth0"), "{e}");
+    assert_eq!(host.leases("dupnet"), leases, "the live attachment's lease stays");
+    assert!(c.ping("10.62.0.1"), "the live container still reaches its gateway");
     // The range still serves the next ADD.
     let c2 = TestNs::new("br-dup-c");
     host.run("bridge", "ADD", &c2.path(), "d3", "eth0", &conf).ok();

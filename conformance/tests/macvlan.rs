@@ -342,6 +342,9 @@ fn an_existing_ifname_is_an_error_and_nothing_changes() {
         (after["ifindex"].clone(), after["address"].clone())
     );
     assert_eq!(u.leases(), ["10.77.0.2"], "the second ADD took no address");
+    // The same attachment added again: refused, its lease stays.
+    u.run("ADD", &c, "mv-dup-1", &conf).err(102);
+    assert_eq!(u.leases(), ["10.77.0.2"], "the live attachment's lease stays");
     // A same-named link of another kind is refused too, and DEL leaves it alone.
     let c2 = TestNs::new("mvc");
     c2.ok(&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "x0"]);

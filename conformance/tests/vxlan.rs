@@ -597,6 +597,10 @@ fn del_releases_the_address_without_the_namespace() {
     let c = attach(&lab, 1, &conf);
     let c2 = attach(&lab, 1, &conf);
     assert_eq!(lab.leases(1).len(), 2);
+    // A live attachment added again is refused and keeps its lease.
+    lab.run(1, "ADD", &c2.ns.path(), &c2.cid, &conf).err(102);
+    assert_eq!(lab.leases(1).len(), 2, "the refused ADD released nothing");
+    assert!(lab.leases(1).contains(&c2.ip(true)));
     // The runtime lost the namespace (and sends no prevResult).
     lab.run(1, "DEL", "", &c.cid, &conf).ok();
     let host_veths = witness::ip(lab.host(1), &["link", "show", "type", "veth"]);

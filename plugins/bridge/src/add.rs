@@ -1,11 +1,12 @@
 //! ADD: the IPAM delegate, the bridge, the veth pair, the container's
 //! addresses and routes, the gateway, and one nftables batch; every step
 //! after a side effect is undone when a later one fails. The delegate
-//! (host-local, static) starts once the config and the namespace are
-//! known; when the bridge is already there as this config wants it (every
-//! ADD but a network's first), it runs beside the veth pair's creation:
-//! its process start and its fsync overlap the link work. Otherwise its
-//! lease is waited for before the bridge is made or changed.
+//! (host-local, static) starts once the config, the namespace and a free
+//! interface name are known; when the bridge is already there as this
+//! config wants it (every ADD but a network's first), it runs beside the
+//! veth pair's creation: its process start and its fsync overlap the link
+//! work. Otherwise its lease is waited for before the bridge is made or
+//! changed.
 
 use crate::config::{self, BridgeConf};
 use crate::{isolation, spoofchk, vlan};
@@ -26,13 +27,16 @@ pub fn add(ctx: &Context) -> Result<CniResult, Error> {
     let conf = config::load(ctx)?;
     let ns = sandbox::open_required(ctx.netns.as_deref())?;
     let ipam_type = ipam::configured(ctx)?;
-    // The delegate starts before the interface-name and bridge checks,
-    // which run while its process starts: it is the longest step of an
-    // ADD. When a check fails, the pending lease's drop waits for it and
-    // releases what it reserved.
-    let pending = ipam_type.as_deref().map(|t| ipam::Lease::start(ctx, t)).transpose()?;
     let ctr = Handle::in_netns(&ns)?;
+    // Checked before the delegate starts: a repeated ADD of a live
+    // attachment must fail here, before host-local hands it the live
+    // attachment's own lease back (which the failed ADD would release).
     sandbox::ensure_ifname_free(&ctr, &ctx.ifname)?;
+    // The delegate then starts before the bridge check, which runs while
+    // its process starts: it is the longest step of an ADD. When the check
+    // fails, the pending lease's drop waits for it and releases what it
+    // reserved.
+    let pending = ipam_type.as_deref().map(|t| ipam::Lease::start(ctx, t)).transpose()?;
     let host = Handle::new()?;
     let env = Env { ctx, conf: &conf, ns: &ns, host: &host, ctr: &ctr };
     let Some(pending) = pending else { return env.setup(None) };
