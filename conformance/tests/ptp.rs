@@ -249,7 +249,7 @@ fn an_ipv4_only_host_end_carries_no_ipv6() {
     assert!(host.ns.ping(&ip), "host -> container");
     // The same attachment added again: refused, its lease and link stay.
     host.run("ptp", "ADD", &c.path(), "c1", "eth0", &conf).err(102);
-    assert_eq!(host.leases("ptpv4"), [ip.clone()], "the live attachment's lease stays");
+    assert_eq!(host.leases("ptpv4"), std::slice::from_ref(&ip), "the live attachment's lease stays");
     assert!(host.ns.ping(&ip), "host -> container, after the refused ADD");
     host.run("ptp", "DEL", &c.path(), "c1", "eth0", &conf).ok();
     assert!(host.veths().is_empty(), "{:?}", host.veths());
