@@ -698,3 +698,37 @@ fn add_prints_prev_result_in_the_config_version() {
     let r = host.run("portmap", "STATUS", "", "", "", &status).ok();
     assert!(r.stdout.is_empty(), "{r:?}");
 }
+
+/// Behind ptp each container has a /32 host route on its own host end: the
+/// kernel's route to the container picks that end, which alone gets
+/// `route_localnet`, and `127.0.0.1:hostPort` from the host reaches the
+/// container. The other container's host end and the uplink stay as they were.
+#[test]
+fn localhost_reaches_a_ptp_container_through_its_own_host_end() {
+    let host = Host::new("pm-ptp");
+    let h = &host.ns;
+    h.ok(&["ip", "link", "set", "lo", "up"]);
+    h.ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let ptp = host.conf(json!({
+        "cniVersion": "1.0.0", "name": "pmptp", "type": "ptp",
+        "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.67.0.0/24" }]], "routes": [{"dst": "0.0.0.0/0"}] }
+    }));
+    let (a, b) = (TestNs::new("pm-ptp-a"), TestNs::new("pm-ptp-b"));
+    let ra = host.run("ptp", "ADD", &a.path(), "a", "eth0", &ptp).ok().json();
+    host.run("ptp", "ADD", &b.path(), "b", "eth0", &ptp).ok();
+    let ends = host.veths();
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    let a_end = ra["interfaces"][0]["name"].as_str().unwrap().to_string();
+    let b_end = ends.iter().find(|e| **e != a_end).unwrap().clone();
+    let conf =
+        pm_conf("pmptp", json!({}), json!([{"hostPort": 8090, "containerPort": 80, "protocol": "tcp"}]), Some(&ra));
+    host.run("portmap", "ADD", &a.path(), "a", "eth0", &conf).ok();
+    let _srv = Server::start(&a, 80);
+    let a_ip = ra["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    assert!(tcp(h, "127.0.0.1:8090").is_ok(), "127.0.0.1:8090 from the host reaches container a ({a_ip})");
+    let sysctl = |dev: &str| h.ok(&["sysctl", "-n", &format!("net.ipv4.conf.{dev}.route_localnet")]).trim().to_string();
+    assert_eq!(sysctl(&a_end), "1", "a's host end");
+    assert_eq!(sysctl(&b_end), "0", "b's host end is not a's route");
+    host.run("portmap", "DEL", &a.path(), "a", "eth0", &conf).ok();
+    assert!(tcp(h, "127.0.0.1:8090").is_err(), "the mapping is gone after DEL");
+}

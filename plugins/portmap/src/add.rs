@@ -11,7 +11,6 @@ use crate::nft_maps::{self, describe_key, show_data, Layout, Plan};
 use cni::error::code;
 use cni::{CniResult, Context, Error};
 use ipnetwork::IpNetwork;
-use kernel::netlink::route::TABLE_MAIN;
 use kernel::netlink::{Family, Handle, RouteKind};
 use kernel::nft::{Batch, Element, Set, Socket};
 use kernel::sysctl;
@@ -80,20 +79,14 @@ fn localhost_target(conf: &PortmapConf, plan: &Plan, addrs: &[IpNetwork]) -> Opt
 /// Lets `127.0.0.1:hostPort` reach the container: the kernel drops packets
 /// with a loopback source on a real interface unless `route_localnet` is
 /// on for it. Only the interface that routes to the container (the
-/// bridge) is changed, never a default-route uplink.
+/// bridge, ptp's host end) is changed, never a default-route uplink. The
+/// kernel is asked which route it takes to the container (one lookup, the
+/// same answer its forwarding gets, policy rules included) rather than the
+/// routes listed: ptp adds one host route per container.
 fn enable_route_localnet(cip: Ipv4Addr) -> Result<(), Error> {
     let h = Handle::new()?;
-    let best = h
-        .routes(Family::V4)?
-        .into_iter()
-        .filter(|r| {
-            r.table_or_main() == TABLE_MAIN
-                && r.kind == RouteKind::Unicast
-                && r.oif.is_some()
-                && r.dst.prefix() > 0
-                && r.dst.contains(IpAddr::V4(cip))
-        })
-        .max_by_key(|r| r.dst.prefix());
+    let best =
+        h.route_to(IpAddr::V4(cip))?.filter(|r| r.kind == RouteKind::Unicast && r.oif.is_some() && r.dst.prefix() > 0);
     let Some(oif) = best.and_then(|r| r.oif) else {
         log::info!("portmap: no interface route to {cip}; 127.0.0.1 mappings will not reach it");
         return Ok(());

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope as NlScope, RouteType,
@@ -351,6 +351,31 @@ impl Handle {
             .collect())
     }
 
+    /// The route the kernel would pick for a packet from this host to `ip`
+    /// (policy rules included), as it is in its table (`RTM_F_FIB_MATCH`:
+    /// the matching prefix, not a /32 clone); `None` when nothing routes
+    /// there. One request, whatever the size of the tables, where a dump
+    /// grows with every container's host route.
+    pub fn route_to(&self, ip: IpAddr) -> Result<Option<Route>> {
+        let family = Family::of(&ip);
+        let mut m = RouteMessage::default();
+        m.header.address_family = family.af();
+        m.header.destination_prefix_length = if ip.is_ipv4() { 32 } else { 128 };
+        m.header.flags = RouteFlags::FibMatch;
+        m.attributes.push(RouteAttribute::Destination(ip.into()));
+        let replies = match self
+            .send(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST, || format!("looking up the route to {ip}"))
+        {
+            Ok(r) => r,
+            Err(e) if matches!(e.errno, Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(replies.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewRoute(m) => Route::from_msg(m),
+            _ => None,
+        }))
+    }
+
     /// The routes of `family` in the main table that leave through link `oif`.
     pub fn routes_via(&self, family: Family, oif: u32) -> Result<Vec<Route>> {
         let mut all = self.routes(family)?;
@@ -461,6 +486,26 @@ mod tests {
         rec.reply(Ok(msgs));
         assert_eq!(rec.handle().default_route_interface().unwrap(), Some(3));
         assert_eq!(rec.requests().len(), 1);
+    }
+
+    #[test]
+    fn route_to_asks_for_the_matching_entry_and_no_route_is_none() {
+        let bridge_net = Route { oif: Some(7), ..Route::to(net("10.66.0.0/16")) };
+        let rec = Recorder::new();
+        rec.reply(Ok(vec![RouteNetlinkMessage::NewRoute(route_msg(&bridge_net, false).unwrap())]));
+        rec.fail(libc::ENETUNREACH);
+        rec.fail(libc::EPERM);
+        let h = rec.handle();
+        let found = h.route_to("10.66.0.5".parse().unwrap()).unwrap().unwrap();
+        assert_eq!((found.dst, found.oif), (net("10.66.0.0/16"), Some(7)));
+        assert_eq!(h.route_to("192.0.2.1".parse().unwrap()).unwrap(), None);
+        assert!(h.route_to("192.0.2.1".parse().unwrap()).is_err(), "other errors are errors");
+        let req = &rec.requests()[0];
+        assert_eq!(req.flags, NLM_F_REQUEST, "one answer, no dump");
+        let RouteNetlinkMessage::GetRoute(m) = &req.msg else { panic!("{:?}", req.msg) };
+        assert_eq!(m.header.destination_prefix_length, 32);
+        assert_eq!(m.header.flags, RouteFlags::FibMatch);
+        assert_eq!(m.attributes, vec![RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::new(10, 66, 0, 5)))]);
     }
 
     #[test]
