@@ -154,3 +154,15 @@ pub fn with_prev(conf: &str, prev: &Value) -> String {
     v["prevResult"] = prev.clone();
     v.to_string()
 }
+
+/// Plants in `dir` what a writer killed between its temp file and the
+/// rename leaves (`name`, e.g. `.tmp.4242.0`), last changed two hours
+/// ago, so a GC's sweep takes it for a leftover; returns its path.
+pub fn plant_stale_temp(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, "half a write").expect("planting a temp file");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let f = std::fs::File::options().write(true).open(&path).expect("opening the planted file");
+    f.set_modified(two_hours_ago).expect("backdating the planted file");
+    path
+}

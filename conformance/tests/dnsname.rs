@@ -443,8 +443,10 @@ fn gc_drops_records_of_attachments_not_in_the_valid_list() {
         "dataDir": s.data().display().to_string(),
         "cni.dev/valid-attachments": [{"containerID": "ctr-db", "ifname": "eth0"}]
     });
+    // A write killed before its rename left a temp file two hours ago.
+    conformance::fixture::plant_stale_temp(&dir, ".tmp.4242.0");
     s.host.run("dnsname", "GC", "", "", "", &conf.to_string()).ok();
-    assert_eq!(s.records(NET), vec!["ctr-db:eth0.json".to_string()]);
+    assert_eq!(s.records(NET), vec!["ctr-db:eth0.json".to_string()], "GC removed the leftover too");
     assert_eq!(a(&db, GW4, "web.dns.podman").0, Rcode::NXDomain);
     assert_eq!(a(&db, GW4, "db").1, vec![ip_of(&rdb, 0)]);
     // GC with nothing valid: the server exits, its files go.

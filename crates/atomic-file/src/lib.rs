@@ -30,7 +30,7 @@
 //! reboot ends anyway (state under `/run`, a tmpfs) ask for
 //! [`Durability::None`].
 //!
-//! A crate of its own (libc and the phase probes only) rather than a
+//! A crate of its own (libc, log and the phase probes only) rather than a
 //! module of `kernel`: cni-install and cnitool write files this way too,
 //! and depending on `kernel` would bring them its 38 more crates (tokio,
 //! rtnetlink, nftnl) and, in the `pkgtest` profile, 27% more cni-install
@@ -243,6 +243,63 @@ pub fn replace_symlink(target: &Path, text: &str, o: &Options) -> io::Result<()>
     }
 }
 
+/// How old a temp file must be before [`sweep_stale`] takes it for a
+/// killed writer's: a write holds its temp file for milliseconds, so an
+/// hour-old one has no live writer, whatever pid namespace it was in.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `name` is a temp name of this crate: `.tmp.<pid>.<n>` (the
+/// default prefix) or `.<anything>.tmp.<pid>.<n>` (a site's own prefix
+/// ending in `.tmp.`, like vxlan's and the runtime cache's).
+fn is_temp_name(name: &[u8]) -> bool {
+    let Ok(name) = std::str::from_utf8(name) else { return false };
+    let mut parts = name.rsplitn(3, '.');
+    let (Some(n), Some(pid), Some(rest)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(n) && digits(pid) && name.starts_with('.') && (rest == ".tmp" || rest.ends_with(".tmp"))
+}
+
+/// Removes from `dir` the temp files that writers killed between the
+/// create and the rename left there: regular files with a temp name
+/// ([`Options::temp_prefix`] ending in `.tmp.`, the default included) not
+/// changed for `min_age` ([`STALE_AFTER`] for a real sweep). Nothing is
+/// followed; a missing directory is nothing to do. For sites without a
+/// lock of their own, from their GC. Returns the names removed.
+pub fn sweep_stale(dir: &Path, min_age: std::time::Duration) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if !is_temp_name(entry.file_name().as_bytes()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_some_and(|age| age >= min_age);
+        if meta.file_type().is_file() && old {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed.push(entry.path()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// [`sweep_stale`] with [`STALE_AFTER`], for a GC that must not fail on
+/// it: what is removed, or why the sweep could not run, is logged.
+pub fn sweep_stale_logged(dir: &Path) {
+    match sweep_stale(dir, STALE_AFTER) {
+        Ok(removed) => removed.iter().for_each(|p| log::info!("removed {}, a killed write's leftover", p.display())),
+        Err(e) => log::warn!("sweeping the leftover temp files of {}: {e}", dir.display()),
+    }
+}
+
 /// fsyncs a directory, so the renames into it survive a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)?.sync_all()
@@ -291,6 +348,42 @@ mod tests {
         let mut v: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn temp_names_are_the_default_prefix_or_a_site_prefix_ending_in_tmp() {
+        for yes in [".tmp.12.0", ".state.json.tmp.345.17", ".net1-c1-eth0.tmp.9.3"] {
+            assert!(is_temp_name(yes.as_bytes()), "{yes}");
+        }
+        for no in
+            ["state.json", ".tmp.", ".tmp.12", ".tmp.12.x", "x.tmp.1.2", ".hl-tmp.1.2", ".tmp.1.2.json", "10.1.2.3"]
+        {
+            assert!(!is_temp_name(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_sweep_removes_only_old_temp_files() {
+        let d = tempdir("sweep");
+        let old = |name: &str| {
+            let p = d.join(name);
+            fs::write(&p, "half").unwrap();
+            let an_hour_ago = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(60);
+            File::options().write(true).open(&p).unwrap().set_modified(an_hour_ago).unwrap();
+            p
+        };
+        let gone = [old(".peers.json.tmp.77.3"), old(".tmp.1.0")];
+        old("state.json");
+        fs::write(d.join(".tmp.2.0"), "a live writer's").unwrap();
+        let victim = d.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(".tmp.3.0")).unwrap();
+        let mut removed = sweep_stale(&d, STALE_AFTER).unwrap();
+        removed.sort();
+        assert_eq!(removed, gone);
+        assert_eq!(names(&d), [".tmp.2.0", ".tmp.3.0", "state.json", "victim"]);
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(sweep_stale(&d.join("missing"), STALE_AFTER).unwrap().is_empty());
     }
 
     #[test]

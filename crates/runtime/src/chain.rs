@@ -314,6 +314,7 @@ impl Runtime {
             return Ok(());
         }
         let version = network.selected_version()?;
+        atomic_file::sweep_stale_logged(self.cache().dir());
         let keep: HashSet<&GcAttachment> = valid.iter().collect();
         let mut errs = Vec::new();
         for entry in self.cache().list(Some(&network.name))? {
@@ -562,13 +563,22 @@ mod tests {
 
     #[test]
     fn gc_deletes_stale_then_sends_valid_list() {
-        let (_d, rt, exec, net) = setup(vec![]);
+        let (d, rt, exec, net) = setup(vec![]);
         let keep = Attachment::new("keep", "/run/netns/k", "eth0");
         let stale = Attachment::new("stale", "/run/netns/s", "eth0").with_arg("IgnoreUnknown", "1");
         rt.add(&net, &keep).unwrap();
         rt.add(&net, &stale).unwrap();
         calls(&exec);
+        // Temp files of killed cache writes: an old one is swept, a fresh one stays.
+        let cache = d.path().join("cache");
+        let old = cache.join(".n-stale-eth0.tmp.4242.0");
+        std::fs::write(&old, "half").unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+        let fresh = cache.join(".n-keep-eth0.tmp.4243.0");
+        std::fs::write(&fresh, "being written").unwrap();
         rt.gc(&net, &[keep.key()]).unwrap();
+        assert!(!old.exists() && fresh.exists());
         let c = calls(&exec);
         let seq: Vec<(&str, &str)> = c.iter().map(|c| (c.plugin.as_str(), c.command.as_str())).collect();
         assert_eq!(seq, [("b", "DEL"), ("a", "DEL"), ("a", "GC"), ("b", "GC")]);

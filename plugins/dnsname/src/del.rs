@@ -46,6 +46,8 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         return Ok(());
     }
     let _lock = net.lock()?;
+    atomic_file::sweep_stale_logged(&net.records());
+    atomic_file::sweep_stale_logged(&net.dir);
     let mut removed = 0;
     for file in net.record_files()? {
         let keep = net.load_file(&file).is_some_and(|r| live.contains(&(r.container_id, r.ifname)));

@@ -13,6 +13,7 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
     };
     let live: HashSet<(String, String)> = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
     let store = Store::new(&config::data_dir(ctx)?, &ctx.conf.name)?;
+    store.sweep_stale_temps();
     let mut first = None;
     for (cid, ifname) in store.attachments()? {
         if !live.contains(&(cid.clone(), ifname.clone())) {

@@ -68,6 +68,13 @@ fn safe_component(s: &str) -> bool {
 }
 
 impl Store {
+    /// Removes the temp files of writers killed before their rename
+    /// (GC's job: no lock guards this directory, so only files no write
+    /// has touched for [`atomic_file::STALE_AFTER`]); a failure is logged.
+    pub fn sweep_stale_temps(&self) {
+        atomic_file::sweep_stale_logged(&self.dir);
+    }
+
     /// The store of `network` under `data_dir`.
     pub fn new(data_dir: &Path, network: &str) -> Result<Store, Error> {
         if !cni::validate::is_valid_id(network) {
