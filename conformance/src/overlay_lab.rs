@@ -367,9 +367,14 @@ impl Lab {
         c
     }
 
+    /// Host `n`'s agent state directory (`state.json`, `peers.json`).
+    pub fn state_dir(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("state-root-h{n}")).join(NET)
+    }
+
     /// Host `n`'s agent state (`state.json`), `null` when absent.
     pub fn state(&self, n: usize) -> Value {
-        let p = self.dir.join(format!("state-root-h{n}")).join(NET).join("state.json");
+        let p = self.state_dir(n).join("state.json");
         std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
     }
 

@@ -120,12 +120,15 @@ fn killed_agent_is_dropped_after_its_ttl_and_a_quick_restart_changes_nothing() {
     let before: Vec<_> = (1..=3).map(|n| (lab.fdb_peers(n), lab.vtep_routes(n))).collect();
     let st2 = lab.state(2);
     lab.stop_agent(2, libc::SIGKILL);
+    // An agent killed mid-write long ago left a temp file: the next start sweeps it.
+    let leftover = conformance::fixture::plant_stale_temp(&lab.state_dir(2), ".state.json.tmp.4242.0");
     lab.start_agent(2);
     assert!(wait_for(Duration::from_secs(10), || {
         let s = lab.state(2);
         s["status"] == "running" && s["pid"] != st2["pid"]
     }));
     let st2b = lab.state(2);
+    assert!(!leftover.exists(), "the restarted agent swept the old temp file");
     assert_eq!(st2b["subnets"], st2["subnets"], "same subnet back");
     assert_eq!(st2b["lease"], st2["lease"], "the live lease was adopted");
     let end = Instant::now() + Duration::from_secs(TTL + 1);

@@ -162,6 +162,8 @@ impl Agent {
         let ul = underlay::resolve(&host, &base)?;
         let local: HashSet<IpAddr> = host.all_addresses(None)?.iter().map(|a| a.net.ip()).collect();
         drop(host);
+        // A predecessor killed between a temp file and its rename left it.
+        atomic_file::sweep_stale_logged(&etcd.state_dir);
         let previous = match state::read(&etcd.state_dir) {
             Ok(Some(st)) if st.underlay_ip == Some(ul.ip) && plan.is_slot(&st.subnets) => st.subnets,
             _ => Vec::new(),
