@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nfnetlink;
 pub mod nft;
+mod nlsock;
 pub mod sysctl;
 
 pub use error::{Error, Kind, OrMissing, Result};

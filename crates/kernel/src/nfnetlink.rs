@@ -7,13 +7,14 @@
 //! it, and keeps working there after the thread has left.
 
 use std::cell::Cell;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 use nix::sys::time::TimeVal;
 
 use crate::error::{Error, Kind, Result};
+use crate::nlsock::{open_bound, set_int};
 
 /// `NLMSG_ERROR`: an error, or (errno 0) the ACK of a request.
 pub const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
@@ -155,14 +156,7 @@ impl Socket {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Socket> {
         let what = "opening a netfilter netlink socket";
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(|e| Error::from_errno(what, e as i32))?;
-        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| Error::from_errno(what, e as i32))?;
+        let fd = open_bound(SockProtocol::NetlinkNetFilter).map_err(|e| Error::from_errno(what, e as i32))?;
         // Errors then echo only the failing header, not the whole message.
         let _ = set_int(&fd, libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
         socket::setsockopt(
@@ -257,25 +251,6 @@ fn hand_to_unix_gc(fd: OwnedFd) -> nix::Result<()> {
     drop(b);
     drop(a);
     Ok(())
-}
-
-/// Sets an integer socket option nix has no name for.
-fn set_int(fd: &impl AsFd, level: i32, name: i32, value: i32) -> std::io::Result<()> {
-    // SAFETY: value is a live i32 of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_fd().as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

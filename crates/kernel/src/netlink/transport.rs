@@ -5,7 +5,10 @@
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTIPART};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::nlsock::{open_bound, set_int};
+use nix::sys::socket::SockProtocol;
 
 /// One rtnetlink request: the message and its `NLM_F_*` header flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,27 +78,13 @@ impl Rtnl {
     }
 
     fn open() -> std::io::Result<Rtnl> {
-        // SAFETY: plain socket(2); the descriptor is owned right away.
-        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a descriptor we just opened and own alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = open_bound(SockProtocol::NetlinkRoute)?;
         // Strict checking makes the kernel honour the filters in dump
         // requests (addresses of one link, neighbours and FDB entries of one
         // device), so a dump costs the same with 10 or 1,000 containers.
         // Capped acks: an error does not echo the whole request back.
         for opt in [libc::NETLINK_GET_STRICT_CHK, libc::NETLINK_CAP_ACK] {
-            set_flag(&fd, opt)?;
-        }
-        // SAFETY: an all-zero sockaddr_nl is valid (port 0: the kernel picks one).
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        let len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: `addr` is a valid sockaddr_nl of `len` bytes.
-        if unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) } != 0 {
-            return Err(std::io::Error::last_os_error());
+            set_int(&fd, libc::SOL_NETLINK, opt, 1)?;
         }
         Ok(Rtnl { fd, seq: Cell::new(0), buf: RefCell::new(vec![0u8; RECV_BUFFER]) })
     }
@@ -185,16 +174,6 @@ impl Transport for Rtnl {
         let n = reqs.len();
         phases::time("netlink", || format!("{n} requests"), || self.send_all(reqs))
     }
-}
-
-fn set_flag(fd: &OwnedFd, opt: libc::c_int) -> std::io::Result<()> {
-    let one: libc::c_int = 1;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `one` is a valid c_int of `len` bytes.
-    if unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_NETLINK, opt, std::ptr::addr_of!(one).cast(), len) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Hands every message of one datagram to the request with its sequence
