@@ -22,6 +22,8 @@ use super::scenarios::{self, Participant, Scenario, MAX_N};
 use super::snapshot::{self, HostState};
 use super::stats::Summary;
 use super::suite::{self, SuiteKind, Suites};
+use kernel::netlink::Family;
+use kernel::sysctl;
 use runtime::{NetConfList, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -291,8 +293,8 @@ impl Bench<'_> {
         for name in names {
             self.home.within(name, || {
                 for scope in ["all", "default"] {
-                    let key = format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6");
-                    std::fs::write(&key, "1").map_err(|e| format!("{name}: writing {key}: {e}"))?;
+                    let key = sysctl::conf_key(Family::V6, scope, "disable_ipv6");
+                    sysctl::set(&key, "1").map_err(|e| format!("{name}: {e}"))?;
                 }
                 Ok::<(), String>(())
             })??;

@@ -67,7 +67,7 @@ fn main() {
     }
     if no_reference || containers_without_ipv6 {
         // Options `make bench` does not pass: the bench's own command line.
-        command = std::env::args().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+        command = std::env::args().collect::<Vec<_>>().join(" ");
     }
     // SAFETY: the handler only stores to an atomic, which is signal-safe.
     unsafe {

@@ -63,6 +63,12 @@ pub fn runs_beside_links(ipam_type: &str) -> bool {
     matches!(ipam_type, "host-local" | "static")
 }
 
+/// Whether a DEL may release the address while the link is deleted: no
+/// IPAM to call at all, or one that [`runs_beside_links`].
+pub fn releases_beside(ipam_type: Option<&str>) -> bool {
+    ipam_type.is_none_or(runs_beside_links)
+}
+
 /// The configured IPAM type, or `None` for `"ipam": {}`.
 pub fn configured(ctx: &Context) -> Result<Option<String>, Error> {
     Ok(ctx.conf.ipam_type()?.map(str::to_string))
@@ -89,6 +95,11 @@ pub fn forward_stdin(ctx: &Context, ipam_type: &str, command: Command, stdin: &[
 /// delegate's DEL, with the same stdin) when dropped unless [`Lease::keep`]
 /// took it: an ADD that fails after the lease, at any `?`, never leaks an
 /// address. (The Go reference gets this with `defer ipam.ExecDel`.)
+///
+/// Acquire or start one only once the container's interface name is known
+/// to be free: host-local hands a repeated ADD of a live attachment that
+/// attachment's own lease, and the failed ADD's release would take it
+/// from the live container.
 pub struct Lease<'a> {
     ctx: &'a Context,
     ipam_type: &'a str,

@@ -26,7 +26,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
     // IPAM first in this thread (the address is released whatever else
     // fails), while the nftables removal already runs beside it.
     let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();
-    let beside = ipam_type.as_deref().is_none_or(ipam::runs_beside_links);
+    let beside = ipam::releases_beside(ipam_type.as_deref());
     let errors = attach::detach(&owner, nft.then_some(&remove), release, beside);
     cni::error::first_of("DEL", errors)
 }

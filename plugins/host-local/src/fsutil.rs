@@ -143,6 +143,17 @@ pub fn open_own(path: &Path, mode: u32) -> io::Result<fs::File> {
     Ok(f)
 }
 
+/// Replaces the whole content of `f` (from [`open_own`]) with `bytes`:
+/// written over the old content, then cut to length. Unlike a truncating
+/// open, a rewrite of the same length frees and reallocates no block, so
+/// ext4 needs no journal handle for it; a reader racing the two steps (none
+/// does: the store lock) could see a torn file.
+pub fn rewrite_in_place(f: &fs::File, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(bytes, 0)?;
+    f.set_len(bytes.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ use std::fs;
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The seal file's name inside the index directory.
@@ -167,9 +167,7 @@ impl Store {
                 log::debug!("backdating {}: {e}", dir.display());
             }
         }
-        let now = self.fingerprint()?;
-        f.write_all_at(now.as_bytes(), 0)?;
-        f.set_len(now.len() as u64)
+        fsutil::rewrite_in_place(&f, self.fingerprint()?.as_bytes())
     }
 
     /// Rebuilds the index from the lease files, removing on the way every

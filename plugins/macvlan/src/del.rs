@@ -14,7 +14,7 @@ use netcore::{ipam, sandbox};
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let ipam_type = ipam::configured(ctx)?;
     let release = || ipam_type.as_deref().map_or(Ok(()), |t| ipam::forward(ctx, t, Command::Del));
-    let (released, link) = if ipam_type.as_deref().is_none_or(ipam::runs_beside_links) {
+    let (released, link) = if ipam::releases_beside(ipam_type.as_deref()) {
         std::thread::scope(|s| {
             // The delegate is forked by this thread, which lives until it is
             // reaped (its parent-death signal follows the forking thread).

@@ -17,7 +17,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
         masq::del_container_into(sock, batch, &owner).map(drop)
     };
     let release = || ipam_type.iter().filter_map(|t| ipam::forward(ctx, t, Command::Del).err()).collect();
-    let beside = ipam_type.as_deref().is_none_or(ipam::runs_beside_links);
+    let beside = ipam::releases_beside(ipam_type.as_deref());
     let errors = attach::detach(&owner, ip_masq.then_some(&remove), release, beside);
     cni::error::first_of("DEL", errors)
 }
